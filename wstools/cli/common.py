@@ -1,0 +1,179 @@
+"""The shared base of every ``ws`` command: common flags, errors, summaries, progress.
+
+A command module defines a click command with ``cls=WsCommand`` (or uses
+:func:`command`), adds the shared options it needs with the decorators below,
+and ends by calling :func:`emit` with its JSON summary.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid input.
+Errors are one line on stderr (``ws NAME: error: FILE: image ID: problem``);
+set ``WS_DEBUG=1`` to see the traceback of a runtime failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+
+import click
+import numpy as np
+
+from ..errors import InputError, WsError
+
+_STATE = {"quiet": False}
+
+
+def _to_jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if hasattr(obj, "__fspath__"):
+        return os.fspath(obj)
+    return obj
+
+
+def emit(summary: dict) -> None:
+    """Print the command's one-line JSON summary on stdout (NaN and inf become null)."""
+    sys.stdout.write(json.dumps(_to_jsonable(summary), allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def log(message: str) -> None:
+    """A log line on stderr, silent with --quiet."""
+    if not _STATE["quiet"]:
+        click.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (shown even with --quiet)."""
+    click.echo(f"warning: {message}", err=True)
+
+
+def progress(iterable=None, total=None, desc=None, unit="img"):
+    """A tqdm progress bar on stderr; silent when stderr is not a TTY or with --quiet."""
+    from tqdm import tqdm
+
+    disable = _STATE["quiet"] or not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr,
+                dynamic_ncols=True, leave=False)
+
+
+class Timer:
+    """``with Timer() as t: ...; t.seconds``"""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+class WsCommand(click.Command):
+    """A click command whose errors become one-line messages and exit codes."""
+
+    def invoke(self, ctx):
+        name = ctx.command_path
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            click.echo(f"{name}: error: {e}", err=True)
+            ctx.exit(2)
+        except WsError as e:
+            click.echo(f"{name}: failed: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo(f"{name}: interrupted", err=True)
+            ctx.exit(130)
+        except MemoryError:
+            click.echo(f"{name}: failed: out of memory (lower --batch-size or shard the input)", err=True)
+            ctx.exit(1)
+        except Exception as e:  # a bug or an environment failure: one line unless WS_DEBUG
+            if os.environ.get("WS_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"{name}: failed: {e.__class__.__name__}: {e} (WS_DEBUG=1 shows the traceback)", err=True)
+            ctx.exit(1)
+
+
+class WsGroup(click.Group):
+    command_class = WsCommand
+
+
+def command(name=None, **kwargs):
+    """``@command("toy")`` = ``@click.command("toy", cls=WsCommand)`` with the --quiet flag."""
+    kwargs.setdefault("cls", WsCommand)
+
+    def deco(f):
+        return click.command(name, **kwargs)(quiet_option(f))
+
+    return deco
+
+
+# shared options ---------------------------------------------------------------
+
+def _set_quiet(ctx, param, value):
+    _STATE["quiet"] = bool(value)
+    return value
+
+
+def quiet_option(f):
+    return click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_quiet,
+                        is_eager=True, help="No progress bars or log lines on stderr (errors still shown).")(f)
+
+
+def output_option(help="Output file.", required=True, **kw):
+    return click.option("-o", "--output", "output", required=required, type=click.Path(dir_okay=False),
+                        help=help, **kw)
+
+
+force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")
+resume_option = click.option("--resume", is_flag=True,
+                             help="Continue an interrupted run (or add missing images to a finished output); "
+                                  "images already written are skipped.")
+shard_option = click.option("--shard", metavar="I/N", default=None,
+                            help="Process only images I, I+N, I+2N, ... (0 <= I < N); join the parts with "
+                                 "`ws merge`. For Slurm job arrays and GNU parallel.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+workers_option = click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
+                              help="Worker processes (0 = in the main process).")
+batch_size_option = click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
+                                 help="Images per batch.")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                             show_default=True, help="auto = CUDA when available, else CPU.")
+
+
+def resolve_device(name: str) -> str:
+    """``auto|cpu|cuda`` -> a torch device string; CUDA asked for but absent is an input error."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA device is available (use --device cpu)")
+    return name
+
+
+def parse_floats(text: str, name: str) -> list[float]:
+    """``"1.0,0.5"`` -> ``[1.0, 0.5]``; a malformed list is an input error naming the flag."""
+    try:
+        values = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{name} {text!r} must be a comma-separated list of numbers") from None
+    if not values:
+        raise InputError(f"{name} is empty")
+    return values

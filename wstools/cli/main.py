@@ -1,0 +1,48 @@
+"""``ws``: the entry point. Commands are imported only when run, so ``ws --help`` is fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+
+# name -> (module, attribute, one-line help). Only commands that work are listed.
+COMMANDS = {
+    "toy": ("wstools.cli.toy", "toy", "Write a synthetic weakly-labelled dataset (images, GT, manifests)."),
+    "dataset": ("wstools.cli.dataset", "dataset", "Import VOC / COCO / folder datasets into manifests; check one."),
+    "info": ("wstools.cli.info", "info", "Describe any manifest or store: kind, provenance, contents."),
+    "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ws")
+def cli():
+    """ws: weakly supervised segmentation from image-level tags.
+
+    Every stage is a command that reads files and writes one file (a JSON
+    manifest or an HDF5 store), so stages chain in shell scripts and any of
+    them can be replaced by your own program writing the same format.
+    Inspect any intermediate file with `ws info FILE`.
+
+    Each command prints a one-line JSON summary on stdout; progress and logs
+    go to stderr. Exit codes: 0 success, 1 runtime failure, 2 bad input.
+    """

@@ -1,0 +1,36 @@
+"""Exceptions that map to the command-line exit codes.
+
+``InputError`` is bad usage or invalid input (exit 2): the message names the
+file, the image id where there is one, and the problem. ``WsRuntimeError`` is a
+failure while doing valid work (exit 1).
+"""
+
+from __future__ import annotations
+
+
+class WsError(Exception):
+    exit_code = 1
+
+
+class InputError(WsError):
+    """Invalid input: a file, an image or a flag the command cannot use (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, *, path=None, image_id=None):
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.image_id = image_id
+        parts = []
+        if self.path is not None:
+            parts.append(self.path)
+        if image_id is not None:
+            parts.append(f"image {image_id}")
+        parts.append(problem)
+        super().__init__(": ".join(parts))
+
+
+class WsRuntimeError(WsError):
+    """A failure during valid work (exit 1)."""
+
+    exit_code = 1

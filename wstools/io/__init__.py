@@ -1,0 +1,1 @@
+"""File contracts: dataset manifests, HDF5 stores, masks, label maps, COCO JSON."""

@@ -1,0 +1,416 @@
+"""HDF5 stores: every intermediate result of the pipeline is one file of a known kind.
+
+Root attributes (all stores):
+
+==============  ==============================================================
+``ws_kind``     one of ``KINDS``
+``ws_schema``   integer version of that kind's layout
+``ws_version``  the ``wstools`` version that wrote it
+``ws_uid``      random id given at creation; later stages record it in ``inputs``
+``command``     the command line that made the file
+``params``      JSON object of the parameters
+``classes``     JSON list of foreground class names (label i+1 = classes[i])
+``dataset``     JSON ``{path, sha256, name, images}`` of the manifest, or ``null``
+``inputs``      JSON list of ``{path, kind, uid}`` of the input stores
+``complete``    1 once the writer finished; a store without it is refused
+==============  ==============================================================
+
+Per-image kinds (``proposals``, ``cams``, ``labels``) keep one group per image,
+``/images/<key>`` with ``key = image_key(id)``, and every group gets attribute
+``complete = 1`` after its datasets are written (``--resume`` skips those).
+Dataset-level kinds (``features``, ``graph``, ``assignment``) keep flat arrays.
+
+Stores are written under a hidden temporary name and renamed when complete, so
+an interrupted run never leaves a file that a later stage would take for done.
+Input stores are identified by ``ws_uid`` rather than a content hash: a store is
+never modified after its rename, and hashing a multi-gigabyte feature file for
+provenance would cost more than the stage that reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError
+from .atomic import check_output, partial_path
+
+KINDS = {
+    "proposals": 1,
+    "cams": 1,
+    "features": 1,
+    "graph": 1,
+    "assignment": 1,
+    "labels": 1,
+}
+PER_IMAGE_KINDS = ("proposals", "cams", "labels")
+
+_RLE_DTYPE = h5py.vlen_dtype(np.dtype("uint8"))
+
+
+def image_key(image_id: str) -> str:
+    """HDF5-safe group name of an image id ('/' and '.' are escaped, reversibly)."""
+    return quote(image_id, safe="-_~").replace(".", "%2E")
+
+
+def image_id_of(key: str) -> str:
+    return unquote(key)
+
+
+def command_line() -> str:
+    """The command that is running, as the user typed it (program name shortened)."""
+    argv = list(sys.argv)
+    if argv:
+        argv[0] = Path(argv[0]).name
+    return " ".join(argv)
+
+
+def _json_attr(value) -> str:
+    return json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (Path,)):
+        return str(o)
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_rles(group: h5py.Group, name: str, counts: list) -> None:
+    """Store a list of RLE ``counts`` (bytes) as a variable-length uint8 dataset."""
+    ds = group.create_dataset(name, shape=(len(counts),), dtype=_RLE_DTYPE)
+    for i, c in enumerate(counts):
+        ds[i] = np.frombuffer(c, dtype=np.uint8)
+
+
+def read_rles(dataset: h5py.Dataset) -> list[bytes]:
+    return [bytes(np.asarray(x, dtype=np.uint8)) for x in dataset[()]]
+
+
+class Store:
+    """An open store. Use :func:`open_store` to read and :func:`create_store` to write."""
+
+    def __init__(self, h5: h5py.File, path: Path, writable: bool = False):
+        self.h5 = h5
+        self.path = Path(path)
+        self.writable = writable
+
+    # provenance --------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return _str_attr(self.h5.attrs.get("ws_kind"))
+
+    @property
+    def schema(self) -> int:
+        return int(self.h5.attrs.get("ws_schema", 0))
+
+    @property
+    def uid(self) -> str:
+        return _str_attr(self.h5.attrs.get("ws_uid"))
+
+    def _json(self, name, default=None):
+        raw = self.h5.attrs.get(name)
+        if raw is None:
+            return default
+        return json.loads(_str_attr(raw))
+
+    @property
+    def classes(self) -> list:
+        return self._json("classes", [])
+
+    @property
+    def params(self) -> dict:
+        return self._json("params", {})
+
+    @property
+    def dataset(self):
+        return self._json("dataset")
+
+    @property
+    def inputs(self) -> list:
+        return self._json("inputs", [])
+
+    @property
+    def command(self) -> str:
+        return _str_attr(self.h5.attrs.get("command", ""))
+
+    def provenance(self) -> dict:
+        return {"kind": self.kind, "schema": self.schema, "ws_version": _str_attr(self.h5.attrs.get("ws_version")),
+                "uid": self.uid, "command": self.command, "params": self.params, "classes": self.classes,
+                "dataset": self.dataset, "inputs": self.inputs}
+
+    def as_input(self) -> dict:
+        """How a later stage records this store in its ``inputs`` attribute."""
+        return {"path": str(self.path), "kind": self.kind, "uid": self.uid}
+
+    # per-image groups --------------------------------------------------
+    def image_ids(self) -> list:
+        """Ids of the complete images, in the order they were written."""
+        if "images" not in self.h5:
+            return []
+        grp = self.h5["images"]
+        keys = [k for k in grp.keys() if grp[k].attrs.get("complete", 0)]
+        order = {k: int(grp[k].attrs.get("order", 0)) for k in keys}
+        return [image_id_of(k) for k in sorted(keys, key=lambda k: order[k])]
+
+    def has_image(self, image_id: str) -> bool:
+        key = image_key(image_id)
+        return "images" in self.h5 and key in self.h5["images"] and \
+            bool(self.h5["images"][key].attrs.get("complete", 0))
+
+    def image(self, image_id: str) -> h5py.Group:
+        if not self.has_image(image_id):
+            raise InputError("has no data for this image", path=self.path, image_id=image_id)
+        return self.h5["images"][image_key(image_id)]
+
+    @contextlib.contextmanager
+    def write_image(self, image_id: str):
+        """Yield the group of one image to fill; it is marked complete only if the block succeeds."""
+        images = self.h5.require_group("images")
+        key = image_key(image_id)
+        if key in images:
+            del images[key]
+        grp = images.create_group(key)
+        grp.attrs["id"] = image_id
+        grp.attrs["order"] = len(images) - 1
+        try:
+            yield grp
+        except BaseException:
+            if key in images:
+                del images[key]
+            raise
+        grp.attrs["complete"] = 1
+
+    # checks ------------------------------------------------------------
+    def check_classes(self, classes, other_path=None) -> None:
+        if list(classes) != self.classes:
+            raise InputError(f"class list {self.classes} differs from {list(classes)}"
+                             + (f" of {other_path}" if other_path else ""), path=self.path)
+
+    def check_images(self, manifest, require_all: bool = True) -> None:
+        """Refuse a store whose class list or image ids do not fit ``manifest``."""
+        self.check_classes(manifest.classes, manifest.path)
+        ids = set(manifest.ids())
+        extra = [i for i in self.image_ids() if i not in ids]
+        if extra:
+            raise InputError(f"has {len(extra)} images not in {manifest.path}", path=self.path, image_id=extra[0])
+        if require_all:
+            have = set(self.image_ids())
+            missing = [i for i in manifest.ids() if i not in have]
+            if missing:
+                raise InputError(f"lacks {len(missing)} images of {manifest.path} (merge all shards first?)",
+                                 path=self.path, image_id=missing[0])
+
+    def close(self):
+        self.h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _str_attr(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bytes):
+        return v.decode()
+    return str(v)
+
+
+def open_store(path, kind=None) -> Store:
+    """Open a finished store for reading; refuse a missing, truncated, unfinished,
+    wrong-kind or newer-schema file with an ``InputError`` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file does not exist", path=path)
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError:
+        raise InputError("not an HDF5 file, or truncated", path=path) from None
+    store = Store(h5, path)
+    try:
+        actual = store.kind
+        if not actual:
+            raise InputError("HDF5 file without ws_kind: not written by ws", path=path)
+        if kind is not None:
+            allowed = (kind,) if isinstance(kind, str) else tuple(kind)
+            if actual not in allowed:
+                raise InputError(f"is a {actual!r} store, expected {' or '.join(map(repr, allowed))}", path=path)
+        if actual not in KINDS:
+            raise InputError(f"unknown store kind {actual!r}", path=path)
+        if store.schema > KINDS[actual]:
+            raise InputError(f"{actual} schema {store.schema} is newer than this ws reads ({KINDS[actual]}); "
+                             "upgrade ws", path=path)
+        if not h5.attrs.get("complete", 0):
+            raise InputError("store is incomplete (its writer did not finish)", path=path)
+    except BaseException:
+        h5.close()
+        raise
+    return store
+
+
+@contextlib.contextmanager
+def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs=(), command=None,
+                 force: bool = False, resume: bool = False):
+    """Write a store atomically: yields a writable :class:`Store` on a hidden temporary file.
+
+    On success the file is marked complete and renamed onto ``path``. On an
+    ``InputError`` the temporary file is removed; on an interruption or a
+    runtime failure of a per-image kind it is kept so ``resume=True`` can
+    continue it (images already complete are kept, see ``Store.has_image``).
+
+    ``resume`` continues ``.NAME.partial`` if present, else the finished
+    ``path`` itself (to add images a shard or a larger manifest lacks); the
+    parameters must match. ``dataset`` is a :class:`~wstools.io.dataset.Manifest`
+    or ``None``; ``inputs`` are open input stores.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind}")
+    path = Path(path)
+    tmp = partial_path(path)
+    dataset_attr = None if dataset is None else dataset.provenance()
+    params_json = json.loads(_json_attr(params))
+    resumed = False
+    if resume and kind in PER_IMAGE_KINDS and (tmp.exists() or path.exists()):
+        if not tmp.exists():
+            shutil.copyfile(path, tmp)
+        try:
+            h5 = h5py.File(tmp, "r+")
+        except OSError:
+            tmp.unlink()
+            h5 = None
+        if h5 is not None:
+            old = Store(h5, path)
+            if old.kind != kind or old.params != params_json or old.classes != list(classes):
+                h5.close()
+                raise InputError("cannot resume: the earlier run had other parameters or classes "
+                                 f"({old.params} vs {params_json})", path=path)
+            resumed = True
+    else:
+        if not (resume and kind in PER_IMAGE_KINDS):
+            check_output(path, force)
+        elif not path.parent.exists():
+            raise InputError("output folder does not exist", path=path.parent)
+        if tmp.exists():
+            tmp.unlink()
+    if not resumed:
+        h5 = h5py.File(tmp, "w")
+        h5.attrs["ws_kind"] = kind
+        h5.attrs["ws_schema"] = KINDS[kind]
+        h5.attrs["ws_uid"] = uuid.uuid4().hex
+        h5.attrs["params"] = _json_attr(params)
+        h5.attrs["classes"] = _json_attr(list(classes))
+    h5.attrs["ws_version"] = __version__
+    h5.attrs["command"] = command if command is not None else command_line()
+    h5.attrs["dataset"] = _json_attr(dataset_attr)
+    h5.attrs["inputs"] = _json_attr([s.as_input() if isinstance(s, Store) else s for s in inputs])
+    h5.attrs["complete"] = 0
+    store = Store(h5, path, writable=True)
+    try:
+        yield store
+    except BaseException as e:
+        h5.close()
+        if isinstance(e, InputError) or kind not in PER_IMAGE_KINDS:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+    h5.attrs["complete"] = 1
+    h5.close()
+    os.replace(tmp, path)
+
+
+def parse_shard(text):
+    """``"I/N"`` -> ``(I, N)`` with 0 <= I < N; ``None`` -> ``None``."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r} must be I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def shard_items(items, shard):
+    """Every N-th item starting at I (``shard = (I, N)``); all items when ``shard`` is None."""
+    if shard is None:
+        return list(items)
+    i, n = shard
+    return list(items)[i::n]
+
+
+def merge_stores(out, parts, *, force: bool = False, command=None) -> dict:
+    """Join shards of a per-image store into one file.
+
+    Refuses parts of different kinds, schemas, classes, datasets or parameters
+    (other than ``shard``), and parts that share an image. Returns a summary.
+    """
+    if not parts:
+        raise InputError("no parts to merge")
+    stores = []
+    try:
+        for p in parts:
+            stores.append(open_store(p))
+        first = stores[0]
+        if first.kind not in PER_IMAGE_KINDS:
+            raise InputError(f"{first.kind!r} stores are dataset-level and cannot be merged", path=first.path)
+
+        def strip(params):
+            return {k: v for k, v in params.items() if k not in ("shard", "workers", "resume", "force")}
+
+        owner = {}
+        for s in stores:
+            if s.kind != first.kind or s.schema != first.schema:
+                raise InputError(f"is a {s.kind} v{s.schema} store, {first.path} is {first.kind} v{first.schema}",
+                                 path=s.path)
+            if s.classes != first.classes:
+                raise InputError(f"class list differs from {first.path}", path=s.path)
+            if strip(s.params) != strip(first.params):
+                raise InputError(f"parameters differ from {first.path}", path=s.path)
+            d0, d1 = first.dataset or {}, s.dataset or {}
+            if d0.get("sha256") != d1.get("sha256"):
+                raise InputError(f"made from another dataset than {first.path}", path=s.path)
+            for image_id in s.image_ids():
+                if image_id in owner:
+                    raise InputError(f"overlaps {owner[image_id]}", path=s.path, image_id=image_id)
+                owner[image_id] = s.path
+        params = strip(first.params)
+        params["merged_from"] = [str(s.path) for s in stores]
+        with create_store(out, first.kind, classes=first.classes, params=params, dataset=None,
+                          inputs=stores, command=command, force=force) as dst:
+            dst.h5.attrs["dataset"] = _json_attr(first.dataset)
+            images = dst.h5.require_group("images")
+            n = 0
+            for s in stores:
+                for image_id in s.image_ids():
+                    key = image_key(image_id)
+                    s.h5.copy(s.h5["images"][key], images, name=key)
+                    images[key].attrs["order"] = n
+                    n += 1
+            for name, obj in first.h5.items():
+                if name != "images":
+                    first.h5.copy(obj, dst.h5, name=name)
+        return {"kind": first.kind, "parts": len(stores), "images": n}
+    finally:
+        for s in stores:
+            s.close()

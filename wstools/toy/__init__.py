@@ -1,0 +1,9 @@
+"""Synthetic weakly-labelled data: textured shapes on cluttered backgrounds.
+
+``make_image`` draws one image with its ground truth; ``write_dataset`` writes a
+whole split as files plus a manifest. Everything is deterministic for a seed.
+"""
+
+from .generator import FAMILIES, PALETTE, ToyImage, make_image, write_dataset
+
+__all__ = ["FAMILIES", "PALETTE", "ToyImage", "make_image", "write_dataset"]
