@@ -14,6 +14,7 @@ COMMANDS = {
     "dataset": ("wstools.cli.dataset", "dataset", "Import VOC / COCO / folder datasets into manifests; check one."),
     "info": ("wstools.cli.info", "info", "Describe any manifest or store: kind, provenance, contents."),
     "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
+    "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }
 
 
