@@ -129,4 +129,4 @@ def test_cli_assignment(toy_dir, tmp_path):
     fewer.write_text(json.dumps(data))
     assert_bad_input(run_ws("eval", "assignment", perfect, "--proposals", props, "--gt", fewer, expect=2),
                      m.ids()[0])
-    del rng
+
