@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 
 from wstools.io import masks as mask_io
@@ -63,7 +64,7 @@ def write_assignment(path, manifest, entries: list, classes=None):
                       dataset=manifest, command="test") as st:
         h5 = st.h5
         h5.create_dataset("labels", data=np.array([e[2] for e in entries], np.int64))
-        h5.create_dataset("image_ids", data=np.array(used, dtype=object), dtype=__import__("h5py").string_dtype())
+        h5.create_dataset("image_ids", data=np.array(used, dtype=object), dtype=h5py.string_dtype())
         h5.create_dataset("image", data=np.array([index[e[0]] for e in entries], np.int64))
         h5.create_dataset("proposal", data=np.array([e[1] for e in entries], np.int64))
         for k, v in (("objective", 0.0), ("bound", 0.0), ("gap", 0.0), ("method", "test")):

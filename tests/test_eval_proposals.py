@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import assert_bad_input, run_ws
@@ -155,7 +154,7 @@ def test_cli_bad_inputs(toy_dir, tmp_path):
         for key in ("image", "semantic", "instances", "objects"):
             rec[key] = str(toy_dir / rec[key])
     big.write_text(json.dumps(data))
-    mb = load_manifest(big)
+
     bad = tmp_path / "bad.h5"
     write_proposals(bad, m, props)
     r = run_ws("eval", "proposals", bad, "--gt", big, expect=2)
@@ -180,4 +179,4 @@ def test_cli_bad_inputs(toy_dir, tmp_path):
     lab = tmp_path / "labels.h5"
     write_labels(lab, m, {rec.id: np.zeros((64, 64), np.uint8) for rec in m.images})
     assert_bad_input(run_ws("eval", "proposals", lab, "--gt", val, expect=2), "labels")
-    del mb
+
