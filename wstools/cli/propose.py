@@ -64,13 +64,13 @@ def _generate(job):
                 boxes, scores, counts = hierarchy_proposals(
                     image, ks=cfg["k"], sigma=cfg["sigma"], colour_spaces=cfg["colour_spaces"],
                     strategies=cfg["strategies"], max_proposals=cfg["max"], min_area=cfg["min_area"],
-                    max_aspect=cfg["max_aspect"], seed=cfg["seed"])
+                    max_aspect=cfg["max_aspect"], seed=cfg["seed"], min_size=cfg["min_size"], dedupe=cfg["dedupe"])
             else:
                 from ..proposals.saliency import saliency_proposals
 
                 boxes, scores, counts = saliency_proposals(
-                    image, threshold=cfg["saliency_threshold"], k=cfg["k"][0], sigma=cfg["sigma"],
-                    min_area=cfg["min_area"], max_proposals=cfg["max"])
+                    image, threshold=tuple(cfg["saliency_thresholds"]), k=cfg["k"][0], sigma=cfg["sigma"],
+                    min_size=cfg["min_size"], split=cfg["split"], min_area=cfg["min_area"], max_proposals=cfg["max"])
         keep = filtering.select(boxes, counts, h, w, min_area=cfg["min_area"], max_aspect=cfg["max_aspect"],
                                 nms=cfg["nms"], top=cfg["top"])
         return ("ok", image_id, h, w, boxes[keep], scores[keep], [counts[i] for i in keep])
@@ -106,9 +106,18 @@ def _init_worker():
 @click.option("--strategies", "strategy_text", default="ctsf,tsf", show_default=True,
               help="Similarity strategies, letters of c(olour) t(exture) s(ize) f(ill) summed as in Uijlings "
                    "et al. 2013 Eq. 6 ('fast' = ctsf,tsf), one hierarchy each.")
-@click.option("--saliency-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="--method saliency: a pixel is salient above this fraction of the saliency range "
-                   "(Zhu et al. 2014 saliency, as salient instances of Fan et al. 2018 Sec. 3.1).")
+@click.option("--saliency-thresholds", "sal_text", default="0.3,0.5,0.7", show_default=True,
+              help="--method saliency: salient superpixels are those above each fraction of the saliency range "
+                   "(background-connectivity saliency, Zhu et al. CVPR 2014 Eq. 9), one set of instances each.")
+@click.option("--split", type=click.FloatRange(0), default=40.0, show_default=True,
+              help="--method saliency: salient components are also cut along superpixel boundaries whose mean "
+                   "Lab colour difference exceeds this (our choice; Fan et al. 2018 use S4Net instead).")
+@click.option("--min-size", type=click.IntRange(1), default=20, show_default=True,
+              help="Smallest superpixel in pixels (Felzenszwalb & Huttenlocher 2004 Sec. 4; selective search sets it "
+                   "to k, 20 keeps the small objects of small images).")
+@click.option("--dedupe", type=click.Choice(["box", "mask"]), default="box", show_default=True,
+              help="--method hierarchy: drop regions whose mask (mask) or box (box) a better ranked region has, "
+                   "so the first N proposals are N distinct boxes (Uijlings et al. 2013 Sec. 4.1 remove duplicates).")
 @click.option("--max", "max_proposals", type=click.IntRange(0), default=500, show_default=True,
               help="Candidates per image before --nms/--top, best ranked first (0 = all); LIID starts from "
                    "500 MCG proposals (Liu et al., Sec. 6).")
@@ -126,8 +135,8 @@ def _init_worker():
 @shard_option
 @resume_option
 @force_option
-def propose(manifest, output, method, source, k_text, sigma, colour_text, strategy_text, saliency_threshold,
-            max_proposals, min_area, max_aspect, nms, top, seed, workers, shard, resume, force):
+def propose(manifest, output, method, source, k_text, sigma, colour_text, strategy_text, sal_text, split,
+            min_size, dedupe, max_proposals, min_area, max_aspect, nms, top, seed, workers, shard, resume, force):
     """Class-agnostic segment proposals with masks for every image of MANIFEST.
 
     Writes a `proposals` store: per image `boxes` (N x 4 xyxy pixels), `scores`
@@ -174,11 +183,16 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
                 strategy_weights(s)
             except ValueError as e:
                 raise InputError(f"--strategies: {e}") from None
-        extra = {"k": ks, "sigma": sigma, "colour_spaces": spaces, "strategies": strategies, "seed": seed}
+        extra = {"k": ks, "sigma": sigma, "colour_spaces": spaces, "strategies": strategies, "seed": seed,
+                 "min_size": min_size, "dedupe": dedupe}
         params["ranking"] = "1/(1 + j*r): j position in the hierarchy (1 = top), r ~ U[0,1] (Uijlings 2013 Sec. 4.1)"
     elif method == "saliency":
-        extra = {"k": ks[:1], "sigma": sigma, "saliency_threshold": saliency_threshold}
-        params["ranking"] = "mean saliency inside the instance"
+        thresholds = parse_floats(sal_text, "--saliency-thresholds")
+        if any(not 0 <= t <= 1 for t in thresholds):
+            raise InputError("--saliency-thresholds must lie in [0, 1]")
+        extra = {"k": ks[:1], "sigma": sigma, "saliency_thresholds": thresholds, "split": split,
+                 "min_size": min_size}
+        params["ranking"] = "mean saliency of the instance's superpixels"
     else:
         if source is None:
             raise InputError("--method import needs --from FILE.json or --from FOLDER")

@@ -47,16 +47,19 @@ def mask_nms(counts: list, height: int, width: int, iou_threshold: float, limit:
     if n == 0 or iou_threshold >= 1.0:
         idx = np.arange(n, dtype=np.int64)
         return idx[:limit] if limit > 0 else idx
-    iou = mask_io.iou(counts, counts, height, width)
-    suppressed = np.zeros(n, dtype=bool)
+    rles = mask_io.to_rles(counts, height, width)
+    from pycocotools import mask as mask_utils
+
     keep = []
     for i in range(n):
-        if suppressed[i]:
-            continue
+        if keep:
+            # IoU with the kept ones only: O(N x kept) rather than O(N^2)
+            iou = np.asarray(mask_utils.iou([rles[i]], [rles[j] for j in keep], [0] * len(keep))).ravel()
+            if iou.max() > iou_threshold:
+                continue
         keep.append(i)
         if limit > 0 and len(keep) >= limit:
             break
-        suppressed |= iou[i] > iou_threshold
     return np.asarray(keep, dtype=np.int64)
 
 

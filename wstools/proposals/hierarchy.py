@@ -351,19 +351,25 @@ def _atom_hashes(label_maps: list, rng: np.random.Generator) -> list:
 
 def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0.8,
                          colour_spaces=("hsv", "lab"), strategies=DEFAULT_STRATEGIES,
-                         texture_stride: int = 2, seed: int = 0) -> Candidates:
+                         texture_stride: int = 2, seed: int = 0, superpixel_spaces=("rgb",),
+                         min_size=20, box_dedupe=True) -> Candidates:
     """All regions of all hierarchies of one image, de-duplicated and ranked (Uijlings et al. 2013).
 
     image (H, W, 3) uint8 RGB. One Felzenszwalb superpixel map per scale in
     ``ks``; on each map one greedy grouping per (colour space, strategy). The
     rank of a region is (position j in its hierarchy) x U[0, 1] (Sec. 4.1);
     a mask found by several hierarchies keeps its best rank. ``seed`` fixes the
-    random numbers (and the duplicate hashes).
+    random numbers (and the duplicate hashes). ``min_size`` is the smallest
+    superpixel in pixels (selective search uses k; 20 keeps small objects of
+    small images). ``box_dedupe`` also drops a region whose box equals a better
+    ranked one's, so the first N proposals are spent on N distinct boxes.
+    ``superpixel_spaces``: colour spaces the superpixels are computed in.
     """
     rng = np.random.default_rng(seed)
     h, w = image.shape[:2]
     area = float(h * w)
-    label_maps = [superpixels(image, k, sigma) for k in ks]
+    label_maps = [superpixels(image if sp == "rgb" else convert_colour(image, sp)[0], k, sigma, min_size)
+                  for sp in superpixel_spaces for k in ks]
     hashes = _atom_hashes(label_maps, rng)
     spaces = {}
     for cs in colour_spaces:
@@ -397,6 +403,14 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
                     if old is None or p < old[0]:
                         best[code] = (p, si, node, hi)
     entries = sorted(best.values())
+    if box_dedupe:
+        seen, kept = set(), []
+        for e in entries:
+            b = tuple(trees[e[3]][1].box[e[2]].tolist())
+            if b not in seen:
+                seen.add(b)
+                kept.append(e)
+        entries = kept
     member_cache = {}
     members, seg, boxes, areas, prios = [], [], [], [], []
     for p, si, node, hi in entries:
@@ -416,12 +430,14 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
 def hierarchy_proposals(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0.8,
                         colour_spaces=("hsv", "lab"), strategies=DEFAULT_STRATEGIES, max_proposals: int = 500,
                         min_area: float = 0.0, max_aspect: float = 0.0, texture_stride: int = 2,
-                        seed: int = 0):
+                        seed: int = 0, min_size: int = 20, dedupe: str = "box"):
     """Ranked segment proposals of one image by hierarchical grouping (see the module docstring).
 
     image (H, W, 3) uint8 RGB. Candidates smaller than ``min_area`` pixels or
     with a box aspect ratio above ``max_aspect`` (0 = any) are skipped before
-    the first ``max_proposals`` are turned into masks.
+    the first ``max_proposals`` are turned into masks. ``dedupe``: ``"mask"``
+    removes pixel-identical masks, ``"box"`` also masks whose box a better
+    ranked one has.
 
     Returns ``boxes`` (N, 4) float32 xyxy (x1, y1 exclusive), ``scores`` (N,)
     float32 = 1 / (1 + j r) with j the hierarchy position and r ~ U[0, 1] (the
@@ -431,7 +447,8 @@ def hierarchy_proposals(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0
     from .filtering import shape_filter
 
     cand = hierarchy_candidates(image, ks=ks, sigma=sigma, colour_spaces=colour_spaces, strategies=strategies,
-                                texture_stride=texture_stride, seed=seed)
+                                texture_stride=texture_stride, seed=seed, min_size=min_size,
+                                box_dedupe=dedupe == "box")
     idx = shape_filter(cand.box, cand.area, min_area, max_aspect)
     if max_proposals and max_proposals > 0:
         idx = idx[:max_proposals]
