@@ -301,9 +301,9 @@ def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs
         if h5 is not None:
             old = Store(h5, path)
             if old.kind != kind or old.params != params_json or old.classes != list(classes):
+                message = f"cannot resume: the earlier run had other parameters or classes ({old.params} vs {params_json})"
                 h5.close()
-                raise InputError("cannot resume: the earlier run had other parameters or classes "
-                                 f"({old.params} vs {params_json})", path=path)
+                raise InputError(message, path=path)
             resumed = True
     else:
         if not (resume and kind in PER_IMAGE_KINDS):
