@@ -12,3 +12,4 @@ echo "== data: a synthetic weakly-labelled dataset" >&2
 ws toy "$OUT/toy" --train 120 --val 40 --size 96 --seed 0 --force
 ws dataset check "$OUT/toy/train.json"
 ws info "$OUT/toy/train.json"
+ws viz "$OUT/toy/train.json" --first 4 -o "$OUT/toy_gt.png" --force

@@ -8,7 +8,7 @@ import click
 
 from ..errors import InputError
 from ..toy.generator import FAMILIES, MAX_CLASSES, write_dataset
-from .common import Timer, command, emit, force_option, log, seed_option
+from .common import Timer, command, emit, force_option, log, progress, seed_option
 
 
 @command("toy")
@@ -49,7 +49,7 @@ def toy(out_dir, num_classes, n_train, n_val, size, border, seed, force):
     with Timer() as t:
         for split, count in (("train", n_train), ("val", n_val)):
             m = write_dataset(out, split, count, size=size, num_classes=num_classes, seed=seed, border=border,
-                              force=True)
+                              force=True, wrap=lambda it: progress(it, total=count, desc=f"toy {split}"))
             summary[split] = {"manifest": str(out / f"{split}.json"), "images": count,
                               "objects": sum(len(r.extra["object_families"]) for r in m.images),
                               "target_instances": sum(len([f for f in r.extra["object_families"] if f in m.classes]) for r in m.images)}
