@@ -125,6 +125,31 @@ def quality(manifest_path, limit):
     return table, info
 
 
+def saliency_quality(manifest_path, limit):
+    """`--method saliency` on toy val: instance recall over every object (distractors included) and
+    precision against the target-class instances, both at mask IoU >= 0.5."""
+    from wstools.proposals.saliency import saliency_proposals
+
+    man = load_manifest(manifest_path)
+    hit_obj = n_obj = hit_prop = n_prop = 0
+    for rec in man.images[:limit]:
+        img = man.read_image(rec)
+        h, w = img.shape[:2]
+        _, _, counts = saliency_proposals(img)
+        obj = read_label_png(man.resolve(rec.extra["objects"]))
+        inst = read_label_png(man.resolve(rec.instances))
+        objs = [obj == i for i in np.unique(obj) if i not in (0, 255)]
+        tgts = [inst == i for i in np.unique(inst) if i not in (0, 255)]
+        n_obj += len(objs)
+        n_prop += len(counts)
+        if counts and objs:
+            hit_obj += int((mask_io.iou(mask_io.encode(np.stack(objs)), counts, h, w).max(1) >= 0.5).sum())
+        if counts and tgts:
+            hit_prop += int((mask_io.iou(mask_io.encode(np.stack(tgts)), counts, h, w).max(0) >= 0.5).sum())
+    return (f"| saliency | {min(limit, len(man.images))} | {n_obj} | {n_prop / max(min(limit, len(man.images)), 1):.1f} | "
+            f"{hit_obj / max(n_obj, 1):.3f} | {hit_prop / max(n_prop, 1):.3f} |")
+
+
 def speed(repeats):
     from skimage import data
 
@@ -161,9 +186,14 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         write_dataset(d, "val", args.images, size=args.size, seed=0)
         table, info = quality(Path(d) / "val.json", args.images)
+        sal = saliency_quality(Path(d) / "val.json", args.images)
     print(f"### Quality on `ws toy` val, {args.size} px\n")
     print("\n".join(table))
     print(f"\n{info}\n")
+    print("### Salient instances (mask IoU >= 0.5)\n")
+    print("| method | images | objects | proposals per image | recall (all objects) | precision (target instances) |")
+    print("|---|---|---|---|---|---|")
+    print(sal + "\n")
     if not args.no_speed:
         print("### Speed on one core, scikit-image photographs resized to 500x375\n")
         print("\n".join(speed(args.repeats)))
