@@ -13,3 +13,14 @@ ws toy "$OUT/toy" --train 120 --val 40 --size 96 --seed 0 --force
 ws dataset check "$OUT/toy/train.json"
 ws info "$OUT/toy/train.json"
 ws viz "$OUT/toy/train.json" --first 4 -o "$OUT/toy_gt.png" --force
+
+echo "== proposals: class-agnostic segments with masks (selective-search hierarchy)" >&2
+ws propose "$OUT/toy/train.json" -o "$OUT/proposals.h5" --workers 2 --force
+# the same in two shards (Slurm arrays / GNU parallel), joined with ws merge
+ws propose "$OUT/toy/train.json" -o "$OUT/proposals.0.h5" --shard 0/2 --force
+ws propose "$OUT/toy/train.json" -o "$OUT/proposals.1.h5" --shard 1/2 --force
+ws merge "$OUT/proposals.merged.h5" "$OUT/proposals.0.h5" "$OUT/proposals.1.h5" --force
+ws info "$OUT/proposals.h5"
+ws eval proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json" --objects all
+# salient instances (Fan et al.'s starting point), kept to the 20 best after mask NMS
+ws propose "$OUT/toy/train.json" -o "$OUT/salient.h5" --method saliency --nms 0.7 --top 20 --force
