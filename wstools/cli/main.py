@@ -13,6 +13,8 @@ COMMANDS = {
     "toy": ("wstools.cli.toy", "toy", "Write a synthetic weakly-labelled dataset (images, GT, manifests)."),
     "dataset": ("wstools.cli.dataset", "dataset", "Import VOC / COCO / folder datasets into manifests; check one."),
     "info": ("wstools.cli.info", "info", "Describe any manifest or store: kind, provenance, contents."),
+    "graph": ("wstools.cli.graph", "graph", "Dataset-level kNN similarity graph of proposal features."),
+    "cut": ("wstools.cli.cut", "cut", "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention."),
     "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
 }
 

@@ -7,17 +7,19 @@ can be scored.
 
 Model (all vectorised; ``num_images`` up to millions of proposals):
 
-* every image carries 1-3 tags (probabilities ``tag_mix``) and, per tag, 1-3
-  proposals of that class (true label = tag) plus 0-``max_noise`` noise
-  proposals (true label 0: background, distractor objects, parts);
+* every image carries 1-3 tags (probabilities ``tag_mix``) and, per tag, 1-2
+  objects of that class (true label = tag) plus 0-``max_noise`` noise objects
+  (true label 0: background, distractors, parts); every object has 1-4
+  overlapping proposals, as top-N segment proposals do;
 * features live near a ``latent``-dimensional subspace, as CNN features do:
-  each class has ``modes`` sub-cluster centres (unit vectors); a proposal is its
-  centre plus Gaussian spread ``spread`` (per latent dimension, relative to the
-  unit centre), mapped to ``dim`` dimensions by a random orthonormal basis, plus
+  each class has ``modes`` sub-cluster centres (unit vectors); an object is its
+  centre plus Gaussian spread of norm about ``spread`` (a fraction ``ambiguous``
+  of the objects moved half-way to a noise cluster), a proposal its object plus
+  ``jitter``, mapped to ``dim`` dimensions by a random orthonormal basis, plus
   isotropic noise ``ambient`` in all ``dim`` dimensions. Noise proposals come
   from ``noise_clusters`` clusters of their own;
-* probabilities are a softmax over K+1 of ``confidence * onehot(truth) +
-  noise * N(0, 1)`` — an attention module that is right most of the time but
+* probabilities are a softmax over K+1 of ``sharpness * (confidence *
+  onehot(truth) + noise * N(0, 1))`` — an attention module that is right most of the time but
   not always, and that confuses noise with the tagged classes.
 """
 
@@ -48,9 +50,9 @@ class SyntheticFeatures:
 
 def make_features(num_images: int, num_classes: int = 20, dim: int = 2048, *, seed: int = 0,
                   tag_mix=(0.6, 0.3, 0.1), max_noise: int = 3, latent: int = 64, modes: int = 4,
-                  spread: float = 1.4, ambient: float = 0.02, noise_clusters: int = 40,
-                  confidence: float = 1.5, noise: float = 1.0, size: int = 500) -> SyntheticFeatures:
-    """Make ``num_images`` images' worth of synthetic proposals (about 4.5 per image by default).
+                  spread: float = 0.9, jitter: float = 0.3, ambiguous: float = 0.15, ambient: float = 0.02, noise_clusters: int = 40,
+                  confidence: float = 1.5, noise: float = 1.0, sharpness: float = 4.0, size: int = 500) -> SyntheticFeatures:
+    """Make ``num_images`` images' worth of synthetic proposals (about 8 per image by default).
 
     Returns a :class:`SyntheticFeatures`; deterministic for ``seed``. ``classes``
     are named ``c01``, ``c02``, ...; image ids ``img_000000``, ...
@@ -70,25 +72,32 @@ def make_features(num_images: int, num_classes: int = 20, dim: int = 2048, *, se
     rows = np.repeat(np.arange(num_images), ntags)
     cols = order[rows, np.concatenate([np.arange(t) for t in ntags]) if num_images else []]
     tag_mask[rows, cols] = True
-    # proposals: 1..3 per tag, 0..max_noise noise proposals
-    per_tag = rng.integers(1, 4, size=rows.size)
+    # objects: 1..2 per tag plus 0..max_noise noise objects; proposals: 1..4 overlapping per object
+    per_tag = rng.integers(1, 3, size=rows.size)
     n_noise = rng.integers(0, max_noise + 1, size=num_images)
-    obj_image = np.repeat(rows, per_tag)
-    obj_label = np.repeat(cols + 1, per_tag)
-    noise_image = np.repeat(np.arange(num_images), n_noise)
-    image = np.concatenate([obj_image, noise_image]).astype(np.int64)
-    truth = np.concatenate([obj_label, np.zeros(noise_image.size, dtype=np.int64)]).astype(np.int64)
+    obj_image = np.concatenate([np.repeat(rows, per_tag), np.repeat(np.arange(num_images), n_noise)])
+    obj_truth = np.concatenate([np.repeat(cols + 1, per_tag), np.zeros(int(n_noise.sum()), dtype=np.int64)])
+    per_obj = rng.integers(1, 5, size=obj_image.size)
+    obj = np.repeat(np.arange(obj_image.size), per_obj)
+    image = obj_image[obj].astype(np.int64)
+    truth = obj_truth[obj].astype(np.int64)
     srt = np.argsort(image, kind="stable")
-    image, truth = image[srt], truth[srt]
+    image, truth, obj = image[srt], truth[srt], obj[srt]
     M = image.size
     starts = np.searchsorted(image, np.arange(num_images))
     proposal = np.arange(M, dtype=np.int64) - starts[image]
     # features: class sub-clusters in a latent subspace, noise clusters of their own
     centres = rng.standard_normal((K * modes + noise_clusters, latent))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    mode = rng.integers(0, modes, size=M)
-    centre_of = np.where(truth > 0, (truth - 1) * modes + mode, K * modes + rng.integers(0, noise_clusters, size=M))
-    z = centres[centre_of] + spread * rng.standard_normal((M, latent)) / np.sqrt(latent)
+    n_obj = obj_image.size
+    mode = rng.integers(0, modes, size=n_obj)
+    centre_of = np.where(obj_truth > 0, (obj_truth - 1) * modes + mode,
+                         K * modes + rng.integers(0, noise_clusters, size=n_obj))
+    zo = centres[centre_of] + spread * rng.standard_normal((n_obj, latent)) / np.sqrt(latent)
+    # ambiguous objects (parts, objects with clutter): half-way to a noise cluster
+    amb = (obj_truth > 0) & (rng.random(n_obj) < ambiguous)
+    zo[amb] = 0.5 * zo[amb] + 0.5 * centres[K * modes + rng.integers(0, noise_clusters, size=int(amb.sum()))]
+    z = zo[obj] + jitter * rng.standard_normal((M, latent)) / np.sqrt(latent)
     basis, _ = np.linalg.qr(rng.standard_normal((dim, latent)))
     feat = np.empty((M, dim), dtype=np.float32)
     step = 65536
@@ -100,6 +109,7 @@ def make_features(num_images: int, num_classes: int = 20, dim: int = 2048, *, se
     # attention probabilities: right most of the time, confused by noise proposals
     logits = noise * rng.standard_normal((M, K + 1))
     logits[np.arange(M), truth] += confidence
+    logits *= sharpness
     logits -= logits.max(axis=1, keepdims=True)
     prob = np.exp(logits)
     prob /= prob.sum(axis=1, keepdims=True)
