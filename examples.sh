@@ -24,3 +24,12 @@ ws info "$OUT/proposals.h5"
 ws eval proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json" --objects all
 # salient instances (Fan et al.'s starting point), kept to the 20 best after mask NMS
 ws propose "$OUT/toy/train.json" -o "$OUT/salient.h5" --method saliency --nms 0.7 --top 20 --force
+
+echo "== graph + cut: dataset-level tag assignment (Fan et al. Eq. 5-8, LIID multi-way cut)" >&2
+ws toy "$OUT/feat" --train 0 --val 0 --features 400 --feature-dim 256 --seed 0 --force
+ws graph "$OUT/feat/features.h5" -o "$OUT/graph_fan.h5" --knn 3 --weights fan --force
+ws graph "$OUT/feat/features.h5" -o "$OUT/graph_liid.h5" --knn 3 --weights liid --delta 5 --force
+ws cut "$OUT/graph_liid.h5" -o "$OUT/assign_multiway.h5" --method multiway --force
+ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_fan.h5" --method fan --beta 30 --retention 0.9 --force
+ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_attention.h5" --method attention --force
+ws info "$OUT/assign_multiway.h5"
