@@ -41,6 +41,8 @@ STRATEGY_TERMS = "ctsf"
 COLOUR_BINS = 25
 TEXTURE_BINS = 10
 TEXTURE_ORIENTATIONS = 8
+#: from this many neighbours on, a merged region's size and fill similarities are computed with numpy
+VECTOR_DEGREE = 30
 
 
 def superpixels(image: np.ndarray, k: float, sigma: float = 0.8, min_size: int | None = None) -> np.ndarray:
@@ -54,6 +56,22 @@ def superpixels(image: np.ndarray, k: float, sigma: float = 0.8, min_size: int |
     seg = cv2.ximgproc.segmentation.createGraphSegmentation(sigma=float(sigma), k=float(k), min_size=min_size)
     labels = seg.processImage(np.ascontiguousarray(image))
     return labels.astype(np.int32, copy=False)
+
+
+#: image area (pixels) at which selective search's min_size = k applies: PASCAL VOC's 500x375
+REFERENCE_AREA = 500 * 375
+#: the smallest min_size of :func:`scaled_min_size` (keeps the small objects of small images)
+MIN_SIZE_FLOOR = 20
+
+
+def scaled_min_size(k: float, height: int, width: int, floor: int = MIN_SIZE_FLOOR) -> int:
+    """Smallest superpixel (pixels) for scale ``k`` on a ``height`` x ``width`` image.
+
+    Selective search sets min_size = k (Uijlings et al. 2013 Sec. 3.2) on PASCAL
+    images (about 500x375); here k is scaled by the image's area relative to
+    that, and never below ``floor`` (our choice, by experiment on ``ws toy``).
+    """
+    return max(int(floor), int(round(float(k) * height * width / REFERENCE_AREA)))
 
 
 def convert_colour(image: np.ndarray, space: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +189,13 @@ class Hierarchy:
         m = len(self.merges)
         return np.concatenate([m + 1 + np.arange(self.n), m - np.arange(m)]).astype(np.int64)
 
+    def heights(self) -> np.ndarray:
+        """Height of every node's subtree (leaves 1, a merge 1 + the taller part): (n + m,) int64."""
+        h = [1] * self.n
+        for i, j in self.merges.tolist():
+            h.append(max(h[i], h[j]) + 1)
+        return np.asarray(h, dtype=np.int64)
+
     def members(self) -> np.ndarray:
         """(n + m, n) bool: the leaves (superpixels) under each node."""
         m = np.zeros((self.n + len(self.merges), self.n), dtype=bool)
@@ -229,8 +254,10 @@ def greedy_grouping(adjacency: np.ndarray, size: np.ndarray, box: np.ndarray, co
     for i, j in zip(a.tolist(), b.tolist()):
         neighbours[i].add(j)
         neighbours[j].add(i)
+    # the loop works on Python scalars; numpy only for the one histogram-intersection step per merge
     alive = [True] * n + [False] * (n - 1)
     sizes = sz.tolist()
+    x0, y0, x1, y1 = (bx[:, c].tolist() for c in range(4))
     merges = []
     t = n
     pop, push = heapq.heappop, heapq.heappush
@@ -243,26 +270,60 @@ def greedy_grouping(adjacency: np.ndarray, size: np.ndarray, box: np.ndarray, co
         si, sj = sizes[i], sizes[j]
         st = si + sj
         sizes[t] = st
+        tx0, ty0 = min(x0[i], x0[j]), min(y0[i], y0[j])
+        tx1, ty1 = max(x1[i], x1[j]), max(y1[i], y1[j])
+        x0[t], y0[t], x1[t], y1[t] = tx0, ty0, tx1, ty1
         sz[t] = st
-        bx[t, :2] = np.minimum(bx[i, :2], bx[j, :2])
-        bx[t, 2:] = np.maximum(bx[i, 2:], bx[j, 2:])
-        if F is not None:
-            np.add(F[i] * np.float32(si / st), F[j] * np.float32(sj / st), out=F[t])
-        nb = neighbours[i] | neighbours[j]
-        nb.discard(i)
-        nb.discard(j)
-        for k in nb:
+        bx[t] = (tx0, ty0, tx1, ty1)
+        ni, nj = neighbours[i], neighbours[j]
+        ni.discard(j)
+        nj.discard(i)
+        nb = ni | nj
+        for k in ni:
             nk = neighbours[k]
             nk.discard(i)
+            nk.add(t)
+        for k in nj:
+            nk = neighbours[k]
             nk.discard(j)
             nk.add(t)
         neighbours[t] = nb
         neighbours[i] = neighbours[j] = None
-        if nb:
-            js = np.fromiter(nb, dtype=np.int64, count=len(nb))
-            for s, k in zip((-similarity(t, js)).tolist(), js.tolist()):
-                push(heap, (s, k, t))
         merges.append((i, j))
+        if nb:
+            js = list(nb)
+            if F is not None:
+                Ft = F[t]
+                np.multiply(F[i], np.float32(si / st), out=Ft)
+                Ft += F[j] * np.float32(sj / st)
+                hs = np.minimum(F.take(js, 0), Ft).sum(1, dtype=np.float64).tolist()
+            else:
+                hs = [0.0] * len(js)
+            if len(js) >= VECTOR_DEGREE and (ws or wf):
+                # many neighbours (a large region): the size and fill terms in one numpy step
+                ja = np.array(js)
+                ssum = st + sz[ja]
+                hs = np.array(hs)
+                if ws:
+                    hs += ws * (1.0 - ssum * inv_area)
+                if wf:
+                    bk = bx[ja]
+                    bb = (np.maximum(tx1, bk[:, 2]) - np.minimum(tx0, bk[:, 0])) * \
+                         (np.maximum(ty1, bk[:, 3]) - np.minimum(ty0, bk[:, 1]))
+                    hs += wf * (1.0 - (bb - ssum) * inv_area)
+                for k, s in zip(js, hs.tolist()):
+                    push(heap, (-s, k, t))
+            else:
+                for k, s in zip(js, hs):
+                    ssum = st + sizes[k]
+                    if ws:
+                        s += ws * (1.0 - ssum * inv_area)
+                    if wf:
+                        bb = (max(tx1, x1[k]) - min(tx0, x0[k])) * (max(ty1, y1[k]) - min(ty0, y0[k]))
+                        s += wf * (1.0 - (bb - ssum) * inv_area)
+                    push(heap, (-s, k, t))
+        elif F is not None:
+            np.add(F[i] * np.float32(si / st), F[j] * np.float32(sj / st), out=F[t])
         t += 1
     m = len(merges)
     return Hierarchy(n=n, merges=np.asarray(merges, dtype=np.int64).reshape(m, 2), size=sz[:n + m].copy(),
@@ -352,7 +413,7 @@ def _atom_hashes(label_maps: list, rng: np.random.Generator) -> list:
 def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0.8,
                          colour_spaces=("hsv", "lab"), strategies=DEFAULT_STRATEGIES,
                          texture_stride: int = 2, seed: int = 0, superpixel_spaces=("rgb",),
-                         min_size=20, box_dedupe=True) -> Candidates:
+                         min_size=20, box_dedupe=True, ranking="position") -> Candidates:
     """All regions of all hierarchies of one image, de-duplicated and ranked (Uijlings et al. 2013).
 
     image (H, W, 3) uint8 RGB. One Felzenszwalb superpixel map per scale in
@@ -368,7 +429,8 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
     rng = np.random.default_rng(seed)
     h, w = image.shape[:2]
     area = float(h * w)
-    label_maps = [superpixels(image if sp == "rgb" else convert_colour(image, sp)[0], k, sigma, min_size)
+    label_maps = [superpixels(image if sp == "rgb" else convert_colour(image, sp)[0], k, sigma,
+                              scaled_min_size(k, h, w) if min_size is None else min_size)
                   for sp in superpixel_spaces for k in ks]
     hashes = _atom_hashes(label_maps, rng)
     spaces = {}
@@ -395,7 +457,13 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
                 with np.errstate(over="ignore"):
                     for t, (i, j) in enumerate(hier.merges.tolist()):
                         node_hash[n + t] = node_hash[i] + node_hash[j]
-                prio = hier.positions() * rng.random(len(node_hash))
+                if ranking == "position":
+                    base = hier.positions()
+                elif ranking == "height":
+                    base = hier.heights()
+                else:
+                    raise ValueError(f"unknown ranking {ranking!r}")
+                prio = base * rng.random(len(node_hash))
                 hi = len(trees)
                 trees.append((si, hier))
                 for node, (code, p) in enumerate(zip(node_hash.tolist(), prio.tolist())):
@@ -430,7 +498,7 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
 def hierarchy_proposals(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0.8,
                         colour_spaces=("hsv", "lab"), strategies=DEFAULT_STRATEGIES, max_proposals: int = 500,
                         min_area: float = 0.0, max_aspect: float = 0.0, texture_stride: int = 2,
-                        seed: int = 0, min_size: int = 20, dedupe: str = "box"):
+                        seed: int = 0, min_size: int | None = 20, dedupe: str = "box", ranking: str = "position"):
     """Ranked segment proposals of one image by hierarchical grouping (see the module docstring).
 
     image (H, W, 3) uint8 RGB. Candidates smaller than ``min_area`` pixels or
@@ -448,7 +516,7 @@ def hierarchy_proposals(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0
 
     cand = hierarchy_candidates(image, ks=ks, sigma=sigma, colour_spaces=colour_spaces, strategies=strategies,
                                 texture_stride=texture_stride, seed=seed, min_size=min_size,
-                                box_dedupe=dedupe == "box")
+                                box_dedupe=dedupe == "box", ranking=ranking)
     idx = shape_filter(cand.box, cand.area, min_area, max_aspect)
     if max_proposals and max_proposals > 0:
         idx = idx[:max_proposals]
