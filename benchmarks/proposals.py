@@ -12,8 +12,11 @@ Timing: one core (OpenCV threads off), per image at 500x375 on scikit-image's
 photographs (astronaut, coffee, chelsea, rocket, immunohistochemistry) and on
 the toy images.
 
-    python benchmarks/proposals.py --images 50 --size 128
+    python benchmarks/proposals.py --images 50 --size 128 --no-speed
     python benchmarks/proposals.py --images 20 --size 375
+
+Both methods rank at random (Uijlings et al. Sec. 4.1; OpenCV's generator cannot be seeded from
+Python), so the quality table averages ``--runs`` runs of each per image.
 """
 
 from __future__ import annotations
@@ -87,41 +90,50 @@ def best_overlaps(gt_counts, prop_counts, prop_boxes, h, w):
     return by_n(m), by_n(b)
 
 
-def quality(manifest_path, limit):
+def quality(manifest_path, limit, repeats=1, **options):
+    """Box/mask overlaps of both methods on the first ``limit`` images. Both rank at random (selective
+    search's OpenCV ranking draws from an unseeded generator), so each is run ``repeats`` times per
+    image (hierarchy with ``--seed`` 0..repeats-1) and the metrics are averaged over the runs."""
     man = load_manifest(manifest_path)
-    rows = {"hierarchy": ([], []), "selective search (fast)": ([], [])}
-    times = {"hierarchy": [], "selective search (fast)": []}
-    counts_n = {"hierarchy": [], "selective search (fast)": []}
+    names = ("hierarchy", "selective search (fast)")
+    rows = {name: [[] for _ in range(repeats)] for name in names}
+    times = {name: [] for name in names}
+    counts_n = {name: [] for name in names}
+    n_obj = 0
     for rec in man.images[:limit]:
         img = man.read_image(rec)
         h, w = img.shape[:2]
         obj = read_label_png(man.resolve(rec.extra["objects"]))
         ids = [i for i in np.unique(obj) if i not in (0, 255)]
         gt = mask_io.encode(np.stack([obj == i for i in ids])) if ids else []
-        t = time.perf_counter()
-        boxes, _, counts = hierarchy_proposals(img, max_proposals=max(NS))
-        times["hierarchy"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        ssb = selective_search_boxes(img)[:max(NS)]
-        times["selective search (fast)"].append(time.perf_counter() - t)
-        for name, (pc, pb) in (("hierarchy", (counts, boxes)),
-                               ("selective search (fast)", (box_masks(ssb, h, w), ssb))):
-            m, b = best_overlaps(gt, pc, pb, h, w)
-            rows[name][0].append(m)
-            rows[name][1].append(b)
-            counts_n[name].append(len(pb))
+        n_obj += len(ids)
+        for r in range(repeats):
+            t = time.perf_counter()
+            boxes, _, counts = hierarchy_proposals(img, max_proposals=max(NS), seed=r, **options)
+            times["hierarchy"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ssb = selective_search_boxes(img)[:max(NS)]
+            times["selective search (fast)"].append(time.perf_counter() - t)
+            for name, (pc, pb) in (("hierarchy", (counts, boxes)),
+                                   ("selective search (fast)", (box_masks(ssb, h, w), ssb))):
+                rows[name][r].append(best_overlaps(gt, pc, pb, h, w))
+                counts_n[name].append(len(pb))
     table = ["| method | N | box recall@0.5 | box recall@0.7 | box ABO | mask ABO |", "|---|---|---|---|---|---|"]
-    for name, (ms, bs) in rows.items():
-        m, b = np.concatenate(ms), np.concatenate(bs)
+    for name in names:
+        stats = []
+        for run in rows[name]:
+            mm, bb = np.concatenate([x[0] for x in run]), np.concatenate([x[1] for x in run])
+            stats.append(np.stack([(bb >= 0.5).mean(0), (bb >= 0.7).mean(0), bb.mean(0), mm.mean(0)]))
+        stats = np.mean(stats, axis=0)      # (4, len(NS)), averaged over the runs
         for k, n in enumerate(NS):
             mask_note = "" if name == "hierarchy" else " (boxes as masks)"
-            table.append(f"| {name} | {n} | {(b[:, k] >= 0.5).mean():.3f} | {(b[:, k] >= 0.7).mean():.3f} | "
-                         f"{b[:, k].mean():.3f} | {m[:, k].mean():.3f}{mask_note} |")
-    n_obj = sum(len(x) for x in rows["hierarchy"][0])
-    info = (f"{min(limit, len(man.images))} images, {n_obj} objects; proposals per image: hierarchy "
-            f"{np.mean(counts_n['hierarchy']):.0f}, selective search {np.mean(counts_n['selective search (fast)']):.0f} "
-            f"(both cut at {max(NS)}); seconds per image: hierarchy {statistics.median(times['hierarchy']):.3f}, "
-            f"selective search {statistics.median(times['selective search (fast)']):.3f} (medians)")
+            table.append(f"| {name} | {n} | {stats[0, k]:.3f} | {stats[1, k]:.3f} | {stats[2, k]:.3f} | "
+                         f"{stats[3, k]:.3f}{mask_note} |")
+    info = (f"{min(limit, len(man.images))} images, {n_obj} objects, {repeats} runs of each method's random "
+            f"ranking averaged; proposals per image: hierarchy {np.mean(counts_n['hierarchy']):.0f}, selective search "
+            f"{np.mean(counts_n['selective search (fast)']):.0f} (both cut at {max(NS)}); seconds per image: "
+            f"hierarchy {statistics.median(times['hierarchy']):.3f}, selective search "
+            f"{statistics.median(times['selective search (fast)']):.3f} (medians)")
     return table, info
 
 
@@ -180,12 +192,14 @@ def main():
     ap.add_argument("--images", type=int, default=50, help="toy val images")
     ap.add_argument("--size", type=int, default=128, help="toy image side")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats per photograph (min is reported)")
+    ap.add_argument("--runs", type=int, default=5,
+                    help="quality: runs of each method's random ranking per image, averaged (hierarchy seeds 0..runs-1)")
     ap.add_argument("--no-speed", action="store_true")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as d:
         write_dataset(d, "val", args.images, size=args.size, seed=0)
-        table, info = quality(Path(d) / "val.json", args.images)
+        table, info = quality(Path(d) / "val.json", args.images, repeats=args.runs)
         sal = saliency_quality(Path(d) / "val.json", args.images)
     print(f"### Quality on `ws toy` val, {args.size} px\n")
     print("\n".join(table))

@@ -316,3 +316,17 @@ def test_cli_import_bad_input(toy_copy, tmp_path):
     r = run_ws("propose", man, "-o", tmp_path / "out.h5", "--method", "import", expect=None)
     assert_bad_input(r, "--from")
     assert not (tmp_path / "out.h5").exists() and not (tmp_path / ".out.h5.partial").exists()
+
+
+def test_scaled_min_size_and_strided_texture():
+    from wstools.proposals.hierarchy import scaled_min_size, texture_bins
+
+    assert scaled_min_size(100, 375, 500) == 100          # selective search's min_size = k at 500x375
+    assert scaled_min_size(100, 750, 1000) == 400         # k times the area ratio
+    assert scaled_min_size(50, 64, 64) == 20              # never below the floor
+    img = np.random.default_rng(0).integers(0, 256, (9, 12, 3)).astype(np.uint8)
+    full, half = texture_bins(img), texture_bins(img, stride=2)
+    assert full.shape == (9, 12, 24) and half.shape == (5, 6, 24)
+    # same oriented responses at the sampled pixels: only the per-map quantisation maximum may differ
+    assert (half // 10 == full[::2, ::2] // 10).all()     # the orientation index of every bin
+    assert (full[::2, ::2] == half).mean() > 0.7

@@ -3,14 +3,15 @@
 The pipeline of :func:`hierarchy_proposals`:
 
 1. Felzenszwalb-Huttenlocher superpixels (OpenCV contrib's graph segmentation)
-   at each scale ``k`` (Uijlings et al. Sec. 3.2: sigma 0.8, ``min_size = k``).
+   at each scale ``k`` (Uijlings et al. Sec. 3.2: sigma 0.8, ``min_size = k``;
+   here min_size is k scaled by the image area relative to 500x375, at least 20).
 2. Per superpixel, in each colour space, a colour histogram (25 bins per
    channel) and a texture histogram (Gaussian derivatives, sigma 1, in 8
    orientations per channel, 10 bins each), both L1-normalised (Sec. 3.2).
 3. Greedy grouping (Algorithm 1): the most similar adjacent pair is merged,
    the merged region's features are the size-weighted means of its parts
-   (O(1) per merge), and similarities to its neighbours are recomputed in one
-   vectorised step. Similarity is the sum of the strategy's terms of
+   (O(1) per merge), and its histogram intersections with its neighbours are
+   computed in one numpy step (the rest of the loop on Python scalars). Similarity is the sum of the strategy's terms of
    Sec. 3.2: s_colour and s_texture (histogram intersection), s_size
    = 1 - (r_i + r_j)/|im| and s_fill = 1 - (|BB_ij| - r_i - r_j)/|im|.
 4. Every region of every hierarchy (superpixels included) is a proposal; a
@@ -41,6 +42,8 @@ STRATEGY_TERMS = "ctsf"
 COLOUR_BINS = 25
 TEXTURE_BINS = 10
 TEXTURE_ORIENTATIONS = 8
+#: from this many neighbours on, a merged region's size and fill similarities are computed with numpy
+VECTOR_DEGREE = 30
 
 
 def superpixels(image: np.ndarray, k: float, sigma: float = 0.8, min_size: int | None = None) -> np.ndarray:
@@ -54,6 +57,22 @@ def superpixels(image: np.ndarray, k: float, sigma: float = 0.8, min_size: int |
     seg = cv2.ximgproc.segmentation.createGraphSegmentation(sigma=float(sigma), k=float(k), min_size=min_size)
     labels = seg.processImage(np.ascontiguousarray(image))
     return labels.astype(np.int32, copy=False)
+
+
+#: image area (pixels) at which selective search's min_size = k applies: PASCAL VOC's 500x375
+REFERENCE_AREA = 500 * 375
+#: the smallest min_size of :func:`scaled_min_size` (keeps the small objects of small images)
+MIN_SIZE_FLOOR = 20
+
+
+def scaled_min_size(k: float, height: int, width: int, floor: int = MIN_SIZE_FLOOR) -> int:
+    """Smallest superpixel (pixels) for scale ``k`` on a ``height`` x ``width`` image.
+
+    Selective search sets min_size = k (Uijlings et al. 2013 Sec. 3.2) on PASCAL
+    images (about 500x375); here k is scaled by the image's area relative to
+    that, and never below ``floor`` (our choice, by experiment on ``ws toy``).
+    """
+    return max(int(floor), int(round(float(k) * height * width / REFERENCE_AREA)))
 
 
 def convert_colour(image: np.ndarray, space: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,33 +103,38 @@ def colour_bins(cimg: np.ndarray, ranges: np.ndarray, bins: int = COLOUR_BINS) -
     return b + (np.arange(cimg.shape[2], dtype=np.int32) * bins)
 
 
-def texture_bins(cimg: np.ndarray, bins: int = TEXTURE_BINS, sigma: float = 1.0) -> np.ndarray:
-    """Per-pixel texture bins (Uijlings et al. Sec. 3.2): (H, W, C*8) int32 in [0, C*8*bins).
+def texture_bins(cimg: np.ndarray, bins: int = TEXTURE_BINS, sigma: float = 1.0, stride: int = 1) -> np.ndarray:
+    """Per-pixel texture bins (Uijlings et al. Sec. 3.2): (H', W', C*8) int32 in [0, C*8*bins).
 
     Gaussian derivatives (scale ``sigma``) in 4 directions (0, 45, 90, 135
     degrees), split into their positive and negative halves = 8 orientations per
-    channel; each response is quantised into ``bins`` bins over [0, its image
-    maximum].
+    channel; each response is quantised into ``bins`` bins over [0, its maximum].
+    With ``stride`` s > 1 only the pixels ``[::s, ::s]`` are computed (H' =
+    ceil(H / s)): the derivatives are central differences of the smoothed image
+    there (OpenCV's Sobel with ksize 1), s**2 times cheaper.
     """
     f = cv2.GaussianBlur(cimg.astype(np.float32), (0, 0), sigma)
     if f.ndim == 2:
         f = f[..., None]
-    gx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=1)
-    gy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=1)
-    if gx.ndim == 2:
-        gx, gy = gx[..., None], gy[..., None]
+    h, w = f.shape[:2]
+    fp = cv2.copyMakeBorder(f, 1, 1, 1, 1, cv2.BORDER_REFLECT_101)
+    if fp.ndim == 2:
+        fp = fp[..., None]
+    s = int(stride)
+    gx = fp[1:h + 1:s, 2:w + 2:s] - fp[1:h + 1:s, 0:w:s]
+    gy = fp[2:h + 2:s, 1:w + 1:s] - fp[0:h:s, 1:w + 1:s]
     c = np.float32(np.sqrt(0.5))
     dirs = (gx, (gx + gy) * c, gy, (gy - gx) * c)
     maps = []
     for d in dirs:
         maps.append(np.maximum(d, 0))
         maps.append(np.maximum(-d, 0))
-    resp = np.stack(maps, axis=3)                     # (H, W, C, 8)
+    resp = np.stack(maps, axis=3)                     # (H', W', C, 8)
     top = resp.max(axis=(0, 1), keepdims=True) + 1e-6
     q = np.minimum((resp * (bins / top)).astype(np.int32), bins - 1)
-    h, w, nc, no = q.shape
+    hh, ww, nc, no = q.shape
     q = q + (np.arange(nc * no, dtype=np.int32).reshape(1, 1, nc, no) * bins)
-    return q.reshape(h, w, nc * no)
+    return q.reshape(hh, ww, nc * no)
 
 
 def region_histograms(labels: np.ndarray, n: int, bins: np.ndarray, width: int, stride: int = 1) -> np.ndarray:
@@ -229,8 +253,10 @@ def greedy_grouping(adjacency: np.ndarray, size: np.ndarray, box: np.ndarray, co
     for i, j in zip(a.tolist(), b.tolist()):
         neighbours[i].add(j)
         neighbours[j].add(i)
+    # the loop works on Python scalars; numpy only for the one histogram-intersection step per merge
     alive = [True] * n + [False] * (n - 1)
     sizes = sz.tolist()
+    x0, y0, x1, y1 = (bx[:, c].tolist() for c in range(4))
     merges = []
     t = n
     pop, push = heapq.heappop, heapq.heappush
@@ -243,26 +269,60 @@ def greedy_grouping(adjacency: np.ndarray, size: np.ndarray, box: np.ndarray, co
         si, sj = sizes[i], sizes[j]
         st = si + sj
         sizes[t] = st
+        tx0, ty0 = min(x0[i], x0[j]), min(y0[i], y0[j])
+        tx1, ty1 = max(x1[i], x1[j]), max(y1[i], y1[j])
+        x0[t], y0[t], x1[t], y1[t] = tx0, ty0, tx1, ty1
         sz[t] = st
-        bx[t, :2] = np.minimum(bx[i, :2], bx[j, :2])
-        bx[t, 2:] = np.maximum(bx[i, 2:], bx[j, 2:])
-        if F is not None:
-            np.add(F[i] * np.float32(si / st), F[j] * np.float32(sj / st), out=F[t])
-        nb = neighbours[i] | neighbours[j]
-        nb.discard(i)
-        nb.discard(j)
-        for k in nb:
+        bx[t] = (tx0, ty0, tx1, ty1)
+        ni, nj = neighbours[i], neighbours[j]
+        ni.discard(j)
+        nj.discard(i)
+        nb = ni | nj
+        for k in ni:
             nk = neighbours[k]
             nk.discard(i)
+            nk.add(t)
+        for k in nj:
+            nk = neighbours[k]
             nk.discard(j)
             nk.add(t)
         neighbours[t] = nb
         neighbours[i] = neighbours[j] = None
-        if nb:
-            js = np.fromiter(nb, dtype=np.int64, count=len(nb))
-            for s, k in zip((-similarity(t, js)).tolist(), js.tolist()):
-                push(heap, (s, k, t))
         merges.append((i, j))
+        if nb:
+            js = list(nb)
+            if F is not None:
+                Ft = F[t]
+                np.multiply(F[i], np.float32(si / st), out=Ft)
+                Ft += F[j] * np.float32(sj / st)
+                hs = np.minimum(F.take(js, 0), Ft).sum(1, dtype=np.float64).tolist()
+            else:
+                hs = [0.0] * len(js)
+            if len(js) >= VECTOR_DEGREE and (ws or wf):
+                # many neighbours (a large region): the size and fill terms in one numpy step
+                ja = np.array(js)
+                ssum = st + sz[ja]
+                hs = np.array(hs)
+                if ws:
+                    hs += ws * (1.0 - ssum * inv_area)
+                if wf:
+                    bk = bx[ja]
+                    bb = (np.maximum(tx1, bk[:, 2]) - np.minimum(tx0, bk[:, 0])) * \
+                         (np.maximum(ty1, bk[:, 3]) - np.minimum(ty0, bk[:, 1]))
+                    hs += wf * (1.0 - (bb - ssum) * inv_area)
+                for k, s in zip(js, hs.tolist()):
+                    push(heap, (-s, k, t))
+            else:
+                for k, s in zip(js, hs):
+                    ssum = st + sizes[k]
+                    if ws:
+                        s += ws * (1.0 - ssum * inv_area)
+                    if wf:
+                        bb = (max(tx1, x1[k]) - min(tx0, x0[k])) * (max(ty1, y1[k]) - min(ty0, y0[k]))
+                        s += wf * (1.0 - (bb - ssum) * inv_area)
+                    push(heap, (-s, k, t))
+        elif F is not None:
+            np.add(F[i] * np.float32(si / st), F[j] * np.float32(sj / st), out=F[t])
         t += 1
     m = len(merges)
     return Hierarchy(n=n, merges=np.asarray(merges, dtype=np.int64).reshape(m, 2), size=sz[:n + m].copy(),
@@ -352,7 +412,7 @@ def _atom_hashes(label_maps: list, rng: np.random.Generator) -> list:
 def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0.8,
                          colour_spaces=("hsv", "lab"), strategies=DEFAULT_STRATEGIES,
                          texture_stride: int = 2, seed: int = 0, superpixel_spaces=("rgb",),
-                         min_size=20, box_dedupe=True) -> Candidates:
+                         min_size=None, box_dedupe=True) -> Candidates:
     """All regions of all hierarchies of one image, de-duplicated and ranked (Uijlings et al. 2013).
 
     image (H, W, 3) uint8 RGB. One Felzenszwalb superpixel map per scale in
@@ -360,25 +420,26 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
     rank of a region is (position j in its hierarchy) x U[0, 1] (Sec. 4.1);
     a mask found by several hierarchies keeps its best rank. ``seed`` fixes the
     random numbers (and the duplicate hashes). ``min_size`` is the smallest
-    superpixel in pixels (selective search uses k; 20 keeps small objects of
-    small images). ``box_dedupe`` also drops a region whose box equals a better
+    superpixel in pixels; None = :func:`scaled_min_size` (selective search's k at
+    500x375, scaled by the image area, at least 20). ``box_dedupe`` also drops a region whose box equals a better
     ranked one's, so the first N proposals are spent on N distinct boxes.
     ``superpixel_spaces``: colour spaces the superpixels are computed in.
     """
     rng = np.random.default_rng(seed)
     h, w = image.shape[:2]
     area = float(h * w)
-    label_maps = [superpixels(image if sp == "rgb" else convert_colour(image, sp)[0], k, sigma, min_size)
+    label_maps = [superpixels(image if sp == "rgb" else convert_colour(image, sp)[0], k, sigma,
+                              scaled_min_size(k, h, w) if min_size is None else min_size)
                   for sp in superpixel_spaces for k in ks]
     hashes = _atom_hashes(label_maps, rng)
     spaces = {}
     for cs in colour_spaces:
         cimg, ranges = convert_colour(image, cs)
         spaces[cs] = (colour_bins(cimg, ranges), len(ranges) * COLOUR_BINS,
-                      texture_bins(cimg), len(ranges) * TEXTURE_ORIENTATIONS * TEXTURE_BINS)
+                      texture_bins(cimg, stride=texture_stride), len(ranges) * TEXTURE_ORIENTATIONS * TEXTURE_BINS)
     weights = [strategy_weights(s) for s in strategies]
-    best = {}   # hash -> (priority, segmentation, node, hierarchy index)
-    trees = []
+    trees, codes, prios, tree_of, node_of = [], [], [], [], []
+    mask64 = (1 << 64) - 1
     for si, lab in enumerate(label_maps):
         n = int(lab.max()) + 1
         size = np.bincount(lab.ravel(), minlength=n).astype(np.float64)
@@ -387,50 +448,46 @@ def hierarchy_candidates(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 
         for cs in colour_spaces:
             cb, cw, tb, tw = spaces[cs]
             colour = region_histograms(lab, n, cb, cw)
-            texture = region_histograms(lab, n, tb, tw, stride=texture_stride)
+            texture = region_histograms(lab[::texture_stride, ::texture_stride], n, tb, tw)
             for wgt in weights:
                 hier = greedy_grouping(adj, size, box, colour, texture, area, wgt)
-                node_hash = np.zeros(n + len(hier.merges), dtype=np.uint64)
-                node_hash[:n] = hashes[si]
-                with np.errstate(over="ignore"):
-                    for t, (i, j) in enumerate(hier.merges.tolist()):
-                        node_hash[n + t] = node_hash[i] + node_hash[j]
-                prio = hier.positions() * rng.random(len(node_hash))
-                hi = len(trees)
+                code = hashes[si].tolist()          # a node's hash: the sum of its two parts' (mod 2**64)
+                for i, j in hier.merges.tolist():
+                    code.append((code[i] + code[j]) & mask64)
+                codes.append(np.asarray(code, dtype=np.uint64))
+                prios.append(hier.positions() * rng.random(len(code)))
+                tree_of.append(np.full(len(code), len(trees), dtype=np.int64))
+                node_of.append(np.arange(len(code), dtype=np.int64))
                 trees.append((si, hier))
-                for node, (code, p) in enumerate(zip(node_hash.tolist(), prio.tolist())):
-                    old = best.get(code)
-                    if old is None or p < old[0]:
-                        best[code] = (p, si, node, hi)
-    entries = sorted(best.values())
+    code, prio = np.concatenate(codes), np.concatenate(prios)
+    tree_of, node_of = np.concatenate(tree_of), np.concatenate(node_of)
+    # a mask found by several hierarchies keeps its best rank: the first of its hash in rank order
+    order = np.argsort(prio, kind="stable")
+    _, first = np.unique(code[order], return_index=True)
+    keep = order[np.sort(first)]
+    box_all = np.concatenate([h.box for _, h in trees])
+    offsets = np.cumsum([0] + [len(h.box) for _, h in trees])
+    flat = offsets[tree_of[keep]] + node_of[keep]
     if box_dedupe:
-        seen, kept = set(), []
-        for e in entries:
-            b = tuple(trees[e[3]][1].box[e[2]].tolist())
-            if b not in seen:
-                seen.add(b)
-                kept.append(e)
-        entries = kept
+        _, first = np.unique(box_all[flat], axis=0, return_index=True)
+        keep, flat = keep[np.sort(first)], flat[np.sort(first)]
     member_cache = {}
-    members, seg, boxes, areas, prios = [], [], [], [], []
-    for p, si, node, hi in entries:
+    members = []
+    for hi, node in zip(tree_of[keep].tolist(), node_of[keep].tolist()):
         if hi not in member_cache:
             member_cache[hi] = trees[hi][1].members()
-        hier = trees[hi][1]
         members.append(member_cache[hi][node])
-        seg.append(si)
-        boxes.append(hier.box[node])
-        areas.append(hier.size[node])
-        prios.append(p)
-    return Candidates(label_maps=label_maps, segmentation=np.asarray(seg, dtype=np.int64), members=members,
-                      box=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                      area=np.asarray(areas, dtype=np.float64), priority=np.asarray(prios, dtype=np.float64))
+    size_all = np.concatenate([h.size for _, h in trees])
+    seg = np.asarray([si for si, _ in trees], dtype=np.int64)[tree_of[keep]] if len(keep) else np.zeros(0, np.int64)
+    return Candidates(label_maps=label_maps, segmentation=seg, members=members,
+                      box=box_all[flat].reshape(-1, 4), area=size_all[flat].astype(np.float64),
+                      priority=prio[keep].astype(np.float64))
 
 
 def hierarchy_proposals(image: np.ndarray, *, ks=(50.0, 100.0), sigma: float = 0.8,
                         colour_spaces=("hsv", "lab"), strategies=DEFAULT_STRATEGIES, max_proposals: int = 500,
                         min_area: float = 0.0, max_aspect: float = 0.0, texture_stride: int = 2,
-                        seed: int = 0, min_size: int = 20, dedupe: str = "box"):
+                        seed: int = 0, min_size: int | None = None, dedupe: str = "box"):
     """Ranked segment proposals of one image by hierarchical grouping (see the module docstring).
 
     image (H, W, 3) uint8 RGB. Candidates smaller than ``min_area`` pixels or

@@ -29,7 +29,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from ..io import masks as mask_io
-from .hierarchy import region_adjacency, superpixels
+from .hierarchy import region_adjacency, scaled_min_size, superpixels
 
 
 def background_connectivity_saliency(image: np.ndarray, labels: np.ndarray, *, sigma_clr: float = 10.0,
@@ -126,12 +126,15 @@ def _components(on, adj, d, split, seen, saliency):
 
 
 def saliency_proposals(image: np.ndarray, *, threshold=(0.3, 0.5, 0.7), k: float = 100.0, sigma: float = 0.8,
-                       min_size: int = 20, split: float = 40.0, min_area: float = 0.0, max_proposals: int = 0):
+                       min_size: int | None = 20, split: float = 40.0, min_area: float = 0.0,
+                       max_proposals: int = 0):
     """Salient-instance proposals of one image (see the module docstring).
 
-    image (H, W, 3) uint8 RGB. Returns ``boxes`` (N, 4) float32 xyxy,
+    image (H, W, 3) uint8 RGB. ``min_size`` None = :func:`scaled_min_size`. Returns ``boxes`` (N, 4) float32 xyxy,
     ``scores`` (N,) float32 mean saliency and ``counts`` N COCO RLE masks, best first.
     """
+    if min_size is None:
+        min_size = scaled_min_size(k, *image.shape[:2])
     labels = superpixels(image, k, sigma, min_size)
     sal, colour = background_connectivity_saliency(image, labels)
     inst = salient_instances(labels, sal, colour, threshold=threshold, split=split)
