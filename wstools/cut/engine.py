@@ -267,8 +267,8 @@ def _dominance(gain, allowed, eu, ev, ew, reward, rounds: int = 20, fixed=None, 
 FLOW_TOTAL = 2.0 ** 60      # integer capacities of one auxiliary min cut sum to at most this (int64 max flow)
 
 
-def _kovtun(gain, allowed, eu, ev, ew, fixed, active, rounds: int = 4):
-    """Kovtun's partial optimality for the Potts model (every label rewarded), in place on gain / fixed.
+def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4):
+    """Kovtun's partial optimality for every rewarded label, in place on gain / fixed.
 
     Kovtun, "Partial optimal labeling search for a NP-hard subclass of (max,+) problems" (DAGM 2003):
     for a label a, the auxiliary binary problem on the free nodes allowing a, with costs (energy =
@@ -278,6 +278,10 @@ def _kovtun(gain, allowed, eu, ev, ew, fixed, active, rounds: int = 4):
     x = a on A does not increase the energy (for B = {x_v = a}: E(x') - E(x) <= g(A u B) - g(B) <=
     g(A) - g(A n B) <= 0 by submodularity and minimality of A). Labels are processed one at a time
     on the reduced problem (fixed nodes folded into their neighbours' gains), for a few rounds.
+    Kovtun states it for the Potts model; the same bound holds for any rewarded label a here, since
+    the pairwise energy -w [l_u = l_v rewarded] lies in [-w, 0] and equals -w at (a, a): moving the
+    nodes of A minus B to a changes an edge to the rest by at most +w, an edge to B by exactly -w and
+    an edge inside by at most 0, which is g(A u B) - g(B).
 
     Max flow needs integer capacities: they are scaled so that they sum to ``FLOW_TOTAL`` and
     rounded; with rounding error at most delta in total, A is a minimiser up to 2 delta, so fixing A
@@ -290,7 +294,7 @@ def _kovtun(gain, allowed, eu, ev, ew, fixed, active, rounds: int = 4):
     slack = 0.0
     for _ in range(rounds):
         changed = False
-        for a in range(L):
+        for a in np.flatnonzero(reward):
             free = fixed < 0
             cand = free & allowed[:, a]
             idx = np.flatnonzero(cand)
@@ -334,7 +338,7 @@ def _kovtun(gain, allowed, eu, ev, ew, fixed, active, rounds: int = 4):
                 fixed[new] = a
             if new.any():
                 changed = True
-                active = _fold(gain, allowed, eu, ev, ew, np.ones(L, dtype=bool), fixed, new, active)
+                active = _fold(gain, allowed, eu, ev, ew, reward, fixed, new, active)
         if not changed:
             break
     return active, slack
@@ -344,7 +348,7 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
           chunk_vars: int = 40000, kovtun: bool = True, progress=None) -> Solution:
     """Maximise F (module docstring) exactly where the time limit allows. Shapes: gain, allowed
     (n, L); eu, ev, ew (E,) one entry per undirected edge; reward (L,) bool. ``kovtun``: apply
-    Kovtun's partial optimality (:func:`_kovtun`) when every label is rewarded (Potts)."""
+    Kovtun's partial optimality (:func:`_kovtun`) for the rewarded labels."""
     gain = np.asarray(gain, dtype=np.float64)
     allowed = np.asarray(allowed, dtype=bool)
     reward = np.asarray(reward, dtype=bool)
@@ -355,9 +359,9 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
     stats = {"nodes": n, "fixed_by_dominance": int((fixed >= 0).sum()), "fixed_by_kovtun": 0,
              "trivial_components": 0, "lp_components": 0, "mip_components": 0, "largest_solved_component": 0}
     slack_total = 0.0
-    if kovtun and reward.all() and (fixed < 0).any():
+    if kovtun and reward.any() and (fixed < 0).any():
         before = int((fixed >= 0).sum())
-        active, slack_total = _kovtun(red_gain, allowed, eu, ev, ew, fixed, active)
+        active, slack_total = _kovtun(red_gain, allowed, eu, ev, ew, reward, fixed, active)
         stats["fixed_by_kovtun"] = int((fixed >= 0).sum()) - before
         red_gain, fixed, active = _dominance(red_gain, allowed, eu, ev, ew, reward, fixed=fixed, active=active)
         stats["fixed_by_dominance"] = int((fixed >= 0).sum()) - stats["fixed_by_kovtun"]
