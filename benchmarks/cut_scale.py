@@ -1,7 +1,8 @@
 """Benchmarks of ws graph / ws cut on synthetic features (wstools.toy.features).
 
     python benchmarks/cut_scale.py knn --images 1000 --dim 2048
-    python benchmarks/cut_scale.py scale --images 125,1250,5000,25000
+    python benchmarks/cut_scale.py scale --images 125,1250,5000,21800 --methods multiway --ks 3
+    python benchmarks/cut_scale.py scale --images 1250,2060 --methods fan
     python benchmarks/cut_scale.py accuracy --images 2000
     python benchmarks/cut_scale.py retention --images 2000
     python benchmarks/cut_scale.py knn-large --images 21800 --dim 2048   # ~200k proposals
@@ -121,7 +122,7 @@ def bench_scale(args):
     print("|---|---|---|---|---|---|---|---|---|")
     for images in [int(x) for x in args.images.split(",")]:
         for method, k, weighting in [("multiway", 3, "liid"), ("multiway", 2, "liid"), ("fan", 3, "fan")]:
-            if method not in args.methods:
+            if method not in args.methods or str(k) not in args.ks.split(","):
                 continue
             q = ctx.Queue()
             p = ctx.Process(target=_scale_child, args=(q, images, method, k, weighting))
@@ -190,6 +191,7 @@ if __name__ == "__main__":
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--methods", default="multiway,fan")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--ks", default="3,2")
     a = ap.parse_args()
     if a.what != "scale":
         a.images = int(a.images)
