@@ -1,9 +1,11 @@
 """Benchmarks of ws graph / ws cut on synthetic features (wstools.toy.features).
 
     python benchmarks/cut_scale.py knn --images 1000 --dim 2048
-    python benchmarks/cut_scale.py scale --images 125,1250,5000,25000
+    python benchmarks/cut_scale.py scale --images 125,1250,5000,21800 --methods multiway --ks 3
+    python benchmarks/cut_scale.py scale --images 1250,2060 --methods fan
     python benchmarks/cut_scale.py accuracy --images 2000
     python benchmarks/cut_scale.py retention --images 2000
+    python benchmarks/cut_scale.py knn-large --images 21800 --dim 2048   # ~200k proposals
 
 Every table has its baseline in the same run (exact kNN; the attention method).
 Timings on a shared machine are noisy: compare ratios. Peak RSS is measured in a
@@ -57,6 +59,47 @@ def bench_knn(args):
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.1f}x | {r[3]:.4f} |")
 
 
+def bench_knn_large(args):
+    """kNN at LIID scale. The exact baseline is timed on ``--exact-queries`` queries against all rows and
+    extrapolated linearly (exact search cost is linear in the number of queries); recall@3 of every
+    method is measured against exact search on 1000 sampled queries."""
+    from wstools.graph import knn, recall_at_k
+    from wstools.graph.knn import _exact, normalize
+
+    t = time.perf_counter()
+    f = _features(args.images, args.dim)
+    print(f"kNN k=3, {len(f)} proposals x {args.dim} dims (features made in {time.perf_counter() - t:.0f} s), "
+          "2 shared cores\n", flush=True)
+    M = len(f)
+    X = normalize(f.feat)
+    q = np.arange(min(args.exact_queries, M))
+    t = time.perf_counter()
+    _exact(X, X[q], 3, q)
+    base = (time.perf_counter() - t) * M / q.size
+    del X
+    print("| method | seconds | speed-up vs exact | recall@3 | peak RSS MB |\n|---|---|---|---|---|")
+    print(f"| exact (baseline, {q.size} queries timed, extrapolated) | {base:.1f} | 1.0x | 1.0000 | "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} |", flush=True)
+    settings = {
+        "ivf": ("faiss ivf nprobe 16", {"method": "ivf", "nprobe": 16}),
+        "ivf8": ("faiss ivf nprobe 8", {"method": "ivf", "nprobe": 8}),
+        "pca256ivf": ("pca 256 + ivf nprobe 16 + rerank 16", {"pca_dim": 256, "candidates": 16, "method": "ivf"}),
+        "pca128ivf": ("pca 128 + ivf nprobe 16 + rerank 32", {"pca_dim": 128, "candidates": 32, "method": "ivf"}),
+        "hnsw": ("faiss hnsw ef 64", {"method": "hnsw"}),
+        "sametag": ("same-tag exact", {"groups": f.allowed[:, 1:]}),
+        "sametagpca": ("same-tag pca 256 + exact + rerank 16", {"groups": f.allowed[:, 1:], "pca_dim": 256,
+                                                                 "candidates": 16}),
+    }
+    for key in args.knn_methods.split(","):
+        name, kw = settings[key]
+        t = time.perf_counter()
+        idx, _ = knn(f.feat, 3, **kw)
+        sec = time.perf_counter() - t
+        rec = recall_at_k(f.feat, idx, 3, sample=1000, groups=kw.get("groups"))
+        print(f"| {name} | {sec:.1f} | {base / sec:.1f}x | {rec:.4f} | "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} |", flush=True)
+
+
 def _scale_child(q, images, method, k, weighting):
     from wstools.cut import fan_partition, multiway_cut
 
@@ -79,7 +122,7 @@ def bench_scale(args):
     print("|---|---|---|---|---|---|---|---|---|")
     for images in [int(x) for x in args.images.split(",")]:
         for method, k, weighting in [("multiway", 3, "liid"), ("multiway", 2, "liid"), ("fan", 3, "fan")]:
-            if method not in args.methods:
+            if method not in args.methods or str(k) not in args.ks.split(","):
                 continue
             q = ctx.Queue()
             p = ctx.Process(target=_scale_child, args=(q, images, method, k, weighting))
@@ -141,12 +184,15 @@ def bench_retention(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["knn", "scale", "accuracy", "retention"])
+    ap.add_argument("what", choices=["knn", "knn-large", "scale", "accuracy", "retention"])
+    ap.add_argument("--exact-queries", type=int, default=10000)
+    ap.add_argument("--knn-methods", default="ivf8,pca256ivf,pca128ivf,sametagpca")
     ap.add_argument("--images", default="1000")
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--methods", default="multiway,fan")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--ks", default="3,2")
     a = ap.parse_args()
     if a.what != "scale":
         a.images = int(a.images)
-    {"knn": bench_knn, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention}[a.what](a)
+    {"knn": bench_knn, "knn-large": bench_knn_large, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention}[a.what](a)

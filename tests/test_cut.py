@@ -220,3 +220,43 @@ def test_bad_input(tmp_path, feature_store):
     badf.write_bytes(feature_store.read_bytes())
     _corrupt(badf, "allowed", lambda a: np.where(np.arange(len(a))[:, None] == 0, False, a))
     assert_bad_input(run_ws("graph", badf, "-o", tmp_path / "y.h5", expect=2), "no allowed label", "img_000000")
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10 ** 6), st.sampled_from([True, False]))
+def test_kovtun_reduction_keeps_the_optimum(seed, potts):
+    """Kovtun's partial optimality (engine._kovtun) on 40-node graphs: same optimum as the LP/MIP alone."""
+    from wstools.cut import engine
+
+    rng = np.random.default_rng(seed)
+    n, L = 40, 4
+    allowed = rng.random((n, L)) < 0.6
+    allowed[:, 0] = True
+    gain = np.log(rng.random((n, L)) + 1e-3)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.08]).reshape(-1, 2)
+    ew = rng.uniform(0, 1.5, len(pairs))
+    reward = np.ones(L, dtype=bool)
+    reward[0] = potts
+    on = engine.solve(gain, allowed, pairs[:, 0], pairs[:, 1], ew, reward)
+    off = engine.solve(gain, allowed, pairs[:, 0], pairs[:, 1], ew, reward, kovtun=False)
+    assert on.value == pytest.approx(off.value, abs=1e-7)
+    assert on.bound >= on.value and on.bound - on.value <= 1e-9
+    assert allowed[np.arange(n), on.labels].all()
+
+
+def test_kovtun_fixes_a_cluster_and_mix_hits_the_count():
+    from wstools.cut import engine
+    from wstools.cut.fan import _mix
+
+    # a chain of 4 nodes preferring label 1 strongly linked: all fixed to 1 by the auxiliary min cut
+    gain = np.array([[0.0, 0.5], [0.0, -0.2], [0.0, 0.4], [0.0, -0.1]])
+    allowed = np.ones((4, 2), dtype=bool)
+    eu, ev, ew = np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([2.0, 2.0, 2.0])
+    sol = engine.solve(gain, allowed, eu, ev, ew, np.ones(2, dtype=bool))
+    assert sol.stats["fixed_by_kovtun"] == 4 and (sol.labels == 1).all()
+    # subset sum over components: low end keeps 3+2, high end 1+0; m = 3 needs comp 0 low, comp 1 high
+    comp = np.array([0, 0, 0, 1, 1])
+    lo, hi = np.array([1, 1, 1, 2, 2]), np.array([1, 0, 0, 0, 0])
+    out, taken = _mix(lo, hi, comp, 2, 3)
+    assert (out == [1, 1, 1, 0, 0]).all() and taken == 1
+    assert _mix(lo, hi, comp, 2, 4) is None

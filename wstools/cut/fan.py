@@ -18,11 +18,15 @@ The count constraint couples the components. It is relaxed with a Lagrange
 multiplier lambda (a price per kept proposal): for fixed lambda the problem
 separates over components and each is solved exactly (:mod:`.engine`).
 L(lambda) = max_x [F(x) - lambda (|x| - m)] bounds the optimum from above for
-every lambda. Bisection on lambda narrows the bracket [lo, hi] with
-|x(lo)| >= m >= |x(hi)|; a component whose optimum is the same at both ends is
+every lambda. A 1-D cutting plane on lambda (the price where the Lagrangians of
+the two ends meet, a bisection step when that leaves the bracket) narrows the
+bracket [lo, hi] with |x(lo)| >= m >= |x(hi)|; a component whose optimum is the same at both ends is
 optimal for every lambda between them (its value is linear in lambda) and is
-not solved again. When the counts meet exactly the solution is optimal (gap 0);
-otherwise the components that still differ are solved jointly with the exact
+not solved again. When the counts meet exactly the solution is optimal (gap 0).
+At the dual minimum both ends are optimal for the same lambda, and so is every
+choice per component of the low- or high-price labelling: a subset sum picks one
+with exactly m kept, which is optimal (gap 0 up to the solves' certified slack).
+Otherwise the components that still differ are solved jointly with the exact
 count as one integer program (LP first, then OR-Tools), the others fixed, and
 the reported gap is against the best L(lambda).
 """
@@ -131,14 +135,22 @@ def fan_partition(indptr, indices, weights, prob, allowed, *, beta: float = 30.0
             open_c = np.bincount(comp[node_diff], minlength=n_comp) > 0
             if not open_c.any():
                 break
-            lam = 0.5 * (lo_lam + hi_lam)
+            # the price where the Lagrangians of both ends meet (1-D cutting plane; finite for the
+            # piecewise linear dual), the midpoint when it falls outside the bracket
+            f_lo, k_lo = fan_objective(labels_lo, prob, eu, ev, w, beta), int((labels_lo > 0).sum())
+            f_hi, k_hi = fan_objective(labels_hi, prob, eu, ev, w, beta), int((labels_hi > 0).sum())
+            lam = (f_lo - f_hi) / (k_lo - k_hi) if k_lo > k_hi else lo_lam
+            if not (lo_lam < lam < hi_lam):
+                lam = 0.5 * (lo_lam + hi_lam)
+            meet = max(f_lo - lam * (k_lo - m), f_hi - lam * (k_hi - m))
             nodes, sol = solve_at(lam, open_c)
             labels_mid = labels_lo.copy()           # settled components: same at both ends, optimal at lam
             labels_mid[nodes] = sol.labels
             exact_mid = exact_lo & exact_hi
             exact_mid[nodes] = sol.exact
             slack_mid = sol.bound - sol.value
-            best_bound = min(best_bound, lagrangian(lam, labels_mid, slack_mid))
+            l_mid = lagrangian(lam, labels_mid, slack_mid)
+            best_bound = min(best_bound, l_mid)
             if progress is not None:
                 progress(1)
             kept = int((labels_mid > 0).sum())
@@ -149,17 +161,111 @@ def fan_partition(indptr, indices, weights, prob, allowed, *, beta: float = 30.0
                 lo_lam, labels_lo, exact_lo = lam, labels_mid, exact_mid
             else:
                 hi_lam, labels_hi, exact_hi = lam, labels_mid, exact_mid
+            if l_mid <= meet + 1e-12 * max(1.0, abs(meet)):
+                break       # both ends optimal at lam: lam minimises the dual
             if hi_lam - lo_lam <= 1e-12 * max(1.0, abs(hi_lam)):
                 break
+        if final is None:
+            mix = _mix(labels_lo, labels_hi, comp, n_comp, m)
+            if mix is not None:
+                stats["mixed_components"] = int(mix[1])
+                mix_val = fan_objective(mix[0], prob, eu, ev, w, beta)
+                if relative_gap(mix_val, max(best_bound, mix_val)) <= 1e-9:
+                    final, final_exact = mix[0], exact_lo & exact_hi
+        if final is None:
+            final, final_exact = _local_repair(labels_lo, labels_hi, exact_lo & exact_hi, allowed, base, eu, ev, ew,
+                                               reward, count_mask, m, time_limit, stats, best_bound,
+                                               lambda lab: fan_objective(lab, prob, eu, ev, w, beta))
         if final is None:
             final, final_exact = _repair(labels_lo, labels_hi, exact_lo & exact_hi, comp, n_comp, order, starts,
                                          allowed, base, eu, ev, ew, ecomp, reward, count_mask, m, time_limit, stats)
     value = fan_objective(final, prob, eu, ev, w, beta)
     bound = max(best_bound, value)
+    if relative_gap(value, bound) <= 1e-9:      # the Lagrangian bound proves the whole labelling optimal
+        final_exact = np.ones(M, dtype=bool)
     sizes, ex = component_summary(comp, n_comp, final_exact)
     stats.update(kept=int((final > 0).sum()), lam=float(lam), components=int(n_comp))
     return CutResult(labels=final, objective=value, bound=bound, gap=relative_gap(value, bound),
                      component_sizes=sizes, component_exact=ex, stats=stats)
+
+
+def _mix(labels_lo, labels_hi, comp, n_comp, m):
+    """Per component the low- or the high-price labelling, with exactly m kept in total (subset sum).
+
+    When both ends are optimal at the same price (the dual minimum), every such mixture is a
+    Lagrangian optimum, so one with exactly m kept is optimal for Eq. 8 (complementary slackness).
+    Returns (labels, number of components taken from the low end) or None when no subset hits m.
+    """
+    k_lo = np.bincount(comp, weights=labels_lo > 0, minlength=n_comp).astype(np.int64)
+    k_hi = np.bincount(comp, weights=labels_hi > 0, minlength=n_comp).astype(np.int64)
+    d = k_lo - k_hi
+    target = m - int(k_hi.sum())
+    items = np.flatnonzero(d > 0)
+    if target < 0 or target > int(d[items].sum()):
+        return None
+    mask = (1 << (target + 1)) - 1
+    reach = [1]
+    for c in items:
+        reach.append((reach[-1] | (reach[-1] << int(d[c]))) & mask)
+    if not (reach[-1] >> target) & 1:
+        return None
+    take = np.zeros(n_comp, dtype=bool)
+    t = target
+    for j in range(len(items) - 1, -1, -1):      # backtrack: take item j when t is unreachable without it
+        if not (reach[j] >> t) & 1:
+            take[items[j]] = True
+            t -= int(d[items[j]])
+    out = np.where(take[comp], labels_lo, labels_hi)
+    return out, int(take.sum())
+
+
+def _local_repair(labels_lo, labels_hi, exact_both, allowed, base, eu, ev, ew, reward, count_mask, m, time_limit,
+                  stats, bound, objective, max_nodes: int = 20000):
+    """Re-solve, with the exact count, only the nodes where the two ends differ plus their neighbourhoods
+    (1, 2, 4, ... hops), every other node fixed at the common labelling (its edges folded into gains).
+
+    A restricted problem, so not exact by itself; it returns as soon as the labelling's value meets
+    the Lagrangian ``bound`` (relative 1e-9: then it is proven optimal), else the best found, or
+    None when even the smallest neighbourhood exceeds ``max_nodes``.
+    """
+    M = labels_lo.size
+    A = engine.sp.coo_matrix((np.ones(eu.size), (eu, ev)), shape=(M, M)).tocsr()
+    A = A + A.T
+    region = labels_lo != labels_hi
+    best, best_val = None, -np.inf
+    for hops in (1, 2, 4, 8):
+        for _ in range(hops - (hops // 2 if hops > 1 else 0)):
+            region = region | (A @ region.astype(np.float64) > 0)
+        if region.sum() > max_nodes:
+            break
+        nodes = np.flatnonzero(region)
+        local = np.full(M, -1, dtype=np.int64)
+        local[nodes] = np.arange(nodes.size)
+        g = base[nodes].copy()
+        inside = region[eu] & region[ev]
+        for a_, b_ in ((eu, ev), (ev, eu)):        # edges from fixed nodes become gains
+            sel = region[b_] & ~region[a_]
+            la = labels_lo[a_[sel]]
+            ok = reward[la] & allowed[b_[sel], la]
+            np.add.at(g, (local[b_[sel]][ok], la[ok]), ew[sel][ok])
+        fixed_kept = int((labels_lo[~region] > 0).sum())
+        lab, _, _ = engine.solve_with_count(g, allowed[nodes], local[eu[inside]], local[ev[inside]], ew[inside],
+                                            reward, count_mask, m - fixed_kept, time_limit=time_limit)
+        stats["repair_nodes"] = int(nodes.size)
+        if lab is None:
+            continue
+        out = labels_lo.copy()
+        out[nodes] = lab
+        val = objective(out)
+        if val > best_val:
+            best, best_val = out, val
+        if relative_gap(val, max(bound, val)) <= 1e-9:
+            break
+    if best is None:
+        return None, None
+    exact = exact_both.copy()
+    exact[labels_lo != labels_hi] = False
+    return best, exact
 
 
 def _repair(labels_lo, labels_hi, exact_both, comp, n_comp, order, starts, allowed, base, eu, ev, ew, ecomp,
