@@ -13,6 +13,28 @@ ws toy "$OUT/toy" --train 120 --val 40 --size 96 --seed 0 --force
 ws dataset check "$OUT/toy/train.json"
 ws info "$OUT/toy/train.json"
 
+ws viz "$OUT/toy/train.json" --first 4 -o "$OUT/toy_gt.png" --force
+
+echo "== proposals: class-agnostic segments with masks (selective-search hierarchy)" >&2
+ws propose "$OUT/toy/train.json" -o "$OUT/proposals.h5" --workers 2 --force
+# the same in two shards (Slurm arrays / GNU parallel), joined with ws merge
+ws propose "$OUT/toy/train.json" -o "$OUT/proposals.0.h5" --shard 0/2 --force
+ws propose "$OUT/toy/train.json" -o "$OUT/proposals.1.h5" --shard 1/2 --force
+ws merge "$OUT/proposals.merged.h5" "$OUT/proposals.0.h5" "$OUT/proposals.1.h5" --force
+ws info "$OUT/proposals.h5"
+ws eval proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json" --objects all
+# salient instances (Fan et al.'s starting point), kept to the 20 best after mask NMS
+ws propose "$OUT/toy/train.json" -o "$OUT/salient.h5" --method saliency --nms 0.7 --top 20 --force
+
+echo "== graph + cut: dataset-level tag assignment (Fan et al. Eq. 5-8, LIID multi-way cut)" >&2
+ws toy "$OUT/feat" --train 0 --val 0 --features 400 --feature-dim 256 --seed 0 --force
+ws graph "$OUT/feat/features.h5" -o "$OUT/graph_fan.h5" --knn 3 --weights fan --force
+ws graph "$OUT/feat/features.h5" -o "$OUT/graph_liid.h5" --knn 3 --weights liid --delta 5 --force
+ws cut "$OUT/graph_liid.h5" -o "$OUT/assign_multiway.h5" --method multiway --force
+ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_fan.h5" --method fan --beta 30 --retention 0.9 --force
+ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_attention.h5" --method attention --force
+ws info "$OUT/assign_multiway.h5"
+
 echo "== cam: multi-label classifier (colour and gray) and class activation maps" >&2
 # tiny CNN from scratch on the CPU; real data: --arch resnet50 --weights imagenet (IRN's defaults)
 TINY=(--arch tiny --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 --crop 96 --scales 0.75,1.25

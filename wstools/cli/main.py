@@ -13,8 +13,14 @@ COMMANDS = {
     "toy": ("wstools.cli.toy", "toy", "Write a synthetic weakly-labelled dataset (images, GT, manifests)."),
     "dataset": ("wstools.cli.dataset", "dataset", "Import VOC / COCO / folder datasets into manifests; check one."),
     "info": ("wstools.cli.info", "info", "Describe any manifest or store: kind, provenance, contents."),
+    "propose": ("wstools.cli.propose", "propose",
+                "Class-agnostic segment proposals with masks: hierarchy / saliency / import."),
+    "eval": ("wstools.cli.eval", "eval_group", "Score predictions against ground truth: mIoU, AP, proposals, CAMs, assignment."),
+    "graph": ("wstools.cli.graph", "graph", "Dataset-level kNN similarity graph of proposal features."),
+    "cut": ("wstools.cli.cut", "cut", "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention."),
     "cam": ("wstools.cli.cam", "cam", "Train the multi-label classifier; write class activation maps; import IRN CAMs."),
     "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
+    "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }
 
 

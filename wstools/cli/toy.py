@@ -7,8 +7,11 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..io.flat import write_features
+from ..io.store import create_store
+from ..toy.features import make_features
 from ..toy.generator import FAMILIES, MAX_CLASSES, write_dataset
-from .common import Timer, command, emit, force_option, log, seed_option
+from .common import Timer, command, emit, force_option, log, progress, seed_option
 
 
 @command("toy")
@@ -23,9 +26,15 @@ from .common import Timer, command, emit, force_option, log, seed_option
 @click.option("--size", type=click.IntRange(32, 4096), default=128, show_default=True, help="Image side in pixels.")
 @click.option("--border", type=click.IntRange(0, 20), default=0, show_default=True,
               help="Width of the 255 'ignore' band around objects in the GT maps (PASCAL VOC uses ~5 px).")
+@click.option("--features", "n_features", type=click.IntRange(0), default=0, show_default=True,
+              help="Also write OUT_DIR/features.h5: synthetic proposal features of this many images (about 8 "
+                   "proposals each: clustered features, noisy probabilities, multi-tag images, noise proposals, "
+                   "true labels in `truth`), the input of `ws graph`.")
+@click.option("--feature-dim", type=click.IntRange(2), default=256, show_default=True,
+              help="Feature dimension of --features (Fan et al. and LIID use 2048).")
 @seed_option
 @force_option
-def toy(out_dir, num_classes, n_train, n_val, size, border, seed, force):
+def toy(out_dir, num_classes, n_train, n_val, size, border, n_features, feature_dim, seed, force):
     """Write a synthetic weakly-labelled dataset to OUT_DIR.
 
     Images show 1-4 textured shapes of 1-3 target classes (10-50 % of the image
@@ -39,6 +48,7 @@ def toy(out_dir, num_classes, n_train, n_val, size, border, seed, force):
     Example:
       ws toy data/toy --train 200 --val 50 --size 128
       ws info data/toy/train.json
+      ws toy data/toy --train 0 --val 0 --features 300   # features.h5 only
     """
     out = Path(out_dir)
     for split in ("train", "val"):
@@ -49,10 +59,21 @@ def toy(out_dir, num_classes, n_train, n_val, size, border, seed, force):
     with Timer() as t:
         for split, count in (("train", n_train), ("val", n_val)):
             m = write_dataset(out, split, count, size=size, num_classes=num_classes, seed=seed, border=border,
-                              force=True)
+                              force=True, wrap=lambda it: progress(it, total=count, desc=f"toy {split}"))
             summary[split] = {"manifest": str(out / f"{split}.json"), "images": count,
                               "objects": sum(len(r.extra["object_families"]) for r in m.images),
                               "target_instances": sum(len([f for f in r.extra["object_families"] if f in m.classes]) for r in m.images)}
             log(f"wrote {count} {split} images to {out}")
+        if n_features:
+            path = out / "features.h5"
+            f = make_features(n_features, num_classes, feature_dim, seed=seed)
+            params = {"images": n_features, "classes": num_classes, "dim": feature_dim, "seed": seed}
+            with create_store(path, "features", classes=list(FAMILIES[:num_classes]), params=params,
+                              force=force) as st:
+                write_features(st, image_ids=f.image_ids, image=f.image, proposal=f.proposal, box=f.box,
+                               feat=f.feat, prob=f.prob, allowed=f.allowed, truth=f.truth)
+            summary["features"] = {"store": str(path), "images": n_features, "proposals": len(f),
+                                   "dim": feature_dim}
+            log(f"wrote {len(f)} synthetic proposal features to {path}")
     summary["seconds"] = round(t.seconds, 3)
     emit(summary)

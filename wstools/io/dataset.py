@@ -346,3 +346,35 @@ def check_manifest(manifest: Manifest, read_files: bool = True) -> list[dict]:
             if missing:
                 add(rec, f"semantic map shows {sorted(missing)} which the tags lack")
     return problems
+
+
+def load_objects(manifest: Manifest, rec: ImageRecord) -> InstanceGT:
+    """Every object of an image, distractors included, from the ``objects`` PNG of ``ws toy``
+    manifests (0 background, 1..m objects); for class-agnostic proposal recall.
+
+    The returned ``labels`` are the object ids of the PNG (1..m); :func:`object_families`
+    names their shape families when the record lists them.
+    """
+    path_rel = rec.extra.get("objects")
+    if not isinstance(path_rel, str):
+        _fail(manifest.path, "has no 'objects' map (only `ws toy` manifests have one; use --objects targets)",
+              rec.id)
+    path = manifest.resolve(path_rel)
+    obj = read_label_png(path, rec.id)
+    if obj.shape != (rec.height, rec.width):
+        _fail(path, f"objects map is {obj.shape[1]}x{obj.shape[0]}, image is {rec.width}x{rec.height}", rec.id)
+    ids = [int(i) for i in np.unique(obj) if i not in (0, 255)]
+    arr = np.stack([obj == i for i in ids]) if ids else np.zeros((0, rec.height, rec.width), bool)
+    return InstanceGT(mask_io.encode(arr), np.array(ids, dtype=np.int64), np.zeros(len(ids), dtype=bool),
+                      rec.height, rec.width)
+
+
+def object_families(rec: ImageRecord, object_ids) -> list | None:
+    """Family name of each object id (1-based) of a ``ws toy`` record, or None if unknown."""
+    fams = rec.extra.get("object_families")
+    if not isinstance(fams, list):
+        return None
+    try:
+        return [str(fams[int(i) - 1]) for i in object_ids]
+    except IndexError:
+        return None

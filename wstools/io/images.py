@@ -89,6 +89,6 @@ def write_label_png(path, labels: np.ndarray) -> None:
     im.save(path, format="PNG", optimize=False)
 
 
-def write_image(path, image: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 image (format from the suffix)."""
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path)
+def write_image(path, image: np.ndarray, format=None) -> None:
+    """Write an (H, W, 3) uint8 image (format from the suffix unless given, e.g. "PNG")."""
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path, format=format)

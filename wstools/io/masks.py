@@ -41,7 +41,9 @@ def area(counts, height: int, width: int) -> np.ndarray:
     """Pixel area of each RLE mask, (N,) int64."""
     if len(counts) == 0:
         return np.zeros(0, dtype=np.int64)
-    return mask_utils.area(to_rles(counts, height, width)).astype(np.int64)
+    rles = to_rles(counts, height, width)
+    # pycocotools' area() fails for more than 255 masks at once (it sizes a buffer with a uint8)
+    return np.concatenate([mask_utils.area(rles[s:s + 255]).astype(np.int64) for s in range(0, len(rles), 255)])
 
 
 def boxes(counts, height: int, width: int) -> np.ndarray:

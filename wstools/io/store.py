@@ -300,10 +300,11 @@ def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs
             h5 = None
         if h5 is not None:
             old = Store(h5, path)
-            if old.kind != kind or old.params != params_json or old.classes != list(classes):
+            old_kind, old_params, old_classes = old.kind, old.params, old.classes
+            if old_kind != kind or old_params != params_json or old_classes != list(classes):
                 h5.close()
                 raise InputError("cannot resume: the earlier run had other parameters or classes "
-                                 f"({old.params} vs {params_json})", path=path)
+                                 f"({old_params} vs {params_json})", path=path)
             resumed = True
     else:
         if not (resume and kind in PER_IMAGE_KINDS):

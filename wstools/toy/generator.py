@@ -204,18 +204,19 @@ def make_image(rng: np.random.Generator, size: int = 128, num_classes: int = 5, 
 
 
 def write_dataset(out_dir, split: str, count: int, *, size: int = 128, num_classes: int = 5,
-                  seed: int = 0, border: int = 0, force: bool = False) -> Manifest:
+                  seed: int = 0, border: int = 0, force: bool = False, wrap=None) -> Manifest:
     """Write ``count`` toy images of ``split`` under ``out_dir`` and the manifest ``split.json``.
 
     Image ``i`` of a split depends only on (seed, split, i), so a larger
-    ``count`` extends a dataset without changing its first images.
+    ``count`` extends a dataset without changing its first images. ``wrap``
+    optionally wraps the image loop (e.g. a progress bar).
     """
     out = Path(out_dir)
     for sub in ("images", "semantic", "instances", "objects"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     split_code = sum(ord(ch) * 31 ** k for k, ch in enumerate(split)) % (2 ** 31)
     records = []
-    for i in range(count):
+    for i in (wrap or iter)(range(count)):
         rng = np.random.default_rng([seed, split_code, i])
         toy = make_image(rng, size=size, num_classes=num_classes, border=border)
         image_id = f"{split}_{i:06d}"

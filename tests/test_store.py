@@ -1,0 +1,162 @@
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from pycocotools import mask as coco_mask
+
+from wstools.errors import InputError
+from wstools.io import masks as mask_io
+from wstools.io.atomic import partial_path
+from wstools.io.dataset import load_manifest
+from wstools.io.store import (create_store, image_id_of, image_key, merge_stores, open_store, parse_shard,
+                              read_rles, shard_items, write_rles)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2 ** 31 - 1))
+def test_masks_round_trip_through_store_bit_for_bit(tmp_path_factory, n, h, w, seed):
+    rng = np.random.default_rng(seed)
+    masks = rng.random((n, h, w)) < rng.random()
+    counts = mask_io.encode(masks)
+    # pycocotools is the oracle for the encoding itself
+    ref = coco_mask.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    assert counts == [r["counts"] for r in ref]
+    path = tmp_path_factory.mktemp("rt") / "p.h5"
+    with create_store(path, "proposals", classes=["a"], params={}) as s:
+        with s.write_image("img/1.png") as g:
+            write_rles(g, "masks", counts)
+    with open_store(path, "proposals") as s:
+        back = read_rles(s.image("img/1.png")["masks"])
+    assert back == counts
+    decoded = mask_io.decode(back, h, w)
+    assert decoded.dtype == bool and (decoded == masks).all()
+    assert (mask_io.area(back, h, w) == masks.reshape(n, -1).sum(1)).all()
+
+
+def test_boxes_and_iou_match_pycocotools():
+    masks = np.zeros((2, 10, 12), bool)
+    masks[0, 2:5, 3:9] = True
+    masks[1, 4:10, 5:7] = True
+    c = mask_io.encode(masks)
+    assert mask_io.boxes(c, 10, 12).tolist() == [[3, 2, 9, 5], [5, 4, 7, 10]]
+    inter = (masks[0] & masks[1]).sum()
+    union = (masks[0] | masks[1]).sum()
+    assert mask_io.iou(c, c, 10, 12)[0, 1] == pytest.approx(inter / union)
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_image_key_round_trip(image_id):
+    key = image_key(image_id)
+    assert "/" not in key and key not in (".", "..")
+    assert image_id_of(key) == image_id
+
+
+def test_provenance_and_kind_checks(tmp_path, toy_dir):
+    m = load_manifest(toy_dir / "train.json")
+    path = tmp_path / "c.h5"
+    with create_store(path, "labels", classes=m.classes, params={"theta": 0.85}, dataset=m,
+                      command="ws test") as s:
+        with s.write_image(m.images[0].id) as g:
+            g["labels"] = np.zeros((4, 4), np.uint8)
+    with open_store(path) as s:
+        assert s.kind == "labels" and s.schema == 1 and s.params == {"theta": 0.85}
+        assert s.command == "ws test" and s.classes == m.classes
+        assert s.dataset["sha256"] == m.sha256() and len(s.uid) == 32
+        assert s.image_ids() == [m.images[0].id]
+        with pytest.raises(InputError, match="lacks"):
+            s.check_images(m)
+    with pytest.raises(InputError, match="is a 'labels' store, expected 'cams'"):
+        open_store(path, "cams")
+    with h5py.File(path, "r+") as f:
+        f.attrs["ws_schema"] = 99
+    with pytest.raises(InputError, match="newer"):
+        open_store(path)
+
+
+def test_failed_write_leaves_no_output(tmp_path):
+    path = tmp_path / "x.h5"
+    with pytest.raises(InputError):
+        with create_store(path, "proposals", classes=["a"], params={}) as s:
+            with s.write_image("a") as g:
+                g["boxes"] = np.zeros((1, 4))
+            raise InputError("bad image", image_id="b")
+    assert not path.exists() and not partial_path(path).exists()
+
+
+def test_existing_output_needs_force(tmp_path):
+    path = tmp_path / "x.h5"
+    for _ in range(2):
+        with create_store(path, "graph", classes=["a"], params={}, force=True):
+            pass
+    with pytest.raises(InputError, match="--force"):
+        with create_store(path, "graph", classes=["a"], params={}):
+            pass
+
+
+def test_resume_continues_an_interrupted_run(tmp_path):
+    path = tmp_path / "p.h5"
+    ids = [f"im{i}" for i in range(6)]
+    written = []
+
+    def run(fail_at=None):
+        with create_store(path, "labels", classes=["a"], params={"x": 1}, resume=True) as s:
+            for i, image_id in enumerate(ids):
+                if s.has_image(image_id):
+                    continue
+                if i == fail_at:
+                    raise RuntimeError("killed")
+                with s.write_image(image_id) as g:
+                    g["labels"] = np.full((2, 2), i, np.uint8)
+                written.append(image_id)
+
+    with pytest.raises(RuntimeError):
+        run(fail_at=3)
+    assert not path.exists() and partial_path(path).exists()
+    run()
+    assert written == ids  # nothing written twice
+    with open_store(path, "labels") as s:
+        assert s.image_ids() == ids
+        assert int(s.image("im5")["labels"][0, 0]) == 5
+    with pytest.raises(InputError, match="cannot resume"):
+        with create_store(path, "labels", classes=["a"], params={"x": 2}, resume=True):
+            pass
+
+
+def test_incomplete_store_is_refused(tmp_path):
+    path = tmp_path / "p.h5"
+    with create_store(path, "labels", classes=["a"], params={}) as s:
+        pass
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = 0
+    with pytest.raises(InputError, match="incomplete"):
+        open_store(path)
+
+
+def test_shards_partition_and_merge(tmp_path):
+    ids = [f"im{i}" for i in range(7)]
+    assert parse_shard("1/3") == (1, 3)
+    parts = [shard_items(ids, (i, 3)) for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(ids) and parts[1] == ["im1", "im4"]
+    paths = []
+    for i, part in enumerate(parts):
+        p = tmp_path / f"part{i}.h5"
+        with create_store(p, "labels", classes=["a"], params={"t": 1, "shard": f"{i}/3"}) as s:
+            for image_id in part:
+                with s.write_image(image_id) as g:
+                    g["labels"] = np.full((2, 2), int(image_id[2:]), np.uint8)
+        paths.append(p)
+    summary = merge_stores(tmp_path / "all.h5", paths)
+    assert summary == {"kind": "labels", "parts": 3, "images": 7}
+    with open_store(tmp_path / "all.h5", "labels") as s:
+        assert sorted(s.image_ids()) == sorted(ids)
+        assert all(int(s.image(i)["labels"][1, 1]) == int(i[2:]) for i in ids)
+        assert "shard" not in s.params and len(s.inputs) == 3
+    with pytest.raises(InputError, match="overlaps"):
+        merge_stores(tmp_path / "bad.h5", [paths[0], paths[0]])
+    assert not (tmp_path / "bad.h5").exists()
+
+
+@pytest.mark.parametrize("text", ["3", "a/b", "3/3", "-1/2", "0/0"])
+def test_bad_shard_spec(text):
+    with pytest.raises(InputError, match="--shard"):
+        parse_shard(text)
