@@ -68,6 +68,8 @@ def test_infer_layout_and_info(trained, toy_dir, tmp_path):
             assert (g.attrs["height"], g.attrs["width"]) == (rec["height"], rec["width"])
     info = run_ws("info", h5, "--json").json
     assert info["kind"] == "cams" and info["counts"]["images"] == 24
+    ev = run_ws("eval", "cams", h5, "--gt", toy_dir / "train.json").json
+    assert ev["images"] == 24 and 0 <= ev["best_miou"] <= 1 and 0 <= ev["classification_map"] <= 1
 
 
 def test_infer_predicted_shard_resume(trained, toy_dir, tmp_path):
@@ -101,17 +103,18 @@ def test_train_resume_from_last_epoch(toy_dir, tmp_path):
     r1 = run_ws(*common, "--stop-after", "1", "-o", tmp_path / "part.pt")
     assert r1.json["stopped_after_epoch"] == 1
     assert (tmp_path / "part.last.pt").exists() and not (tmp_path / "part.pt").exists(), r1
+    # resuming with other arguments is refused, and leaves the resume file alone
+    r = run_ws(*common, "--lr", "0.02", "--resume", "-o", tmp_path / "part.pt", expect=2)
+    assert_bad_input(r, "part.last.pt", "lr")
+    assert (tmp_path / "part.last.pt").exists()
     r2 = run_ws(*common, "--resume", "-o", tmp_path / "part.pt")
     assert r2.json["resumed_from_epoch"] == 1
+    assert not (tmp_path / "part.last.pt").exists()
     part = torch.load(tmp_path / "part.pt", weights_only=True)
     for k, v in full["state_dict"].items():
         torch.testing.assert_close(part["state_dict"][k], v, atol=1e-5, rtol=1e-4)
     lines = (tmp_path / "part.log.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
-    # resuming with other arguments is refused
-    run_ws(*common, "--stop-after", "1", "-o", tmp_path / "x.pt")
-    r = run_ws(*common, "--lr", "0.02", "--resume", "-o", tmp_path / "x.pt", expect=2)
-    assert_bad_input(r, "x.last.pt", "lr")
 
 
 def _irn_dir(toy_dir, tmp_path, mutate=None):
@@ -186,7 +189,7 @@ def test_train_corrupt_image(toy_copy, tmp_path):
     (toy_copy / m["images"][5]["image"]).write_bytes(b"not a png")
     r = run_ws("cam", "train", toy_copy / "train.json", *FAST, "-o", tmp_path / "a.pt", expect=None)
     assert_bad_input(r, m["images"][5]["id"], "cannot read image")
-    assert not (tmp_path / "a.pt").exists()
+    assert not (tmp_path / "a.pt").exists() and not (tmp_path / "a.log.jsonl").exists()
 
 
 def test_infer_corrupt_image_leaves_no_output(trained, toy_copy, tmp_path):
@@ -259,3 +262,25 @@ def test_output_exists_needs_force(trained, toy_dir):
     out, _ = trained
     r = run_ws("cam", "train", toy_dir / "train.json", *FAST, "-o", out / "cls.pt", expect=None)
     assert_bad_input(r, "cls.pt", "--force")
+
+
+def test_train_under_torchrun_ddp(toy_dir, tmp_path):
+    """Two CPU processes (gloo) under torchrun: rank 0 writes one checkpoint and one log."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    p = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "wstools", "cam", "train",
+                        str(toy_dir / "train.json"), *FAST, "--epochs", "2", "--device", "cpu",
+                        "-o", str(tmp_path / "ddp.pt")], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    summaries = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    assert len(summaries) == 1 and summaries[0]["processes"] == 2
+    assert torch.load(tmp_path / "ddp.pt", weights_only=True)["arch"] == "tiny"
+    assert len((tmp_path / "ddp.log.jsonl").read_text().splitlines()) == 2

@@ -44,6 +44,18 @@ def test_average_precision_matches_brute_force(pairs):
     assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=1, max_size=30))
+def test_average_precision_matches_ws_eval(pairs):
+    """The training log's AP is `ws eval cams`'s (scikit-learn's definition, ties grouped)."""
+    from wstools.eval.cams import average_precision as eval_ap
+
+    scores = np.array([p[0] for p in pairs], float) / 5
+    targets = np.array([p[1] for p in pairs], int)
+    a, b = average_precision(scores, targets), eval_ap(scores, targets)
+    assert (math.isnan(a) and b is None) or a == pytest.approx(b)
+
+
 def test_mean_average_precision_skips_classes_without_positives():
     s = np.array([[0.9, 0.1, 0.5], [0.1, 0.9, 0.5]])
     t = np.array([[1, 0, 0], [0, 0, 0]])

@@ -115,7 +115,7 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
       ws cam train data/toy/train.json --val data/toy/val.json --arch tiny \\
           --crop 128 --epochs 8 --batch-size 16 --lr 0.05 -o cls.pt
       ws cam train data/toy/train.json --gray --arch tiny --crop 128 -o cls_gray.pt
-      torchrun --nproc_per_node 4 $(which ws) cam train voc_train.json --weights imagenet -o cls.pt
+      torchrun --nproc_per_node 4 -m wstools cam train voc_train.json --weights imagenet -o cls.pt
     """
     import torch
 
@@ -197,8 +197,9 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
         save_resume(last_path, {**base, "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
                                 "epoch": epoch + 1, "metrics": record})
 
-    log(f"training {arch} (stride {stride}{', gray' if gray else ''}) on {len(records)} images, "
-        f"{m.num_classes} classes, device {dev}" + (f", {world} processes" if world > 1 else ""))
+    if rank == 0:
+        log(f"training {arch} (stride {stride}{', gray' if gray else ''}) on {len(records)} images, "
+            f"{m.num_classes} classes, device {dev}" + (f", {world} processes" if world > 1 else ""))
     try:
         with Timer() as t:
             record = fit(model, train_set, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
@@ -225,6 +226,8 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
     finally:
         if rank == 0:
             log_file.close()
+            if start_epoch == 0 and log_path.stat().st_size == 0:   # failed before the first epoch ended
+                log_path.unlink()
         close_distributed()
 
 
