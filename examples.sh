@@ -37,7 +37,7 @@ ws info "$OUT/assign_multiway.h5"
 
 echo "== cam: multi-label classifier (colour and gray) and class activation maps" >&2
 # tiny CNN from scratch on the CPU; real data: --arch resnet50 --weights imagenet (IRN's defaults)
-TINY=(--arch tiny --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 --crop 96 --scales 0.75,1.25
+TINY=(--arch tiny --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 --crop 96 --scales 1,1
       --batch-size 16 --epochs 2 --device cpu --force)
 ws cam train "$OUT/toy/train.json" --val "$OUT/toy/val.json" "${TINY[@]}" -o "$OUT/cls.pt"
 ws cam train "$OUT/toy/train.json" --gray "${TINY[@]}" -o "$OUT/cls_gray.pt"

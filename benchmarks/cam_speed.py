@@ -71,11 +71,8 @@ def main():
                     "-q"], check=True, capture_output=True,
                    env=dict(os.environ, PYTHONPATH=str(REPO)))
     m = json.loads((out / "toy/val.json").read_text())
-    for n in (a.images, a.resnet_images):
-        (out / f"val{n}.json").write_text(json.dumps({**m, "images": m["images"][:n]}))
-    # manifests beside the images: paths in them are relative to toy/
-    for n in (a.images, a.resnet_images):
-        (out / "toy" / f"val{n}.json").write_text((out / f"val{n}.json").read_text())
+    for n in (a.images, a.resnet_images):   # subsets, beside the images (paths are relative)
+        (out / "toy" / f"val{n}.json").write_text(json.dumps({**m, "images": m["images"][:n]}))
     rows = []
     for arch, n in (("tiny", a.images), ("resnet50", a.resnet_images)):
         make_checkpoint(out / f"{arch}.pt", arch, m["classes"])

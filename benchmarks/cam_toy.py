@@ -44,10 +44,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=int, default=1000, help="training images")
     ap.add_argument("--val", type=int, default=50)
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--out", default=None)
     ap.add_argument("--train-args", default="--arch tiny --optimizer adam --lr 0.002 --head-lr-mult 1 "
-                                            "--weight-decay 0 --batch-size 16 --crop 96 --scales 0.75,1.25")
+                                            "--weight-decay 0 --batch-size 16 --crop 128 --scales 1.0,1.0")
     a = ap.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="cam_toy_"))
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def cam():
 
     \b
     Example:
-      ws cam train data/toy/train.json --val data/toy/val.json --arch tiny --crop 128 -o cls.pt
+      ws cam train data/toy/train.json --val data/toy/val.json --arch tiny --crop 128 --scales 1,1 -o cls.pt
       ws cam infer data/toy/train.json --model cls.pt -o cams.h5
       ws cam import irn/cam_out --manifest voc_train.json -o cams.h5
     """
@@ -113,8 +113,10 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
     \b
     Example:
       ws cam train data/toy/train.json --val data/toy/val.json --arch tiny \\
-          --crop 128 --epochs 8 --batch-size 16 --lr 0.05 -o cls.pt
-      ws cam train data/toy/train.json --gray --arch tiny --crop 128 -o cls_gray.pt
+          --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 \\
+          --crop 128 --scales 1,1 --epochs 10 -o cls.pt
+      ws cam train data/toy/train.json --gray --arch tiny --optimizer adam \\
+          --lr 0.002 --crop 128 --scales 1,1 -o cls_gray.pt
       torchrun --nproc_per_node 4 -m wstools cam train voc_train.json --weights imagenet -o cls.pt
     """
     import torch

@@ -16,8 +16,8 @@ Architectures (``ARCHS``):
   (stride 8) and conv5_3 are replaced by identities (indices are kept, so a
   torchvision state dict loads unchanged); conv5 is dilated by 2 at stride 8.
   Top two stages are conv4_3 and conv5_3 (after ReLU).
-- ``tiny``: a small 5-stage CNN (conv-BN-ReLU pairs, 32 to 256 channels) for
-  CPU smoke runs and tests; no pretrained weights exist for it.
+- ``tiny``: a small 5-stage CNN (conv-BN-ReLU pairs) for
+  CPU smoke runs and tests (16 to 128 channels); no pretrained weights exist for it.
 
 Parameter names match torchvision's models, so ``--weights PATH`` accepts the
 ``.pth`` files torchvision downloads (``resnet50-0676ba61.pth`` ...).
@@ -125,9 +125,9 @@ def _block(cin, cout, stride, dilation=1):
 
 
 class TinyBackbone(Backbone):
-    """Stem (stride 2) and four stages of two 3x3 conv-BN-ReLU; 32-64-128-256 channels."""
+    """Stem (stride 2) and four stages of two 3x3 conv-BN-ReLU; 16-32-64-128 channels."""
 
-    def __init__(self, arch: str = "tiny", stride: int = 16, width: int = 32):
+    def __init__(self, arch: str = "tiny", stride: int = 16, width: int = 16):
         super().__init__()
         self.arch, self.stride = arch, stride
         w = width
