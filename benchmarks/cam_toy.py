@@ -8,7 +8,7 @@ as `cams` stores and scored the same way: everything background, and the whole
 image labelled with the image's tag (the first tag for multi-tag images).
 
     python benchmarks/cam_toy.py            # writes into a temporary folder
-    python benchmarks/cam_toy.py --train 1000 --epochs 10
+    python benchmarks/cam_toy.py --train 1000 --epochs 10   # a shorter run
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def ws(*args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=int, default=1000, help="training images")
+    ap.add_argument("--train", type=int, default=2000, help="training images")
     ap.add_argument("--val", type=int, default=50)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--out", default=None)
     ap.add_argument("--train-args", default="--arch tiny --optimizer adam --lr 0.002 --head-lr-mult 1 "
                                             "--weight-decay 0 --batch-size 16 --crop 128 --scales 1.0,1.0")
