@@ -43,6 +43,7 @@ ws cam train "$OUT/toy/train.json" --val "$OUT/toy/val.json" "${TINY[@]}" -o "$O
 ws cam train "$OUT/toy/train.json" --gray "${TINY[@]}" -o "$OUT/cls_gray.pt"
 ws cam infer "$OUT/toy/train.json" --model "$OUT/cls.pt" --scales 1.0,0.5 --background features \
     --device cpu -o "$OUT/cams.h5" --force
-ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0,0.5 --subtract-others \
+ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0 --subtract-others \
     --device cpu -o "$OUT/cams_gray.h5" --force
 ws info "$OUT/cams.h5"
+ws eval cams "$OUT/cams.h5" --gt "$OUT/toy/train.json"

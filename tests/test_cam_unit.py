@@ -108,8 +108,12 @@ def test_finalize_cams_range_property(c, seed, sub):
     assert out.shape == (c, 6, 7)
     assert float(out.min()) >= 0 and float(out.max()) <= 1
     peaks = out.amax(dim=(1, 2))
-    if sub:   # a map the others cover entirely becomes 0; any other peaks at 1
-        assert all(abs(p - 1) < 1e-3 or p == 0 for p in peaks.tolist())
+    if sub:   # a map the others (nearly) cover stays (nearly) 0; any other peaks at 1
+        m = maps[torch.as_tensor(labels - 1)]
+        m = m / m.amax(dim=(1, 2), keepdim=True)
+        residual = (m - (m.sum(0, keepdim=True) - m)).clamp_min(0).amax(dim=(1, 2))
+        for p, r in zip(peaks.tolist(), residual.tolist()):
+            assert abs(p - 1) < 0.01 if r > 1e-3 else p < 0.1
     else:
         assert torch.allclose(peaks, torch.ones(c), atol=1e-3)
 
