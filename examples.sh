@@ -12,6 +12,7 @@ echo "== data: a synthetic weakly-labelled dataset" >&2
 ws toy "$OUT/toy" --train 120 --val 40 --size 96 --seed 0 --force
 ws dataset check "$OUT/toy/train.json"
 ws info "$OUT/toy/train.json"
+
 ws viz "$OUT/toy/train.json" --first 4 -o "$OUT/toy_gt.png" --force
 
 echo "== proposals: class-agnostic segments with masks (selective-search hierarchy)" >&2
@@ -33,3 +34,16 @@ ws cut "$OUT/graph_liid.h5" -o "$OUT/assign_multiway.h5" --method multiway --for
 ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_fan.h5" --method fan --beta 30 --retention 0.9 --force
 ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_attention.h5" --method attention --force
 ws info "$OUT/assign_multiway.h5"
+
+echo "== cam: multi-label classifier (colour and gray) and class activation maps" >&2
+# tiny CNN from scratch on the CPU; real data: --arch resnet50 --weights imagenet (IRN's defaults)
+TINY=(--arch tiny --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 --crop 96 --scales 1,1
+      --batch-size 16 --epochs 2 --device cpu --force)
+ws cam train "$OUT/toy/train.json" --val "$OUT/toy/val.json" "${TINY[@]}" -o "$OUT/cls.pt"
+ws cam train "$OUT/toy/train.json" --gray "${TINY[@]}" -o "$OUT/cls_gray.pt"
+ws cam infer "$OUT/toy/train.json" --model "$OUT/cls.pt" --scales 1.0,0.5 --background features \
+    --device cpu -o "$OUT/cams.h5" --force
+ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0 --subtract-others \
+    --device cpu -o "$OUT/cams_gray.h5" --force
+ws info "$OUT/cams.h5"
+ws eval cams "$OUT/cams.h5" --gt "$OUT/toy/train.json"

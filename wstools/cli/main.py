@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": ("wstools.cli.eval", "eval_group", "Score predictions against ground truth: mIoU, AP, proposals, CAMs, assignment."),
     "graph": ("wstools.cli.graph", "graph", "Dataset-level kNN similarity graph of proposal features."),
     "cut": ("wstools.cli.cut", "cut", "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention."),
+    "cam": ("wstools.cli.cam", "cam", "Train the multi-label classifier; write class activation maps; import IRN CAMs."),
     "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
     "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }
