@@ -6,6 +6,7 @@
     python benchmarks/cut_scale.py accuracy --images 2000
     python benchmarks/cut_scale.py retention --images 2000
     python benchmarks/cut_scale.py knn-large --images 21800 --dim 2048   # ~200k proposals
+    python benchmarks/cut_scale.py graph-cli --images 21800 --dim 2048   # the `ws graph` command: time, peak RSS
 
 Every table has its baseline in the same run (exact kNN; the attention method).
 Timings on a shared machine are noisy: compare ratios. Peak RSS is measured in a
@@ -182,9 +183,52 @@ def bench_retention(args):
               f"{np.mean(res.labels[kept] == f.truth[kept]):.3f} | {np.mean(res.labels[obj] == f.truth[obj]):.3f} |")
 
 
+def _write_feature_store(path, images, dim):
+    from wstools.io.flat import write_features
+    from wstools.io.store import create_store
+
+    f = _features(images, dim)
+    classes = [f"c{i}" for i in range(f.prob.shape[1] - 1)]
+    with create_store(path, "features", classes=classes, params={"synthetic": True}, force=True) as s:
+        write_features(s, image_ids=[str(i) for i in range(int(f.image.max()) + 1)], image=f.image,
+                       proposal=np.zeros(len(f), dtype=np.int64), box=np.zeros((len(f), 4), np.float32),
+                       feat=f.feat, prob=f.prob, allowed=f.allowed, truth=f.truth)
+    return len(f)
+
+
+def bench_graph_cli(args):
+    """`ws graph` as a user runs it, in its own process: wall time and the command's own peak RSS
+    (GNU time), on a features store written beforehand by another process."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        store = os.path.join(tmp, "features.h5")
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(1) as pool:
+            M = pool.apply(_write_feature_store, (store, args.images, args.dim))
+        print(f"`ws graph` on {M} proposals x {args.dim} dims, k = 3, 2 cores\n")
+        print("| options | wall seconds | kNN seconds | recall@3 | peak RSS MB |\n|---|---|---|---|---|")
+        for opts in args.graph_options.split(";"):
+            cmd = ["/usr/bin/time", "-f", "%M %e", "ws", "graph", store, "-o", os.path.join(tmp, "g.h5"),
+                   "--force", "--quiet", "--recall-sample", "1000", *opts.split()]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"| {opts} | failed: {r.stderr.strip().splitlines()[-1]} | | | |")
+                continue
+            rss_kb, wall = r.stderr.strip().splitlines()[-1].split()
+            import json
+
+            out = json.loads(r.stdout.strip().splitlines()[-1])
+            print(f"| `{opts}` | {float(wall):.1f} | {out['knn_seconds']:.1f} | {out['recall@3']:.4f} | "
+                  f"{int(rss_kb) / 1024:.0f} |", flush=True)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["knn", "knn-large", "scale", "accuracy", "retention"])
+    ap.add_argument("what", choices=["knn", "knn-large", "graph-cli", "scale", "accuracy", "retention"])
+    ap.add_argument("--graph-options", default="--knn-method ivf --pca-dim 256 --candidates 16")
     ap.add_argument("--exact-queries", type=int, default=10000)
     ap.add_argument("--knn-methods", default="ivf8,pca256ivf,pca128ivf,sametagpca")
     ap.add_argument("--images", default="1000")
@@ -195,4 +239,4 @@ if __name__ == "__main__":
     a = ap.parse_args()
     if a.what != "scale":
         a.images = int(a.images)
-    {"knn": bench_knn, "knn-large": bench_knn_large, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention}[a.what](a)
+    {"knn": bench_knn, "knn-large": bench_knn_large, "graph-cli": bench_graph_cli, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention}[a.what](a)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..graph import METHODS, WEIGHTINGS, knn, knn_graph, recall_at_k, unary_weights
+from ..graph.knn import normalize
 from ..io.flat import read_features, write_graph
 from ..io.store import create_store, open_store
 from .common import Timer, command, device_option, emit, force_option, log, output_option, resolve_device, seed_option
@@ -68,12 +69,16 @@ def graph(features, output, k, mutual, same_tag, weighting, delta, knn_method, p
         if M < 2:
             raise InputError("needs at least 2 proposals", path=features)
         with Timer() as t_knn:
-            idx, sims = knn(data["feat"], k, method=knn_method, groups=groups, pca_dim=pca_dim,
+            # normalised in place: memory stays one copy of the features (1.6 GB at 200k x 2048)
+            feat = normalize(data.pop("feat"), inplace=True)
+            idx, sims = knn(feat, k, method=knn_method, groups=groups, pca_dim=pca_dim, normalized=True,
                             candidates=max(candidates, k), device=dev, nlist=nlist, nprobe=nprobe, seed=seed)
         log(f"kNN of {M} proposals in {t_knn.seconds:.1f} s")
         recall = None
         if recall_sample:
-            recall = recall_at_k(data["feat"], idx, k, groups=groups, sample=recall_sample, seed=seed, device=dev)
+            recall = recall_at_k(feat, idx, k, groups=groups, sample=recall_sample, seed=seed, device=dev,
+                                 normalized=True)
+        del feat
         W = knn_graph(idx, sims, weighting=weighting, delta=delta, mutual=mutual)
         from scipy.sparse.csgraph import connected_components
 
