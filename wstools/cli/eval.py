@@ -578,7 +578,7 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force):
     Example:
       ws eval assignment assignment.h5 --proposals proposals.h5 --gt toy/train.json
     """
-    from ..eval.assignment import assignment_scores, coverage, true_labels
+    from ..eval.assignment import assignment_report, coverage, true_labels
     from ..eval._masks import as_rles, mask_iou
 
     _check_outputs(force, csv_path)
@@ -645,27 +645,12 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force):
                 cover_asg.append(np.zeros(n, bool))
                 cover_oracle.append(np.zeros(n, bool))
                 cover_labels.append(inst.labels[~inst.iscrowd])
-    res = assignment_scores(labels, true, k)
-    ca = np.concatenate(cover_asg) if cover_asg else np.zeros(0, bool)
-    co = np.concatenate(cover_oracle) if cover_oracle else np.zeros(0, bool)
-    cl = np.concatenate(cover_labels) if cover_labels else np.zeros(0, np.int64)
-    names = ["noise", *manifest.classes]
-    per_class = []
-    for lab in range(k + 1):
-        row = {"label": lab, "class": names[lab], "true": int(res["true_counts"][lab]),
-               "assigned": int(res["assigned_counts"][lab]), "precision": res["precision"][lab],
-               "recall": res["recall"][lab]}
-        if lab > 0:
-            sel = cl == lab
-            row["instances"] = int(sel.sum())
-            row["coverage"] = float(ca[sel].mean()) if sel.any() else None
-            row["oracle_coverage"] = float(co[sel].mean()) if sel.any() else None
-        per_class.append(row)
-    summary = {"accuracy": res["accuracy"], "oracle_accuracy": 1.0, "proposals": res["proposals"],
-               "noisy_kept": res["noisy_kept"], "good_rejected": res["good_rejected"],
-               "wrong_class": res["wrong_class"], "true_noise": int(res["true_counts"][0]),
-               "instances": int(len(ca)), "coverage": float(ca.mean()) if len(ca) else 0.0,
-               "oracle_coverage": float(co.mean()) if len(co) else 0.0}
+    empty = np.zeros(0, bool)
+    summary, per_class = assignment_report(
+        labels, true, k, np.concatenate(cover_asg) if cover_asg else empty,
+        np.concatenate(cover_oracle) if cover_oracle else empty,
+        np.concatenate(cover_labels) if cover_labels else np.zeros(0, np.int64), manifest.classes)
+    confusion = summary.pop("confusion")
     log(format_table(per_class, ["label", "class", "true", "assigned", "precision", "recall", "instances",
                                  "coverage", "oracle_coverage"]))
     log(f"accuracy {summary['accuracy']:.4f} over {summary['proposals']} proposals; noisy kept "
@@ -675,7 +660,7 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force):
     if csv_path:
         write_csv(csv_path, per_class, force=force)
     emit({"mode": "assignment", "assignment": assignment, "proposals": proposals_path, "gt": gt,
-          "iou_threshold": iou_thr, **summary, "per_class": per_class, "confusion": res["confusion"],
+          "iou_threshold": iou_thr, **summary, "per_class": per_class, "confusion": confusion,
           "seconds": round(timer.seconds, 3), "csv": csv_path})
 
 

@@ -68,3 +68,39 @@ def assignment_scores(assigned: np.ndarray, true: np.ndarray, num_classes: int) 
         "good_rejected": int(((true > 0) & (assigned == 0)).sum()),
         "wrong_class": int(((true > 0) & (assigned > 0) & (assigned != true)).sum()),
     }
+
+
+def assignment_report(assigned, true, num_classes: int, covered, oracle_covered, instance_labels,
+                      class_names) -> tuple[dict, list]:
+    """What ``ws eval assignment`` reports, from arrays over the whole dataset.
+
+    assigned, true: (M,) labels in 0..K of every proposal; covered,
+    oracle_covered: (G,) bool per ground-truth instance (see :func:`coverage`);
+    instance_labels: (G,) their classes in 1..K; class_names: the K names.
+    Returns ``(summary, per_class)``: the summary has accuracy, counts of noisy
+    proposals kept, good ones rejected and wrong classes, and the instance
+    coverage with its oracle bound; ``per_class`` one row per label 0..K (0 = noise).
+    """
+    res = assignment_scores(assigned, true, num_classes)
+    covered = np.asarray(covered, dtype=bool)
+    oracle_covered = np.asarray(oracle_covered, dtype=bool)
+    instance_labels = np.asarray(instance_labels, dtype=np.int64)
+    names = ["noise", *class_names]
+    per_class = []
+    for lab in range(num_classes + 1):
+        row = {"label": lab, "class": names[lab], "true": int(res["true_counts"][lab]),
+               "assigned": int(res["assigned_counts"][lab]), "precision": res["precision"][lab],
+               "recall": res["recall"][lab]}
+        if lab > 0:
+            sel = instance_labels == lab
+            row["instances"] = int(sel.sum())
+            row["coverage"] = float(covered[sel].mean()) if sel.any() else None
+            row["oracle_coverage"] = float(oracle_covered[sel].mean()) if sel.any() else None
+        per_class.append(row)
+    summary = {"accuracy": res["accuracy"], "proposals": res["proposals"],
+               "noisy_kept": res["noisy_kept"], "good_rejected": res["good_rejected"],
+               "wrong_class": res["wrong_class"], "true_noise": int(res["true_counts"][0]),
+               "instances": int(len(covered)), "coverage": float(covered.mean()) if len(covered) else 0.0,
+               "oracle_coverage": float(oracle_covered.mean()) if len(oracle_covered) else 0.0,
+               "confusion": res["confusion"]}
+    return summary, per_class
