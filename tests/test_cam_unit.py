@@ -18,7 +18,7 @@ from wstools.cam.train import poly_lr
 from wstools.errors import InputError
 from wstools.io.cams import read_irn_npy
 from wstools.nn import build_backbone, load_weights
-from wstools.nn.backbones import read_state_dict
+from wstools.io.checkpoint import read_state_dict
 
 
 def _ap_brute(scores, targets):

@@ -124,11 +124,11 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
     from ..cam.augment import normalize, random_scale_flip_crop, to_gray
     from ..cam.model import CamNet
     from ..cam.train import close_distributed, fit, init_distributed
-    from ..io.checkpoint import load_checkpoint, remove, save_checkpoint, save_resume
+    from ..io.checkpoint import load_checkpoint, read_state_dict, remove, save_checkpoint, save_resume
     from ..io.dataset import load_manifest
     from ..io.atomic import check_output
     from ..io.torchdata import ManifestImages
-    from ..nn.backbones import build_backbone, imagenet_state_dict, load_weights, read_state_dict
+    from ..nn.backbones import build_backbone, imagenet_state_dict, load_weights
 
     output = Path(output)
     log_path, last_path = _paths(output)

@@ -41,20 +41,39 @@ def remove(path) -> None:
         Path(path).unlink()
 
 
+def _load_tensors(path, what: str):
+    """``torch.load(path, weights_only=True)`` (never unpickles code); InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} does not exist", path=path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"cannot read {what} with torch.load(weights_only=True) "
+                         f"({e.__class__.__name__}: {str(e).splitlines()[0][:200]})", path=path) from None
+
+
 def load_checkpoint(path) -> dict:
     """Read a classifier checkpoint; InputError naming the file when it is missing,
     not loadable with ``weights_only=True``, or lacks a required key."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint does not exist", path=path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"cannot read checkpoint with torch.load(weights_only=True) "
-                         f"({e.__class__.__name__}: {str(e).splitlines()[0][:200]})", path=path) from None
+    ckpt = _load_tensors(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("ws_kind") != KIND:
         raise InputError("is not a ws classifier checkpoint (written by `ws cam train`)", path=path)
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise InputError(f"checkpoint lacks {', '.join(missing)}", path=path)
     return ckpt
+
+
+def read_state_dict(path) -> dict:
+    """Tensors of a weights file (``--weights PATH``), read with ``weights_only=True``.
+    Accepts a plain (torchvision) state dict or a ``ws`` checkpoint (uses the backbone
+    part of its ``state_dict``)."""
+    obj = _load_tensors(path, "weights file")
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+        if any(k.startswith("backbone.") for k in obj):
+            obj = {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError("is not a state dict (a mapping of parameter names to tensors)", path=path)
+    return obj

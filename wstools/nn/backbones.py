@@ -174,27 +174,6 @@ def imagenet_state_dict(arch: str) -> dict:
             f"(or copy it into {Path(torch.hub.get_dir()) / 'checkpoints'})") from None
 
 
-def read_state_dict(path) -> dict:
-    """Tensors of a weights file, read with ``torch.load(weights_only=True)`` (never
-    unpickles code). Accepts a plain state dict or a ``ws`` checkpoint (uses its
-    ``state_dict``, backbone part)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("weights file does not exist", path=path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"cannot read weights with torch.load(weights_only=True) "
-                         f"({e.__class__.__name__}: {str(e).splitlines()[0][:200]})", path=path) from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-        if any(k.startswith("backbone.") for k in obj):
-            obj = {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError("is not a state dict (a mapping of parameter names to tensors)", path=path)
-    return obj
-
-
 def load_weights(backbone: Backbone, state: dict, source="weights") -> None:
     """Load a torchvision-style state dict into ``backbone``, refusing one of another
     architecture: every backbone parameter must be present with the same shape
