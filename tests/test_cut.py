@@ -260,3 +260,10 @@ def test_kovtun_fixes_a_cluster_and_mix_hits_the_count():
     out, taken = _mix(lo, hi, comp, 2, 3)
     assert (out == [1, 1, 1, 0, 0]).all() and taken == 1
     assert _mix(lo, hi, comp, 2, 4) is None
+
+
+def test_threads_option(tmp_path, feature_store):
+    """--threads sets torch's CPU threads; a negative count is bad usage."""
+    run_ws("graph", feature_store, "-o", tmp_path / "g.h5", "--threads", 1)
+    r = run_ws("graph", feature_store, "-o", tmp_path / "h.h5", "--threads", -1, expect=2)
+    assert "--threads" in r.stderr and not (tmp_path / "h.h5").exists()

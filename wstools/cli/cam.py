@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from .common import (Timer, WsGroup, batch_size_option, command, device_option, emit, force_option, log,
+from .common import (Timer, WsGroup, batch_size_option, command, device_option, threads_option, emit, force_option, log,
                      output_option, parse_floats, progress, resolve_device, resume_option, seed_option,
                      shard_option, warn, workers_option)
 
@@ -92,6 +92,7 @@ def _training_records(manifest, strict: bool, what: str):
               help="End this run after epoch N, keeping NAME.last.pt (e.g. to fit a job's time limit); "
                    "continue later with --resume.")
 @device_option
+@threads_option
 @workers_option
 @seed_option
 @force_option
@@ -255,6 +256,7 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
                    "maps (Sun et al. Sect. 3.2; their background cue 'sum < 0.2' is background > 0.8).")
 @batch_size_option
 @device_option
+@threads_option
 @workers_option
 @shard_option
 @resume_option

@@ -153,6 +153,18 @@ workers_option = click.option("--workers", type=click.IntRange(0), default=0, sh
                               help="Worker processes (0 = in the main process).")
 batch_size_option = click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
                                  help="Images per batch.")
+def _set_threads(ctx, param, value):
+    if value:
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
+threads_option = click.option("--threads", type=click.IntRange(0), default=0, show_default=True, expose_value=False,
+                              callback=_set_threads,
+                              help="CPU threads of torch (0 = torch's default, one per core). On a shared machine "
+                                   "set it to the cores you own: oversubscribed threads can run many times slower.")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                              show_default=True, help="auto = CUDA when available, else CPU.")
 

@@ -10,7 +10,8 @@ from ..graph import METHODS, WEIGHTINGS, knn, knn_graph, recall_at_k, unary_weig
 from ..graph.knn import normalize
 from ..io.flat import read_features, write_graph
 from ..io.store import create_store, open_store
-from .common import Timer, command, device_option, emit, force_option, log, output_option, resolve_device, seed_option
+from .common import (Timer, command, device_option, emit, force_option, log, output_option, resolve_device,
+                     seed_option, threads_option)
 
 
 @command("graph")
@@ -41,6 +42,7 @@ from .common import Timer, command, device_option, emit, force_option, log, outp
 @click.option("--recall-sample", type=click.IntRange(0), default=500, show_default=True,
               help="Queries on which recall@k against exact cosine kNN is measured and reported (0 = skip).")
 @device_option
+@threads_option
 @seed_option
 @force_option
 def graph(features, output, k, mutual, same_tag, weighting, delta, knn_method, pca_dim, candidates, nprobe, nlist,
