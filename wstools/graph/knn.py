@@ -123,8 +123,11 @@ def pca_project(X: np.ndarray, dim: int, sample: int = 20000, seed: int = 0, blo
     """Project rows onto the top ``dim`` principal directions (fit on a sample), float32."""
     rng = np.random.default_rng(seed)
     S = X if X.shape[0] <= sample else X[np.sort(rng.choice(X.shape[0], sample, replace=False))]
-    mu = S.mean(axis=0)
-    C = (S - mu).T.astype(np.float64) @ (S - mu).astype(np.float64)
+    mu = S.mean(axis=0, dtype=np.float64).astype(np.float32)
+    C = np.zeros((X.shape[1], X.shape[1]), dtype=np.float64)
+    for a in range(0, S.shape[0], 2048):    # covariance in blocks: no float64 copy of the sample
+        B = (S[a:a + 2048] - mu).astype(np.float64)
+        C += B.T @ B
     w, V = np.linalg.eigh(C)
     P = V[:, ::-1][:, :dim].astype(np.float32)
     out = np.empty((X.shape[0], P.shape[1]), dtype=np.float32)
@@ -133,8 +136,11 @@ def pca_project(X: np.ndarray, dim: int, sample: int = 20000, seed: int = 0, blo
     return out
 
 
-def _rerank(X: np.ndarray, cand: np.ndarray, k: int, block: int = 16384):
+def _rerank(X: np.ndarray, cand: np.ndarray, k: int, block_bytes: int = 1 << 27):
+    """Exact cosine of every query with its candidates, best k kept; the gathered
+    (block, candidates, D) rows are bounded by ``block_bytes``."""
     M = X.shape[0]
+    block = max(1, block_bytes // max(1, cand.shape[1] * X.shape[1] * X.itemsize))
     out_i = np.full((M, k), -1, dtype=np.int64)
     out_s = np.full((M, k), -np.inf, dtype=np.float32)
     for a in range(0, M, block):
@@ -202,9 +208,11 @@ def knn(feat: np.ndarray, k: int = 3, *, method: str = "exact", groups: np.ndarr
     qs, nbs, ss = [], [], []
     for p in parts:
         method_p = method if p.size > max(1000, 4 * n_cand) else "exact"   # faiss gains nothing on tiny sets
-        i, s = _search(np.ascontiguousarray(Y[p]), n_cand, method_p, device, nlist, nprobe, ef_search, seed)
+        whole = p.size == M          # no fancy-index copy of the (M, D) features when p is every row
+        i, s = _search(Y if whole else np.ascontiguousarray(Y[p]), n_cand, method_p, device, nlist, nprobe,
+                       ef_search, seed)
         if Y is not X:
-            i, s = _rerank(X[p], i, k)
+            i, s = _rerank(X if whole else X[p], i, k)
         qs.append(np.repeat(p, k))
         nbs.append(np.where(i >= 0, p[np.maximum(i, 0)], -1).ravel())
         ss.append(s.ravel())
