@@ -75,3 +75,10 @@ def write_assignment(path, manifest, entries: list, classes=None):
 
 __all__ = ["load_manifest", "gt_instance_masks", "write_proposals", "write_labels", "write_cams",
            "write_assignment"]
+
+
+def rect_mask(h, w, y0, y1, x0, x1):
+    """An (h, w) boolean mask, True on rows y0:y1 and columns x0:x1 (for hand-computed cases)."""
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m

@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 
 from coco_oracle import coco_eval, random_case
 from conftest import assert_bad_input, run_ws
-from eval_stores import gt_instance_masks, load_manifest
+from eval_stores import gt_instance_masks, load_manifest, rect_mask
 from wstools.eval.instance import InstanceEvaluator, voc_ap
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -76,17 +76,11 @@ def test_perfect_prediction_scores_one():
     assert r["abo"] == pytest.approx(1.0)
 
 
-def _rect(h, w, y0, y1, x0, x1):
-    m = np.zeros((h, w), bool)
-    m[y0:y1, x0:x1] = True
-    return m
-
-
 def test_hand_computed_map_r_and_abo():
     h = w = 20
-    g1, g2 = _rect(h, w, 0, 5, 0, 5), _rect(h, w, 10, 20, 10, 20)
-    d_far = _rect(h, w, 0, 5, 12, 20)
-    d_half = _rect(h, w, 10, 20, 10, 15)       # IoU 0.5 with g2
+    g1, g2 = rect_mask(h, w, 0, 5, 0, 5), rect_mask(h, w, 10, 20, 10, 20)
+    d_far = rect_mask(h, w, 0, 5, 12, 20)
+    d_half = rect_mask(h, w, 10, 20, 10, 15)       # IoU 0.5 with g2
     ev = InstanceEvaluator([1], mapr_thresholds=(0.25, 0.5, 0.75))
     ev.add(np.stack([g1, g2]), [1, 1], np.stack([g1, d_far, d_half]), [1, 1, 1], [0.9, 0.8, 0.7])
     r = ev.result()

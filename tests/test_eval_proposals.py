@@ -10,23 +10,17 @@ from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 
 from conftest import assert_bad_input, run_ws
-from eval_stores import gt_instance_masks, load_manifest, write_proposals
+from eval_stores import gt_instance_masks, load_manifest, rect_mask, write_proposals
 from wstools.eval.proposals import best_overlaps, evaluate_proposals, summarize_overlaps
-
-
-def _box(h, w, y0, y1, x0, x1):
-    m = np.zeros((h, w), bool)
-    m[y0:y1, x0:x1] = True
-    return m
 
 
 def test_hand_computed_abo_and_recall():
     h = w = 10
-    g1 = _box(h, w, 0, 4, 0, 4)       # 16 px
-    g2 = _box(h, w, 5, 10, 5, 10)     # 25 px
-    p1 = _box(h, w, 0, 4, 0, 2)       # IoU with g1 = 8/16 = 0.5
-    p2 = _box(h, w, 5, 10, 5, 9)      # IoU with g2 = 20/25 = 0.8
-    p3 = _box(h, w, 0, 4, 0, 4)       # IoU with g1 = 1
+    g1 = rect_mask(h, w, 0, 4, 0, 4)       # 16 px
+    g2 = rect_mask(h, w, 5, 10, 5, 10)     # 25 px
+    p1 = rect_mask(h, w, 0, 4, 0, 2)       # IoU with g1 = 8/16 = 0.5
+    p2 = rect_mask(h, w, 5, 10, 5, 9)      # IoU with g2 = 20/25 = 0.8
+    p3 = rect_mask(h, w, 0, 4, 0, 4)       # IoU with g1 = 1
     r = evaluate_proposals([np.stack([g1, g2])], [np.stack([p1, p2, p3])], gt_labels_per_image=[["a", "b"]],
                            ns=(1, 2, None))
     by = r["mask"]["by_n"]
@@ -51,7 +45,7 @@ def test_mabo_is_mean_of_class_abo():
 
 
 def test_no_proposals_and_no_objects_give_zero_not_nan():
-    g = np.stack([_box(8, 8, 0, 3, 0, 3)])
+    g = np.stack([rect_mask(8, 8, 0, 3, 0, 3)])
     r = evaluate_proposals([g], [np.zeros((0, 8, 8), bool)])
     assert r["mask"]["by_n"]["all"]["abo"] == 0.0
     r = evaluate_proposals([np.zeros((0, 8, 8), bool)], [g])
@@ -59,8 +53,8 @@ def test_no_proposals_and_no_objects_give_zero_not_nan():
 
 
 def test_box_iou_uses_given_boxes():
-    g = np.stack([_box(10, 10, 0, 4, 0, 4)])
-    p = np.stack([_box(10, 10, 0, 4, 0, 4)])
+    g = np.stack([rect_mask(10, 10, 0, 4, 0, 4)])
+    p = np.stack([rect_mask(10, 10, 0, 4, 0, 4)])
     r = best_overlaps(g, p, proposal_boxes=[[0, 0, 2, 4]], ns=(None,))
     assert r["mask"][0, 0] == 1.0
     assert r["box"][0, 0] == pytest.approx(0.5)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ..io import masks as mask_io
+from ..io.masks import rle_boxes, rle_iou as mask_iou  # noqa: F401  (re-exported for the metrics)
 
 
 def as_rles(masks, height: int | None = None, width: int | None = None) -> list[dict]:
@@ -38,14 +38,6 @@ def as_rles(masks, height: int | None = None, width: int | None = None) -> list[
     return out
 
 
-def mask_iou(a: list, b: list, crowd=None) -> np.ndarray:
-    """(len(a), len(b)) IoU of RLE dicts (pycocotools; ``crowd[j]`` makes b[j] a crowd region)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), dtype=np.float64)
-    crowd = [0] * len(b) if crowd is None else [int(c) for c in crowd]
-    return np.asarray(mask_utils.iou(a, b, crowd), dtype=np.float64).reshape(len(a), len(b))
-
-
 def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     """(Na, Nb) IoU of boxes given as ``x0 y0 x1 y1`` (continuous coordinates)."""
     a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
@@ -61,12 +53,3 @@ def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(union > 0, inter / union, 0.0)
     return out
-
-
-def rle_boxes(rles: list) -> np.ndarray:
-    """Tight ``x0 y0 x1 y1`` boxes (x1, y1 exclusive) of RLE dicts, (N, 4) float64."""
-    if len(rles) == 0:
-        return np.zeros((0, 4), dtype=np.float64)
-    xywh = mask_utils.toBbox(rles).astype(np.float64).reshape(-1, 4)
-    xywh[:, 2:] += xywh[:, :2]
-    return xywh

@@ -46,22 +46,31 @@ def area(counts, height: int, width: int) -> np.ndarray:
     return np.concatenate([mask_utils.area(rles[s:s + 255]).astype(np.int64) for s in range(0, len(rles), 255)])
 
 
-def boxes(counts, height: int, width: int) -> np.ndarray:
-    """Tight boxes of RLE masks as (N, 4) float32 ``x0, y0, x1, y1`` in pixels (x1, y1 exclusive)."""
-    if len(counts) == 0:
-        return np.zeros((0, 4), dtype=np.float32)
-    xywh = mask_utils.toBbox(to_rles(counts, height, width)).astype(np.float32)
+def rle_boxes(rles: list) -> np.ndarray:
+    """Tight boxes of RLE dicts as (N, 4) float64 ``x0, y0, x1, y1`` in pixels (x1, y1 exclusive)."""
+    if len(rles) == 0:
+        return np.zeros((0, 4), dtype=np.float64)
+    xywh = mask_utils.toBbox(rles).astype(np.float64).reshape(-1, 4)
     xywh[:, 2:] += xywh[:, :2]
     return xywh
 
 
+def boxes(counts, height: int, width: int) -> np.ndarray:
+    """Tight boxes of RLE ``counts`` as (N, 4) float32 ``x0, y0, x1, y1`` in pixels (x1, y1 exclusive)."""
+    return rle_boxes(to_rles(counts, height, width) if len(counts) else []).astype(np.float32)
+
+
+def rle_iou(a: list, b: list, crowd=None) -> np.ndarray:
+    """(len(a), len(b)) IoU of RLE dicts (pycocotools; ``crowd[j]`` makes b[j] a crowd region)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float64)
+    crowd = [0] * len(b) if crowd is None else [int(c) for c in crowd]
+    return np.asarray(mask_utils.iou(a, b, crowd), dtype=np.float64).reshape(len(a), len(b))
+
+
 def iou(counts_a, counts_b, height: int, width: int) -> np.ndarray:
-    """(Na, Nb) mask IoU between two lists of RLE masks of the same image."""
-    if len(counts_a) == 0 or len(counts_b) == 0:
-        return np.zeros((len(counts_a), len(counts_b)), dtype=np.float64)
-    a = to_rles(counts_a, height, width)
-    b = to_rles(counts_b, height, width)
-    return np.asarray(mask_utils.iou(a, b, [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
+    """(Na, Nb) mask IoU between two lists of RLE ``counts`` of the same image."""
+    return rle_iou(to_rles(counts_a, height, width), to_rles(counts_b, height, width))
 
 
 def from_polygons(polygons, height: int, width: int) -> bytes:

@@ -48,13 +48,11 @@ def mask_nms(counts: list, height: int, width: int, iou_threshold: float, limit:
         idx = np.arange(n, dtype=np.int64)
         return idx[:limit] if limit > 0 else idx
     rles = mask_io.to_rles(counts, height, width)
-    from pycocotools import mask as mask_utils
-
     keep = []
     for i in range(n):
         if keep:
             # IoU with the kept ones only: O(N x kept) rather than O(N^2)
-            iou = np.asarray(mask_utils.iou([rles[i]], [rles[j] for j in keep], [0] * len(keep))).ravel()
+            iou = mask_io.rle_iou([rles[i]], [rles[j] for j in keep]).ravel()
             if iou.max() > iou_threshold:
                 continue
         keep.append(i)
