@@ -217,7 +217,7 @@ def test_infer_not_a_checkpoint(toy_dir, tmp_path):
     bad = tmp_path / "bad.pt"
     torch.save({"weights": torch.zeros(2)}, bad)
     r = run_ws("cam", "infer", toy_dir / "val.json", "--model", bad, "-o", tmp_path / "c.h5", expect=None)
-    assert_bad_input(r, "bad.pt", "not a ws classifier checkpoint")
+    assert_bad_input(r, "bad.pt", "not a ws checkpoint, expected a classifier checkpoint")
 
 
 def test_train_weights_wrong_architecture(toy_dir, tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import masks as mask_io
-from ..io.masks import rle_boxes, rle_iou as mask_iou  # noqa: F401  (re-exported for the metrics)
+from .. import masks as mask_io
+from ..masks import rle_boxes, rle_iou as mask_iou  # noqa: F401  (re-exported for the metrics)
 
 
 def as_rles(masks, height: int | None = None, width: int | None = None) -> list[dict]:

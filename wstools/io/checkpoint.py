@@ -1,16 +1,19 @@
-"""Classifier checkpoints: ``torch.save`` of a dict of plain types and tensors.
+"""Checkpoints: ``torch.save`` of a dict of plain types and tensors.
 
-Keys: ``ws_kind`` ("classifier"), ``arch``, ``stride``, ``classes`` (foreground
-names), ``gray`` (trained on gray images), ``state_dict``, ``args`` (training
-arguments, JSON types), ``metrics`` (final metrics), ``epoch`` (epochs done).
-The per-epoch resume file adds ``optimizer`` (SGD state). Loading uses
-``torch.load(weights_only=True)``: a checkpoint can hold no code.
+Every checkpoint has ``ws_kind`` (one of ``REQUIRED``'s keys: ``classifier`` from
+``ws cam train``, ``mil`` from ``ws features train-mil``, ``segmentation`` from
+``ws train-seg``, ``icn`` from ``ws icn train``), ``arch``, ``classes`` (foreground
+names), ``state_dict``, ``args`` (training arguments, JSON types), ``metrics`` (final
+metrics) and ``epoch`` (epochs done), plus the keys its kind requires (a classifier:
+``stride``, ``gray``). The per-epoch resume file adds ``optimizer`` (its state).
+Loading uses ``torch.load(weights_only=True)``: a checkpoint can hold no code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,20 +22,29 @@ from ..errors import InputError
 from .atomic import atomic_path
 
 KIND = "classifier"
-REQUIRED = ("arch", "stride", "classes", "state_dict", "gray")
+# keys each kind of checkpoint must hold
+REQUIRED = {
+    "classifier": ("arch", "stride", "classes", "state_dict", "gray"),
+    "mil": ("arch", "classes", "state_dict"),
+    "segmentation": ("arch", "classes", "state_dict", "task"),
+    "icn": ("arch", "state_dict"),
+}
+_WRITTEN_BY = {"classifier": "ws cam train", "mil": "ws features train-mil", "segmentation": "ws train-seg",
+               "icn": "ws icn train"}
 
 
-def save_checkpoint(path, ckpt: dict, force: bool = False) -> None:
+def save_checkpoint(path, ckpt: dict, force: bool = False, kind: str = KIND) -> None:
     """Write atomically (hidden temporary file, then rename)."""
     with atomic_path(path, force=force) as tmp:
-        torch.save({"ws_kind": KIND, **ckpt}, tmp)
+        torch.save({"ws_kind": kind, **ckpt}, tmp)
 
 
-def save_resume(path, ckpt: dict) -> None:
-    """Write the per-epoch resume file atomically, replacing the previous one."""
+def save_resume(path, ckpt: dict, kind: str = KIND) -> None:
+    """Write the per-epoch resume file atomically, replacing the previous one (an interrupted
+    write leaves the previous file intact)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"ws_kind": KIND, **ckpt}, tmp)
+    torch.save({"ws_kind": kind, **ckpt}, tmp)
     os.replace(tmp, path)
 
 
@@ -47,19 +59,26 @@ def _load_tensors(path, what: str):
     if not path.is_file():
         raise InputError(f"{what} does not exist", path=path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch's multi-line pickle warnings would precede the one-line error
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise InputError(f"cannot read {what} with torch.load(weights_only=True) "
                          f"({e.__class__.__name__}: {str(e).splitlines()[0][:200]})", path=path) from None
 
 
-def load_checkpoint(path) -> dict:
-    """Read a classifier checkpoint; InputError naming the file when it is missing,
-    not loadable with ``weights_only=True``, or lacks a required key."""
+def load_checkpoint(path, kind: str | tuple = KIND) -> dict:
+    """Read a checkpoint of ``kind`` (or one of several kinds); InputError naming the file when
+    it is missing, not loadable with ``weights_only=True``, of another kind, or lacks a
+    required key."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     ckpt = _load_tensors(path, "checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("ws_kind") != KIND:
-        raise InputError("is not a ws classifier checkpoint (written by `ws cam train`)", path=path)
-    missing = [k for k in REQUIRED if k not in ckpt]
+    actual = ckpt.get("ws_kind") if isinstance(ckpt, dict) else None
+    if actual not in kinds:
+        wanted = " or ".join(f"{k} checkpoint (written by `{_WRITTEN_BY[k]}`)" for k in kinds)
+        got = f"a {actual} checkpoint" if actual in REQUIRED else "not a ws checkpoint"
+        raise InputError(f"is {got}, expected a {wanted}", path=path)
+    missing = [k for k in REQUIRED[actual] if k not in ckpt]
     if missing:
         raise InputError(f"checkpoint lacks {', '.join(missing)}", path=path)
     return ckpt

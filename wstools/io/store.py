@@ -15,7 +15,7 @@ Root attributes (all stores):
 ``complete``    1 once the writer finished; a store without it is refused
 ==============  ==============================================================
 
-Per-image kinds (``proposals``, ``cams``, ``labels``) keep one group per image,
+Per-image kinds (``proposals``, ``cams``, ``labels``, ``probs``) keep one group per image,
 ``/images/<key>`` with ``key = image_key(id)``, and every group gets attribute
 ``complete = 1`` after its datasets are written (``--resume`` skips those).
 Dataset-level kinds (``features``, ``graph``, ``assignment``) keep flat arrays.
@@ -52,8 +52,9 @@ KINDS = {
     "graph": 1,
     "assignment": 1,
     "labels": 1,
+    "probs": 1,
 }
-PER_IMAGE_KINDS = ("proposals", "cams", "labels")
+PER_IMAGE_KINDS = ("proposals", "cams", "labels", "probs")
 
 _RLE_DTYPE = h5py.vlen_dtype(np.dtype("uint8"))
 

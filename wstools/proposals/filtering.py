@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import masks as mask_io
+from .. import masks as mask_io
 
 
 def shape_filter(boxes: np.ndarray, areas: np.ndarray, min_area: float = 0.0, max_aspect: float = 0.0) -> np.ndarray:

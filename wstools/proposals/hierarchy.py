@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..io import masks as mask_io
+from .. import masks as mask_io
 
 COLOUR_SPACES = ("hsv", "lab", "rgb", "rgi", "gray")
 #: similarity terms of each strategy letter: C colour, T texture, S size, F fill

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from ..io import masks as mask_io
+from .. import masks as mask_io
 from .hierarchy import region_adjacency, scaled_min_size, superpixels
 
 

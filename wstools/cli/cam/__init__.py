@@ -1,0 +1,31 @@
+"""``ws cam``: the multi-label classifier and its class activation maps (one module per
+sub-command: train, infer, import)."""
+
+from __future__ import annotations
+
+import click
+
+from ..common import WsGroup
+
+
+@click.group("cam", cls=WsGroup)
+def cam():
+    """Train the multi-label FCN classifier on image-level tags and extract its
+    class activation maps (CAMs): the attention module of Fan et al. (ECCV 2018),
+    the CAM source of LIID and DSRG, and the cue generator of Sun et al. (colour
+    and gray classifiers).
+
+    \b
+    Example:
+      ws cam train data/toy/train.json --val data/toy/val.json --arch tiny --crop 128 --scales 1,1 -o cls.pt
+      ws cam infer data/toy/train.json --model cls.pt -o cams.h5
+      ws cam import irn/cam_out --manifest voc_train.json -o cams.h5
+    """
+
+
+from .train import train  # noqa: E402
+from .infer import infer  # noqa: E402
+from .import_ import import_  # noqa: E402
+
+for _c in (train, infer, import_):
+    cam.add_command(_c)

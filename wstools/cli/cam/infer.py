@@ -1,0 +1,124 @@
+"""``ws cam infer``: class activation maps of a manifest's images."""
+
+from __future__ import annotations
+
+import click
+
+from ...errors import InputError
+from ..common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
+                      parse_floats, progress, resolve_device, resume_option, shard_option, threads_option, warn,
+                      workers_option)
+
+
+@command("infer")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Classifier checkpoint written by `ws cam train`.")
+@output_option("CAM store to write (.h5, kind `cams`).")
+@click.option("--scales", default="1.0,0.5,1.5,2.0", show_default=True,
+              help="Input scales whose CAMs are summed (IRN: 1.0,0.5,1.5,2.0).")
+@click.option("--flip/--no-flip", default=True, show_default=True,
+              help="Add each scale's left-right flipped pass (IRN).")
+@click.option("--classes-from", type=click.Choice(["tags", "predicted"]), default="tags", show_default=True,
+              help="Which classes get CAMs: the image's tags (a training set) or the classes the classifier "
+                   "predicts with probability >= --score-threshold (a test set; at least the top class).")
+@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Probability above which a class counts as predicted (with --classes-from predicted).")
+@click.option("--subtract-others", is_flag=True,
+              help="Subtract the other selected classes' normalised maps from each map, clip at 0 and "
+                   "re-normalise (Sun et al. Sect. 3.2).")
+@click.option("--background", type=click.Choice(["none", "features"]), default="none", show_default=True,
+              help="Also store a background map: 1 - the normalised sum of the top two layers' feature "
+                   "maps (Sun et al. Sect. 3.2; their background cue 'sum < 0.2' is background > 0.8).")
+@batch_size_option
+@device_option
+@threads_option
+@workers_option
+@shard_option
+@resume_option
+@force_option
+def infer(manifest, model_path, output, scales, flip, classes_from, score_threshold, subtract_others, background,
+          batch_size, device, workers, shard, resume, force):
+    """Class activation maps of every image of MANIFEST, written to a `cams` store.
+
+    For each image: the classifier's probabilities for all K classes, and for
+    the tagged (or predicted) classes their CAMs: ReLU of the score maps, summed
+    over --scales and flips, upsampled to the full image size and divided by
+    their maximum, stored as float16 in [0, 1]. Images are streamed and
+    batched (equally sized neighbours share a batch); memory is bounded by a
+    batch. Untagged images (with --classes-from tags) get no CAMs, only scores.
+
+    \b
+    Example:
+      ws cam infer data/toy/train.json --model cls.pt -o cams.h5
+      ws cam infer data/toy/val.json --model cls.pt --classes-from predicted \\
+          --subtract-others --background features -o cams_val.h5
+      ws info cams.h5
+    """
+    import torch
+
+    from ...cam.augment import normalize, to_gray
+    from ...cam.cams import background_from_features, finalize_cams, forward_cams, select_classes
+    from ...cam.model import CamNet
+    from ...cam.train import group_by_size
+    from ...io.cams import write_cam_group
+    from ...io.checkpoint import load_checkpoint
+    from ...io.dataset import load_manifest
+    from ...io.store import create_store, parse_shard, shard_items
+    from ...io.torchdata import ManifestImages, collate_list, raise_errors
+    from ...nn.backbones import build_backbone
+    from torch.utils.data import DataLoader
+
+    scale_list = parse_floats(scales, "--scales")
+    if any(s <= 0 for s in scale_list):
+        raise InputError(f"--scales {scales!r} must be positive")
+    dev = resolve_device(device)
+    sh = parse_shard(shard)
+    m = load_manifest(manifest)
+    ckpt = load_checkpoint(model_path)
+    if list(ckpt["classes"]) != m.classes:
+        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from {m.classes} of {m.path}",
+                         path=model_path)
+    model = CamNet(build_backbone(ckpt["arch"], int(ckpt["stride"])), len(m.classes))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise InputError(f"state_dict does not fit arch {ckpt['arch']} ({str(e).splitlines()[0]})",
+                         path=model_path) from None
+    model.to(dev).eval()
+    gray = bool(ckpt["gray"])
+    records = shard_items(m.images, sh)
+    params = {"model": str(model_path), "arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip,
+              "classes_from": classes_from, "score_threshold": score_threshold,
+              "subtract_others": subtract_others, "background": background, "shard": shard}
+    n_done = n_skipped = n_untagged = 0
+    with Timer() as t, create_store(output, "cams", classes=m.classes, params=params, dataset=m,
+                                    force=force, resume=resume) as store:
+        todo = [r for r in records if not (resume and store.has_image(r.id))]
+        n_skipped = len(records) - len(todo)
+        ds = ManifestImages(m, todo, lambda img, i: normalize(to_gray(img) if gray else img))
+        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
+        bar = progress(total=len(todo), desc="cams")
+        for items in loader:
+            raise_errors(items)
+            for run in group_by_size(items):
+                x = torch.stack([it["image"] for it in run]).to(dev)
+                maps, probs, feats = forward_cams(model, x, scale_list, flip, features=background == "features")
+                probs_np = probs.cpu().numpy()
+                for j, it in enumerate(run):
+                    rec = todo[it["index"]]
+                    tags = m.tag_labels(rec) if classes_from == "tags" else None
+                    n_untagged += int(tags is not None and len(tags) == 0)
+                    labels = select_classes(probs_np[j], tags, score_threshold)
+                    c = finalize_cams(maps[j], labels, subtract_others).cpu().numpy()
+                    bg = background_from_features(feats[j]).cpu().numpy() if feats is not None else None
+                    with store.write_image(rec.id) as g:
+                        write_cam_group(g, c, labels, probs_np[j], bg)
+                    n_done += 1
+                bar.update(len(run))
+        bar.close()
+    if n_untagged:
+        warn(f"{n_untagged} images have no tags: stored without CAMs (use --classes-from predicted)")
+    emit({"output": str(output), "images": n_done, "skipped_existing": n_skipped, "untagged": n_untagged,
+          "arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip, "device": dev,
+          "seconds": round(t.seconds, 3), "images_per_second": round(n_done / max(t.seconds, 1e-9), 3)})

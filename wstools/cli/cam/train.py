@@ -1,0 +1,178 @@
+"""``ws cam train``: the multi-label FCN classifier on image-level tags."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from ...errors import InputError
+from ..common import (Timer, command, device_option, emit, force_option, log, output_option, parse_floats,
+                      progress, resolve_device, seed_option, threads_option, warn, workers_option)
+
+
+ARCH_CHOICES = ["tiny", "resnet18", "resnet50", "resnet101", "vgg16"]
+
+
+def _training_records(manifest, strict: bool, what: str):
+    untagged = [r for r in manifest.images if not r.tags]
+    if untagged and strict:
+        raise InputError(f"{len(untagged)} {what} images have no tags (--strict)", path=manifest.path,
+                         image_id=untagged[0].id)
+    if untagged:
+        warn(f"{manifest.path}: skipping {len(untagged)} images without tags (first: {untagged[0].id}); "
+             "--strict refuses them")
+    records = [r for r in manifest.images if r.tags]
+    if not records:
+        raise InputError("no image has tags: nothing to train on", path=manifest.path)
+    return records
+
+
+@command("train")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@output_option("Checkpoint to write (.pt). Beside it: NAME.log.jsonl (one JSON line per epoch) and, "
+               "while training, NAME.last.pt (the last epoch, for --resume).")
+@click.option("--val", "val_manifest", type=click.Path(dir_okay=False), default=None,
+              help="Validation manifest: its classification mAP is logged after every epoch.")
+@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="resnet50", show_default=True,
+              help="Backbone (torchvision; `tiny` is a small CNN for CPU smoke runs). IRN and LIID use "
+                   "ResNet-50, Fan et al. VGG-16 or ResNet-101.")
+@click.option("--stride", type=click.Choice(["16", "8"]), default="16", show_default=True,
+              help="Output stride: the last stage (16) or last two stages (8) are dilated instead of "
+                   "strided (IRN: 16).")
+@click.option("--weights", default="none", show_default=True,
+              help="Backbone initialisation: `none` (random), `imagenet` (torchvision's weights enum; "
+                   "needs internet once), or a PATH to a torchvision-style state dict (.pth) or a ws "
+                   "checkpoint, read with torch.load(weights_only=True).")
+@click.option("--gray", is_flag=True, help="Train on gray images (Sun et al. Sect. 3.3: the gray-image "
+                                             "classifier whose cues complement the colour one's).")
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True, help="Epochs (IRN: 5).")
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Images per batch (IRN: 16).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              help="Base learning rate of the backbone, poly-decayed (power 0.9) per iteration (IRN: 0.1).")
+@click.option("--head-lr-mult", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Learning-rate multiplier of the 1x1 classifier head (IRN: 10).")
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="SGD momentum (IRN: none).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="SGD weight decay (IRN: 1e-4).")
+@click.option("--crop", type=click.IntRange(16), default=512, show_default=True,
+              help="Side of the random square crop, zero-padded when the image is smaller (IRN: 512; "
+                   "use ~the image size for small images).")
+@click.option("--scales", "scale_range", default="0.5,1.5", show_default=True,
+              help="MIN,MAX of the random rescaling factor (IRN: 0.5,1.5).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
+              help="SGD (IRN, for ImageNet-initialised backbones) or Adam (for training from scratch, "
+                   "e.g. --arch tiny); both follow the poly schedule.")
+@click.option("--strict", is_flag=True, help="Refuse images without tags instead of skipping them.")
+@click.option("--stop-after", type=click.IntRange(1), default=None,
+              help="End this run after epoch N, keeping NAME.last.pt (e.g. to fit a job's time limit); "
+                   "continue later with --resume.")
+@device_option
+@threads_option
+@workers_option
+@seed_option
+@force_option
+@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt (the last finished epoch) with the "
+                                              "same arguments.")
+def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, batch_size, lr, head_lr_mult,
+          momentum, weight_decay, crop, scale_range, optimizer, strict, stop_after, device, workers, seed, force,
+          resume):
+    """Train the multi-label FCN classifier on MANIFEST's image-level tags.
+
+    A backbone, a 1x1 convolution giving K score maps, global average pooling
+    and a sigmoid give K independent class probabilities, trained with Fan et
+    al.'s Eq. 1 (the mean of K binary cross-entropies). Images are randomly
+    rescaled, flipped and cropped (IRN); SGD with a poly learning rate and a 10x
+    rate on the head. One JSON line per epoch (loss, train mAP, val mAP) goes to
+    NAME.log.jsonl beside the checkpoint. Runs under `torchrun` with
+    DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
+
+    \b
+    Example:
+      ws cam train data/toy/train.json --val data/toy/val.json --arch tiny \\
+          --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 \\
+          --crop 128 --scales 1,1 --epochs 10 -o cls.pt
+      ws cam train data/toy/train.json --gray --arch tiny --optimizer adam \\
+          --lr 0.002 --crop 128 --scales 1,1 -o cls_gray.pt
+      torchrun --nproc_per_node 4 -m wstools cam train voc_train.json --weights imagenet -o cls.pt
+    """
+    import torch
+
+    from ...cam.augment import normalize, random_scale_flip_crop, to_gray
+    from ...cam.model import CamNet
+    from ...cam.train import fit
+    from ...io.checkpoint import read_state_dict
+    from ...io.dataset import load_manifest
+    from ...io.torchdata import ManifestImages
+    from ...nn.backbones import build_backbone, imagenet_state_dict, load_weights
+    from ...train import close_distributed, init_distributed
+    from ..training import TrainingRun
+
+    lo, hi = (parse_floats(scale_range, "--scales") + [None])[:2]
+    if hi is None or not 0 < lo <= hi:
+        raise InputError(f"--scales {scale_range!r} must be MIN,MAX with 0 < MIN <= MAX")
+    dev = resolve_device(device)
+    stride = int(stride)
+    m = load_manifest(manifest)
+    records = _training_records(m, strict, "training")
+    val = None
+    if val_manifest:
+        val = load_manifest(val_manifest)
+        if val.classes != m.classes:
+            raise InputError(f"class list {val.classes} differs from {m.classes} of {m.path}", path=val.path)
+    args = {"manifest": str(manifest), "val": val_manifest, "arch": arch, "stride": stride, "weights": weights,
+            "gray": gray, "epochs": epochs, "batch_size": batch_size, "lr": lr, "head_lr_mult": head_lr_mult,
+            "momentum": momentum, "weight_decay": weight_decay, "crop": crop, "scales": [lo, hi], "optimizer": optimizer,
+            "strict": strict, "seed": seed}
+    run = TrainingRun(output, args, kind="classifier", classes=m.classes, force=force, resume=resume, epochs=epochs)
+
+    torch.manual_seed(seed)
+    backbone = build_backbone(arch, stride)
+    if run.resumed is None and weights != "none":
+        state = imagenet_state_dict(arch) if weights == "imagenet" else read_state_dict(weights)
+        load_weights(backbone, state, source=weights)
+    model = CamNet(backbone, m.num_classes)
+    if run.resumed is not None:
+        model.load_state_dict(run.state_dict)
+
+    rank, world, dev = init_distributed(dev)
+    run.rank = rank
+    model.to(dev)
+    epoch_box = [0]
+
+    def train_transform(img, index):
+        rng = np.random.default_rng([seed, epoch_box[0], index])
+        return random_scale_flip_crop(to_gray(img) if gray else img, rng, crop, (lo, hi))
+
+    def eval_transform(img, index):
+        return normalize(to_gray(img) if gray else img)
+
+    train_set = ManifestImages(m, records, train_transform)
+    val_set = ManifestImages(val, val.images, eval_transform) if val is not None else None
+    base = {"arch": arch, "stride": stride, "classes": list(m.classes), "gray": gray}
+
+    if rank == 0:
+        log(f"training {arch} (stride {stride}{', gray' if gray else ''}) on {len(records)} images, "
+            f"{m.num_classes} classes, device {dev}" + (f", {world} processes" if world > 1 else ""))
+    try:
+        with run, Timer() as t:
+            record = fit(model, train_set, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                         momentum=momentum, stop_after=stop_after,
+                         weight_decay=weight_decay, head_lr_mult=head_lr_mult, device=dev, workers=workers,
+                         seed=seed, val_set=val_set, start_epoch=run.start_epoch, optimizer_state=run.optimizer_state,
+                         set_epoch=lambda e: epoch_box.__setitem__(0, e), on_epoch=run.on_epoch(base),
+                         progress=progress, rank=rank, world=world)
+        stopped = stop_after is not None and stop_after < epochs
+        if rank == 0 and stopped:
+            emit({"output": None, "resume_file": str(run.last_path), "log": str(run.log_path), "arch": arch,
+                  "gray": gray, "images": len(records), "epochs": epochs, "stopped_after_epoch": stop_after,
+                  "resumed_from_epoch": run.start_epoch, "metrics": record, "seconds": round(t.seconds, 3)})
+        elif rank == 0:
+            run.finish(base, model, epochs, record)
+            emit({"output": str(output), "log": str(run.log_path), "arch": arch, "gray": gray,
+                  "images": len(records), "skipped_untagged": len(m.images) - len(records),
+                  "epochs": epochs, "resumed_from_epoch": run.start_epoch, "processes": world,
+                  "metrics": record or (run.resumed or {}).get("metrics", {}), "seconds": round(t.seconds, 3)})
+    finally:
+        close_distributed()

@@ -1,0 +1,106 @@
+"""The command-line side of every training command (``ws cam train``, ``ws features
+train-mil``, ``ws train-seg``, ``ws icn train``): output checks, ``--resume`` from the
+per-epoch resume file (refused, naming the differing flags, when the arguments differ),
+the JSON-lines log and the final checkpoint. The loop itself is :func:`wstools.train.fit`.
+
+Files beside the checkpoint ``NAME.pt``: ``NAME.log.jsonl`` (one JSON line per epoch)
+and, while training, ``NAME.last.pt`` (the last finished epoch, with the optimizer state).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import InputError
+from .common import log, warn
+
+
+def run_paths(output) -> tuple[Path, Path]:
+    """``(NAME.log.jsonl, NAME.last.pt)`` beside the checkpoint ``output``."""
+    output = Path(output)
+    stem = output.with_suffix("") if output.suffix else output
+    return stem.with_name(stem.name + ".log.jsonl"), stem.with_name(stem.name + ".last.pt")
+
+
+class TrainingRun:
+    """One training command's files.
+
+    ``TrainingRun(output, args, kind=..., classes=..., force=..., resume=...)`` checks the
+    output and, with ``resume`` and an existing ``NAME.last.pt``, loads it: ``start_epoch``,
+    ``state_dict``, ``optimizer_state`` and ``resumed`` (the whole dict) are then set, and a
+    resume file whose ``args`` or ``classes`` differ is refused naming the differing flags.
+
+    ``with run: ... fit(..., start_epoch=run.start_epoch, on_epoch=run.on_epoch(base)) ...``
+    keeps the log open; ``run.finish(ckpt)`` writes the checkpoint and removes the resume file.
+    ``base`` is the part of the checkpoint every epoch shares (arch, classes, ...).
+    """
+
+    def __init__(self, output, args: dict, *, kind: str, classes, force: bool = False, resume: bool = False,
+                 epochs: int | None = None, rank: int = 0):
+        from ..io.atomic import check_output
+        from ..io.checkpoint import load_checkpoint
+
+        self.output = Path(output)
+        self.args = json.loads(json.dumps(args))
+        self.kind = kind
+        self.epochs = epochs
+        self.rank = rank
+        self.force = force or resume
+        self.log_path, self.last_path = run_paths(self.output)
+        check_output(self.output, self.force)
+        self.start_epoch, self.state_dict, self.optimizer_state, self.resumed = 0, None, None, None
+        if resume and self.last_path.exists():
+            r = load_checkpoint(self.last_path, kind)
+            old = r.get("args", {})
+            if old != self.args:
+                diff = sorted(k for k in set(old) | set(self.args) if old.get(k) != self.args.get(k))
+                raise InputError("cannot resume: arguments differ from the earlier run ("
+                                 + ", ".join("--" + k.replace("_", "-") for k in diff) + ")", path=self.last_path)
+            if list(r.get("classes", [])) != list(classes):
+                raise InputError("cannot resume: class list differs from the earlier run", path=self.last_path)
+            self.resumed = r
+            self.start_epoch = int(r["epoch"])
+            self.state_dict = r["state_dict"]
+            self.optimizer_state = r.get("optimizer")
+        elif resume:
+            warn(f"{self.last_path} does not exist: starting from epoch 1")
+        self._log = None
+
+    def __enter__(self):
+        if self.rank == 0:
+            self._log = open(self.log_path, "a" if self.start_epoch > 0 else "w")
+        return self
+
+    def __exit__(self, *exc):
+        if self._log is not None:
+            self._log.close()
+            if self.start_epoch == 0 and self.log_path.stat().st_size == 0:  # failed before the first epoch ended
+                self.log_path.unlink()
+        return False
+
+    def on_epoch(self, base: dict):
+        """The loop's ``on_epoch``: append the record to the log, save the resume file."""
+        from ..io.checkpoint import save_resume
+
+        def callback(epoch, record, model, optimizer):
+            self._log.write(json.dumps(record) + "\n")
+            self._log.flush()
+            total = f"/{self.epochs}" if self.epochs else ""
+            log(f"epoch {record['epoch']}{total}: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in record.items() if k != "epoch" and isinstance(v, float)))
+            save_resume(self.last_path, {**base, "args": self.args, "state_dict": model.state_dict(),
+                                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                                         "metrics": record}, kind=self.kind)
+        return callback
+
+    def finish(self, base: dict, model, epochs: int, record: dict) -> None:
+        """Write the final checkpoint (CPU tensors) atomically and remove the resume file."""
+        from ..io.checkpoint import remove, save_checkpoint
+
+        if not record and self.resumed is not None:
+            record = self.resumed.get("metrics", {})
+        save_checkpoint(self.output, {**base, "args": self.args,
+                                      "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                                      "epoch": epochs, "metrics": record}, force=self.force, kind=self.kind)
+        remove(self.last_path)

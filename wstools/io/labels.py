@@ -1,0 +1,69 @@
+"""Per-image layouts of the ``labels`` and ``probs`` stores.
+
+``labels`` (seeds, grown labels, semantic predictions), per image group:
+
+=============  ==========================================================================
+``labels``     (H, W) uint8: 0 = background, 1..K = class, 255 = unlabeled / ignore
+attrs          ``height``, ``width``
+=============  ==========================================================================
+
+``probs`` (per-class probability maps: a segmentation network's softmax from
+``ws predict --probs``, the input of ``ws grow region`` and ``ws grow crf``), per image group:
+
+=============  ==========================================================================
+``probs``      (C, H, W) float16 in [0, 1], one map per label in ``labels``; over the
+               stored labels they sum to 1 at every pixel (up to float16 rounding)
+``labels``     (C,) int64 in 0..K, increasing (0 = background; classes not stored have
+               probability 0)
+attrs          ``height``, ``width``
+=============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_GZIP = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+def write_labels_group(group, labels: np.ndarray) -> None:
+    """Fill one image's group of a ``labels`` store with an (H, W) uint8 map."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (H, W), not {labels.shape}")
+    group.attrs["height"], group.attrs["width"] = int(labels.shape[0]), int(labels.shape[1])
+    group.create_dataset("labels", data=labels.astype(np.uint8), **_GZIP)
+
+
+def read_labels_group(group) -> np.ndarray:
+    """(H, W) uint8 label map of one image of a ``labels`` store."""
+    return np.asarray(group["labels"][()], dtype=np.uint8)
+
+
+def write_probs_group(group, probs: np.ndarray, labels) -> None:
+    """Fill one image's group of a ``probs`` store: ``probs`` (C, H, W) float in [0, 1] for
+    ``labels`` (C,) increasing in 0..K."""
+    probs = np.asarray(probs)
+    labels = np.asarray(labels, dtype=np.int64)
+    if probs.ndim != 3 or probs.shape[0] != labels.shape[0]:
+        raise ValueError(f"probs {probs.shape} do not match labels {labels.shape}")
+    if labels.size > 1 and (np.diff(labels) <= 0).any():
+        raise ValueError(f"labels {labels.tolist()} must increase")
+    h, w = probs.shape[1:]
+    group.attrs["height"], group.attrs["width"] = int(h), int(w)
+    group.create_dataset("probs", data=np.clip(probs, 0, 1).astype(np.float16),
+                         chunks=(1, h, w) if probs.shape[0] else None, **_GZIP)
+    group.create_dataset("labels", data=labels)
+
+
+def read_probs_group(group) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs (C, H, W) float32, labels (C,) int64)`` of one image of a ``probs`` store."""
+    return np.asarray(group["probs"][()], dtype=np.float32), np.asarray(group["labels"][()], dtype=np.int64)
+
+
+def dense_probs(probs: np.ndarray, labels, num_classes: int) -> np.ndarray:
+    """Scatter stored maps into a dense (K+1, H, W) array over all labels 0..K (zeros elsewhere)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    out = np.zeros((num_classes + 1,) + probs.shape[1:], dtype=np.float32)
+    out[np.asarray(labels, dtype=np.int64)] = probs
+    return out
