@@ -20,6 +20,10 @@ COMMANDS = {
     "cut": ("wstools.cli.cut", "cut", "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention."),
     "cam": ("wstools.cli.cam", "cam", "Train the multi-label classifier; write class activation maps; import IRN CAMs."),
     "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
+    "train-seg": ("wstools.cli.train_seg", "train_seg",
+                  "Train DeepLab / Mask R-CNN on pseudo labels (DSRG growing, seeding + boundary losses)."),
+    "predict": ("wstools.cli.predict", "predict",
+                "Semantic labels (+ probabilities) or instance results of a trained train-seg network."),
     "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }
 

@@ -1,0 +1,241 @@
+"""``ws predict``: run a ``ws train-seg`` network on a manifest's images: semantic labels (and
+probabilities) or instance results that ``ws eval`` scores."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from ..errors import InputError, WsRuntimeError
+from .common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
+                     parse_floats, progress, resolve_device, resume_option, shard_option, threads_option,
+                     workers_option)
+
+
+def _load_classifier(path, manifest, device):
+    from ..cam.model import CamNet
+    from ..io.checkpoint import load_checkpoint
+    from ..nn.backbones import build_backbone
+
+    ck = load_checkpoint(path, "classifier")
+    if list(ck["classes"]) != list(manifest.classes):
+        raise InputError(f"classifier classes {list(ck['classes'])} differ from {manifest.classes} of "
+                         f"{manifest.path}", path=path)
+    net = CamNet(build_backbone(ck["arch"], int(ck["stride"])), manifest.num_classes)
+    try:
+        net.load_state_dict(ck["state_dict"])
+    except RuntimeError as e:
+        raise InputError(f"state_dict does not fit arch {ck['arch']} ({str(e).splitlines()[0]})", path=path) from None
+    return net.to(device).eval(), bool(ck["gray"])
+
+
+def _load_model(path, manifest):
+    from ..io.checkpoint import load_checkpoint
+    from ..seg.models import build_instance, build_semantic
+
+    ck = load_checkpoint(path, "segmentation")
+    if list(ck["classes"]) != list(manifest.classes):
+        raise InputError(f"checkpoint classes {list(ck['classes'])} differ from {manifest.classes} of "
+                         f"{manifest.path}", path=path)
+    k1 = manifest.num_classes + 1
+    if ck["task"] == "semantic":
+        model = build_semantic(ck["arch"], k1, int(ck.get("stride", 8)))
+    elif ck["task"] == "instance":
+        model = build_instance(ck["arch"], k1, int(ck.get("min_size", 800)), int(ck.get("max_size", 1333)))
+    else:
+        raise InputError(f"unknown task {ck['task']!r}", path=path)
+    try:
+        model.load_state_dict(ck["state_dict"])
+    except RuntimeError as e:
+        raise InputError(f"state_dict does not fit arch {ck['arch']} ({str(e).splitlines()[0]})", path=path) from None
+    return model, ck
+
+
+@command("predict")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint written by `ws train-seg` (its task decides the output).")
+@output_option("Semantic: a `labels` store (.h5) of argmax labels. Instance: a COCO results JSON "
+               "([{image_id, category_id, segmentation (RLE), score}]).")
+@click.option("--probs", "probs_path", type=click.Path(dir_okay=False), default=None,
+              help="Semantic: also write the per-pixel probabilities (after amending and CRF) to this `probs` "
+                   "store, the input of `ws grow region` and `ws grow crf`.")
+@click.option("--scales", default="1.0", show_default=True,
+              help="Input scales whose softmax is averaged (DeepLab multi-scale testing, e.g. 0.5,0.75,1.0).")
+@click.option("--flip/--no-flip", default=False, show_default=True,
+              help="Add each scale's left-right flipped pass.")
+@click.option("--classifier", "classifier_path", type=click.Path(dir_okay=False), default=None,
+              help="Prediction-amended testing (Sun et al. Sect. 3.5): a `ws cam train` classifier run on each "
+                   "image; classes it scores below --score-threshold are pushed below the per-pixel ceiling of "
+                   "the accepted classes by --margin before the CRF.")
+@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Classifier probability below which a class counts as absent (amended testing).")
+@click.option("--margin", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="How far below the ceiling rejected classes are pushed (Sun et al.: 1e-4).")
+@click.option("--crf", is_flag=True, help="Dense-CRF post-processing of the probabilities (DSRG, Sun et al.; "
+                                          "needs the [crf] extra).")
+@click.option("--crf-iterations", type=click.IntRange(1), default=10, show_default=True,
+              help="Mean-field iterations of the dense CRF (Kraehenbuehl and Koltun: 10).")
+@click.option("--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Instance: mask probability above which a pixel belongs to the instance (torchvision: 0.5).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Instance: detections scored below this are dropped (torchvision's box_score_thresh: 0.05).")
+@batch_size_option
+@device_option
+@threads_option
+@workers_option
+@shard_option
+@resume_option
+@force_option
+def predict(manifest, model_path, output, probs_path, scales, flip, classifier_path, score_threshold, margin, crf,
+            crf_iterations, mask_threshold, min_score, batch_size, device, workers, shard, resume, force):
+    """Predict with a `ws train-seg` network on every image of MANIFEST.
+
+    Semantic checkpoints: softmax averaged over --scales (and flips),
+    optionally amended by a classifier (Sun et al.) and refined by a dense
+    CRF, argmax written to a `labels` store that `ws eval semantic` scores;
+    --probs keeps the probabilities. Instance checkpoints: Mask R-CNN
+    detections as a COCO results JSON that `ws eval instance` scores.
+
+    Images are streamed and batched (equally sized neighbours share a batch).
+
+    \b
+    Example:
+      ws predict toy/val.json --model seg.pt -o pred.h5
+      ws eval semantic pred.h5 --gt toy/val.json
+      ws predict voc_val.json --model dsrg.pt --scales 0.75,1,1.25 --flip \\
+          --classifier cls.pt --crf -o pred.h5 --probs probs.h5
+      ws predict toy/val.json --model mrcnn.pt -o results.json
+      ws eval instance results.json --gt toy/val.json
+    """
+    from ..io.dataset import load_manifest
+    from ..io.store import parse_shard
+
+    scale_list = parse_floats(scales, "--scales")
+    if any(s <= 0 for s in scale_list):
+        raise InputError(f"--scales {scales!r} must be positive")
+    dev = resolve_device(device)
+    sh = parse_shard(shard)
+    m = load_manifest(manifest)
+    model, ck = _load_model(model_path, m)
+    model.to(dev).eval()
+    if ck["task"] == "instance":
+        if probs_path or classifier_path or crf:
+            raise InputError("--probs, --classifier and --crf apply to semantic checkpoints; "
+                             f"{model_path} is an instance one")
+        return _predict_instance(m, model, ck, model_path, output, mask_threshold, min_score, batch_size, dev,
+                                 workers, sh, resume, force)
+    return _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, flip, classifier_path,
+                             score_threshold, margin, crf, crf_iterations, batch_size, dev, workers, sh, shard,
+                             resume, force)
+
+
+def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, flip, classifier_path,
+                      score_threshold, margin, crf, crf_iterations, batch_size, dev, workers, sh, shard, resume,
+                      force):
+    import contextlib
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..cam.augment import normalize, to_gray
+    from ..cam.train import group_by_size
+    from ..io.labels import write_labels_group, write_probs_group
+    from ..io.store import create_store, shard_items
+    from ..io.torchdata import ManifestImages, collate_list, raise_errors
+    from ..seg.semantic import amend, predict_probs
+
+    crf_fn = None
+    if crf:
+        try:
+            from ..grow.crf import dense_crf, require_crf
+        except ImportError as e:
+            raise WsRuntimeError(f"the dense CRF (wstools.grow.crf) is not available: {e}") from None
+        require_crf()
+        crf_fn = dense_crf
+    classifier, gray = (None, False)
+    if classifier_path:
+        classifier, gray = _load_classifier(classifier_path, m, dev)
+    records = shard_items(m.images, sh)
+    k1 = m.num_classes + 1
+    params = {"model": str(model_path), "arch": ck["arch"], "scales": scale_list, "flip": flip,
+              "classifier": classifier_path, "score_threshold": score_threshold if classifier_path else None,
+              "margin": margin if classifier_path else None, "crf": crf,
+              "crf_iterations": crf_iterations if crf else None, "shard": shard}
+    n_done = n_amended = 0
+    with Timer() as t, contextlib.ExitStack() as stack:
+        store = stack.enter_context(create_store(output, "labels", classes=m.classes, params=params, dataset=m,
+                                                 force=force, resume=resume))
+        pstore = stack.enter_context(create_store(probs_path, "probs", classes=m.classes, params=params, dataset=m,
+                                                  force=force, resume=resume)) if probs_path else None
+        todo = [r for r in records if not (resume and store.has_image(r.id) and
+                                           (pstore is None or pstore.has_image(r.id)))]
+        ds = ManifestImages(m, todo, lambda img, i: normalize(img))
+        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
+        bar = progress(total=len(todo), desc="predict")
+        for items in loader:
+            raise_errors(items)
+            for run in group_by_size(items):
+                x = torch.stack([it["image"] for it in run]).to(dev)
+                probs = predict_probs(model, x, scale_list, flip).cpu().numpy()
+                present = None
+                if classifier is not None:
+                    with torch.no_grad():
+                        xc = x if not gray else torch.stack([
+                            torch.from_numpy(normalize(to_gray(m.read_image(todo[it["index"]])))) for it in run]).to(dev)
+                        present = torch.sigmoid(classifier(xc)).cpu().numpy() >= score_threshold
+                for j, it in enumerate(run):
+                    rec = todo[it["index"]]
+                    p = probs[j]
+                    if present is not None:
+                        keep = np.concatenate([[True], present[j]])
+                        n_amended += int((~keep).sum())
+                        p = amend(p, keep, margin)
+                    if crf_fn is not None:
+                        p = np.asarray(crf_fn(m.read_image(rec), p.astype(np.float32), iterations=crf_iterations))
+                    with store.write_image(rec.id) as g:
+                        write_labels_group(g, p.argmax(0).astype(np.uint8))
+                    if pstore is not None:
+                        with pstore.write_image(rec.id) as g:
+                            write_probs_group(g, p, np.arange(k1))
+                    n_done += 1
+                bar.update(len(run))
+        bar.close()
+    emit({"output": str(output), "probs": probs_path, "task": "semantic", "images": n_done,
+          "skipped_existing": len(records) - n_done, "arch": ck["arch"], "scales": scale_list, "flip": flip,
+          "amended": classifier_path is not None, "classes_suppressed": n_amended, "crf": crf, "device": dev,
+          "seconds": round(t.seconds, 3), "images_per_second": round(n_done / max(t.seconds, 1e-9), 3)})
+
+
+def _predict_instance(m, model, ck, model_path, output, mask_threshold, min_score, batch_size, dev, workers, sh,
+                      resume, force):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..io.atomic import check_output, write_json_atomic
+    from ..io.store import shard_items
+    from ..io.torchdata import ManifestImages, collate_list, raise_errors
+    from ..seg.instance import detections_to_results
+
+    if resume:
+        raise InputError("--resume applies to semantic stores; an instance results JSON is written in one go")
+    check_output(output, force)
+    records = shard_items(m.images, sh)
+    cats = m.category_ids()
+    results = []
+    with Timer() as t:
+        ds = ManifestImages(m, records, lambda img, i: np.ascontiguousarray(img.transpose(2, 0, 1)))
+        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
+        bar = progress(total=len(records), desc="predict")
+        with torch.no_grad():
+            for items in loader:
+                raise_errors(items)
+                outs = model([it["image"].float().div(255.0).to(dev) for it in items])
+                for it, o in zip(items, outs):
+                    results += detections_to_results(o, it["id"], cats, mask_threshold, min_score)
+                bar.update(len(items))
+        bar.close()
+        write_json_atomic(output, results, force=force)
+    emit({"output": str(output), "task": "instance", "images": len(records), "detections": len(results),
+          "arch": ck["arch"], "device": dev, "seconds": round(t.seconds, 3),
+          "images_per_second": round(len(records) / max(t.seconds, 1e-9), 3)})

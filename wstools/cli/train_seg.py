@@ -1,0 +1,474 @@
+"""``ws train-seg``: the fully supervised network trained on pseudo labels (semantic DeepLab or
+instance Mask R-CNN), on the shared training loop."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import InputError, WsRuntimeError
+from .common import (Timer, command, device_option, emit, force_option, log, output_option, parse_floats, progress,
+                     resolve_device, seed_option, threads_option, workers_option)
+
+SEMANTIC_ARCHS = ["tiny", "deeplabv3_resnet50", "deeplabv3_resnet101"]
+INSTANCE_ARCHS = ["maskrcnn_tiny", "maskrcnn_resnet50_fpn"]
+
+
+# label sources ----------------------------------------------------------------
+
+class LabelSource:
+    """Per-image label maps from a ``labels`` store or a folder of ``<id>.png``; opened lazily in
+    each process (DataLoader workers get their own HDF5 handle). ``read(rec) -> (H, W) uint8``."""
+
+    def __init__(self, path, manifest, records):
+        from ..io.store import open_store
+
+        self.path = Path(path)
+        self.is_dir = self.path.is_dir()
+        self._h5, self._pid = None, None
+        if self.is_dir:
+            missing = [r.id for r in records if not (self.path / f"{r.id}.png").exists()]
+            if missing:
+                raise InputError(f"lacks {len(missing)} label maps of {manifest.path} (expected <id>.png)",
+                                 path=self.path, image_id=missing[0])
+        else:
+            with open_store(self.path, "labels") as s:
+                s.check_classes(manifest.classes, manifest.path)
+                have = set(s.image_ids())
+                missing = [r.id for r in records if r.id not in have]
+                if missing:
+                    raise InputError(f"lacks {len(missing)} images of {manifest.path}", path=self.path,
+                                     image_id=missing[0])
+                self.uid = s.uid
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_h5"], d["_pid"] = None, None
+        return d
+
+    def read(self, rec) -> np.ndarray:
+        from ..io.images import read_label_png
+        from ..io.labels import read_labels_group
+        from ..io.store import open_store
+
+        if self.is_dir:
+            return read_label_png(self.path / f"{rec.id}.png", rec.id)
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5, self._pid = open_store(self.path, "labels"), os.getpid()
+        return read_labels_group(self._h5.image(rec.id))
+
+    def where(self, rec):
+        return self.path / f"{rec.id}.png" if self.is_dir else self.path
+
+
+class SemanticLoader:
+    """``load(i) -> (image, labels, tags)`` of a training record (picklable for workers)."""
+
+    def __init__(self, manifest, records, source: LabelSource):
+        self.manifest, self.records, self.source = manifest, records, source
+
+    def __call__(self, i):
+        from ..seg.data import check_label_map
+
+        rec = self.records[i]
+        img = self.manifest.read_image(rec)
+        lab = check_label_map(self.source.read(rec), img.shape, self.manifest.num_classes,
+                              path=self.source.where(rec), image_id=rec.id)
+        return img, lab, self.manifest.tag_vector(rec)
+
+
+def read_coco_training(path, manifest):
+    """A ``ws export-coco`` (COCO instances) JSON -> ``{record index: [(label, segmentation), ...]}``
+    over the manifest's records. Refuses categories unknown to the manifest and images it lacks."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise InputError("file does not exist", path=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
+            or not isinstance(data.get("images"), list):
+        raise InputError("a COCO instances file is a JSON object with images, annotations and categories", path=path)
+    cat_to_label = {int(c): i + 1 for i, c in enumerate(manifest.category_ids())}
+    for c in data.get("categories", []):
+        cid = c.get("id") if isinstance(c, dict) else None
+        if cid not in cat_to_label:
+            raise InputError(f"category {cid!r} ({c.get('name') if isinstance(c, dict) else c!r}) is unknown to "
+                             f"{manifest.path} (its category ids: {sorted(cat_to_label)})", path=path)
+        name = c.get("name")
+        if name is not None and name != manifest.classes[cat_to_label[cid] - 1]:
+            raise InputError(f"category {cid} is named {name!r}, {manifest.path} calls it "
+                             f"{manifest.classes[cat_to_label[cid] - 1]!r}", path=path)
+    ids = {r.id: i for i, r in enumerate(manifest.images)}
+    by_file = {Path(r.image).name: i for i, r in enumerate(manifest.images)}
+    coco_to_index = {}
+    for im in data["images"]:
+        key = str(im.get("id"))
+        idx = ids.get(key)
+        if idx is None:
+            idx = by_file.get(Path(str(im.get("file_name", ""))).name)
+        if idx is None:
+            raise InputError(f"image {key} ({im.get('file_name')}) is not in {manifest.path}", path=path)
+        coco_to_index[im.get("id")] = idx
+    out = {i: [] for i in coco_to_index.values()}
+    for j, a in enumerate(data["annotations"]):
+        if a.get("image_id") not in coco_to_index:
+            raise InputError(f"annotation {j}: image_id {a.get('image_id')!r} is not among the file's images",
+                             path=path)
+        try:
+            label = cat_to_label[int(a["category_id"])]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"annotation {j}: category_id {a.get('category_id')!r} is unknown to {manifest.path} "
+                             f"(its category ids: {sorted(cat_to_label)})", path=path) from None
+        if a.get("iscrowd", 0):
+            continue
+        out[coco_to_index[a["image_id"]]].append((label, a.get("segmentation")))
+    return out
+
+
+class InstanceLoader:
+    def __init__(self, manifest, records, anns, path):
+        self.manifest, self.records, self.anns, self.path = manifest, records, anns, path
+
+    def __call__(self, i):
+        from .. import masks as codec
+
+        rec = self.records[i]
+        img = self.manifest.read_image(rec)
+        h, w = img.shape[:2]
+        masks, labels = [], []
+        for label, seg in self.anns[i]:
+            try:
+                if isinstance(seg, dict):
+                    if [int(v) for v in seg["size"]] != [h, w]:
+                        raise InputError(f"mask size {seg['size']} differs from the image ({h}, {w})",
+                                         path=self.path, image_id=rec.id)
+                    counts = seg["counts"]
+                    counts = codec.from_uncompressed(seg) if isinstance(counts, list) else \
+                        (counts.encode() if isinstance(counts, str) else counts)
+                else:
+                    counts = codec.from_polygons(seg, h, w)
+                masks.append(codec.decode([counts], h, w)[0])
+            except InputError:
+                raise
+            except Exception as e:
+                raise InputError(f"bad segmentation ({e})", path=self.path, image_id=rec.id) from None
+            labels.append(label)
+        m = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        return img, m, np.asarray(labels, np.int64)
+
+
+def _rng_of(seed, epoch_box):
+    return lambda i: np.random.default_rng([seed, epoch_box[0], i])
+
+
+# evaluation -------------------------------------------------------------------
+
+def semantic_evaluator(val, device, batch_size):
+    """``evaluate(model, rank, world) -> {val_miou, val_pixel_accuracy}`` on the val manifest
+    (single scale, no flip)."""
+    import torch
+
+    from ..cam.augment import normalize
+    from ..eval.semantic import confusion, scores
+    from ..io.dataset import load_semantic
+    from ..seg.semantic import predict_probs
+    from ..train.loop import gather
+
+    def evaluate(model, rank, world):
+        k = val.num_classes
+        conf = np.zeros((k + 1, k + 1), np.int64)
+        for rec in val.images[rank::world]:
+            x = torch.from_numpy(normalize(val.read_image(rec)))[None].to(device)
+            pred = predict_probs(model, x)[0].argmax(0).cpu().numpy().astype(np.uint8)
+            conf += confusion(load_semantic(val, rec), pred, k)
+        conf = sum(gather([conf], world))
+        s = scores(conf, val.classes)
+        return {"val_miou": s["miou"], "val_pixel_accuracy": s["pixel_accuracy"]}
+    return evaluate
+
+
+# the command ------------------------------------------------------------------
+
+@command("train-seg")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@output_option("Checkpoint to write (.pt, kind `segmentation`). Beside it: NAME.log.jsonl (one JSON line per "
+               "epoch) and, while training, NAME.last.pt (for --resume).")
+@click.option("--task", type=click.Choice(["semantic", "instance"]), default="semantic", show_default=True,
+              help="semantic: DeepLab on label maps (--labels); instance: Mask R-CNN on a COCO JSON (--coco).")
+@click.option("--labels", "labels_path", type=click.Path(), default=None,
+              help="Semantic pseudo labels: a `labels` store (`ws grow ...`) or a folder of <id>.png label maps "
+                   "(0..K, 255 = ignore). With --grow they are the seeds.")
+@click.option("--coco", "coco_path", type=click.Path(dir_okay=False), default=None,
+              help="Instance pseudo labels: a COCO instances JSON (`ws export-coco`); category ids must be "
+                   "the manifest's.")
+@click.option("--val", "val_manifest", type=click.Path(dir_okay=False), default=None,
+              help="Validation manifest with semantic ground truth: its mIoU is logged after every epoch.")
+@click.option("--arch", default=None,
+              help="Network. semantic: tiny | deeplabv3_resnet50 | deeplabv3_resnet101 (default "
+                   "deeplabv3_resnet101, DeepLab as in DSRG / Sun et al.); instance: maskrcnn_tiny | "
+                   "maskrcnn_resnet50_fpn (default; LIID).")
+@click.option("--stride", type=click.Choice(["8", "16"]), default="8", show_default=True,
+              help="Output stride of the tiny network (DeepLabv3 is always 8).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+              help="Initialise the backbone from a `ws cam train` classifier (Sun et al. Sect. 3.5: the "
+                   "segmentation network starts from the colour classifier); its arch must match "
+                   "(tiny <- tiny, deeplabv3_resnet50 / maskrcnn_resnet50_fpn <- resnet50, ...).")
+@click.option("--weights", default="none", show_default=True,
+              help="Backbone initialisation when --init is not given: none, imagenet (torchvision's enum) or "
+                   "a PATH to a torchvision-style state dict.")
+@click.option("--loss", type=click.Choice(["ce", "balanced-seed", "seed"]), default="ce", show_default=True,
+              help="ce: cross-entropy on the labels, 255 ignored; balanced-seed: DSRG Eq. 1 (foreground and "
+                   "background seeds normalised separately); seed: SEC's seeding loss (Sun et al. Eq. 3).")
+@click.option("--boundary-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of the constrain-to-boundary loss (SEC; Sun et al. Eq. 4; DSRG Eq. 2 uses 1): KL "
+                   "from the softmax to its dense CRF. 0 = off. Needs the [crf] extra.")
+@click.option("--grow", is_flag=True,
+              help="DSRG dynamic supervision (Sect. 3.3): grow the original seeds on the current softmax "
+                   "after every forward pass and train on the grown labels.")
+@click.option("--grow-crf", is_flag=True, help="Grow on the CRF-refined softmax (needs the [crf] extra).")
+@click.option("--theta-fg", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+              help="DSRG foreground growing threshold theta_f (Eq. 3).")
+@click.option("--theta-bg", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+              help="DSRG background growing threshold theta_b (Eq. 3).")
+@click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
+              help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
+                   "the input crop (logits upsampled; better for small images).")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Epochs.")
+@click.option("--batch-size", type=click.IntRange(1), default=20, show_default=True,
+              help="Images per batch (DSRG: 20).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Base learning rate of the backbone (DSRG: 1e-3), poly-decayed (power 0.9) per iteration.")
+@click.option("--head-lr-mult", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Learning-rate multiplier of the head (DeepLab / DSRG: 10).")
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="SGD momentum (DSRG: 0.9).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True,
+              help="Weight decay (DSRG: 5e-4).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
+              help="SGD (DSRG) or Adam (for networks trained from scratch, e.g. --arch tiny).")
+@click.option("--crop", type=click.IntRange(16), default=321, show_default=True,
+              help="Side of the random training crop, padded with ignore (DSRG: 321).")
+@click.option("--scales", "scale_range", default="0.5,1.5", show_default=True,
+              help="MIN,MAX of the random rescaling factor of a training image.")
+@click.option("--min-size", type=click.IntRange(16), default=800, show_default=True,
+              help="Instance: Mask R-CNN's short side (torchvision: 800).")
+@click.option("--max-size", type=click.IntRange(16), default=1333, show_default=True,
+              help="Instance: Mask R-CNN's long-side limit (torchvision: 1333).")
+@click.option("--stop-after", type=click.IntRange(1), default=None,
+              help="End after epoch N keeping NAME.last.pt; continue with --resume.")
+@device_option
+@threads_option
+@workers_option
+@seed_option
+@force_option
+@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
+def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
+              boundary_weight, grow, grow_crf, theta_fg, theta_bg, loss_at, epochs, batch_size, lr, head_lr_mult,
+              momentum, weight_decay, optimizer, crop, scale_range, min_size, max_size, stop_after, device, workers,
+              seed, force, resume):
+    """Train a segmentation network on MANIFEST's images and pseudo labels.
+
+    Semantic (the last step of DSRG and Sun et al.): DeepLabv3 (or a tiny CPU
+    network) on a `labels` store or PNG folder, with cross-entropy (255
+    ignored), DSRG's balanced seeding loss and/or the constrain-to-boundary
+    loss; --grow adds DSRG's dynamic supervision (seeded region growing on the
+    network's own softmax every step, theta_f 0.85, theta_b 0.99). No
+    classification loss (Sun et al. Sect. 3.4 drop it).
+
+    Instance (LIID): torchvision Mask R-CNN on a COCO instances JSON.
+
+    One JSON line per epoch goes to NAME.log.jsonl; NAME.last.pt is written
+    every epoch for --resume (refused, naming the flags, if they differ). Runs
+    under `torchrun` with DistributedDataParallel.
+
+    \b
+    Example:
+      ws train-seg toy/train.json --labels grown.h5 --arch tiny --optimizer adam \\
+          --lr 0.002 --crop 96 --scales 1,1 --loss-at input --epochs 10 -o seg.pt
+      ws train-seg voc_train.json --labels seeds.h5 --loss balanced-seed --grow \\
+          --boundary-weight 1 --init cls.pt --arch deeplabv3_resnet50 -o dsrg.pt
+      ws train-seg toy/train.json --task instance --coco pseudo.json \\
+          --arch maskrcnn_tiny --min-size 96 --max-size 96 -o mrcnn.pt
+    """
+    import torch
+
+    from ..io.dataset import load_manifest
+    from ..train import close_distributed, init_distributed
+    from ..train.loop import make_optimizer, poly_schedule
+    from ..train.loop import fit as fit_loop
+    from .training import TrainingRun
+
+    lo, hi = (parse_floats(scale_range, "--scales") + [None])[:2]
+    if hi is None or not 0 < lo <= hi:
+        raise InputError(f"--scales {scale_range!r} must be MIN,MAX with 0 < MIN <= MAX")
+    archs = SEMANTIC_ARCHS if task == "semantic" else INSTANCE_ARCHS
+    arch = arch or archs[-1 if task == "instance" else 2]
+    if arch not in archs:
+        raise InputError(f"--arch {arch} is not a {task} network (choose from {', '.join(archs)})")
+    if task == "semantic" and not labels_path:
+        raise InputError("--task semantic needs --labels (a labels store or a folder of <id>.png)")
+    if task == "instance" and not coco_path:
+        raise InputError("--task instance needs --coco (a COCO instances JSON, e.g. from `ws export-coco`)")
+    if task == "instance" and (grow or boundary_weight > 0 or loss != "ce"):
+        raise InputError("--grow, --boundary-weight and --loss are semantic options")
+    dev = resolve_device(device)
+    stride = int(stride)
+    m = load_manifest(manifest)
+    records = list(m.images)
+    if not records:
+        raise InputError("has no images", path=manifest)
+    val = None
+    if val_manifest:
+        val = load_manifest(val_manifest)
+        if val.classes != m.classes:
+            raise InputError(f"class list {val.classes} differs from {m.classes} of {m.path}", path=val.path)
+        if task == "semantic" and not val.has_semantic_gt():
+            raise InputError("has no semantic ground truth for every image (needed by --val)", path=val.path)
+        if task == "instance":
+            raise InputError("--val is not implemented for --task instance yet; score with ws predict + ws eval "
+                             "instance", path=val.path)
+
+    crf_fn = grow_fn = None
+    if task == "semantic":
+        source = LabelSource(labels_path, m, records)
+        if boundary_weight > 0 or grow_crf:
+            try:
+                from ..grow.crf import dense_crf, require_crf
+            except ImportError as e:
+                raise WsRuntimeError(f"the dense CRF (wstools.grow.crf) is not available: {e}") from None
+            require_crf()
+            crf_fn = dense_crf
+        if grow:
+            try:
+                from ..grow import seeded_region_growing
+            except ImportError as e:
+                raise WsRuntimeError(f"seeded region growing (wstools.grow) is not available: {e}") from None
+            grow_fn = partial(seeded_region_growing, theta_fg=theta_fg, theta_bg=theta_bg)
+    else:
+        anns = read_coco_training(coco_path, m)
+        records = [r for i, r in enumerate(m.images) if i in anns]
+        anns = [anns[i] for i in range(len(m.images)) if i in anns]
+        if not records:
+            raise InputError("has no image of the manifest", path=coco_path)
+
+    args = {"manifest": str(manifest), "task": task, "labels": labels_path, "coco": coco_path, "val": val_manifest,
+            "arch": arch, "stride": stride, "init": init_path, "weights": weights, "loss": loss,
+            "boundary_weight": boundary_weight, "grow": grow, "grow_crf": grow_crf, "theta_fg": theta_fg,
+            "theta_bg": theta_bg, "loss_at": loss_at, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+            "head_lr_mult": head_lr_mult, "momentum": momentum, "weight_decay": weight_decay,
+            "optimizer": optimizer, "crop": crop, "scales": [lo, hi], "min_size": min_size, "max_size": max_size,
+            "seed": seed}
+    run = TrainingRun(output, args, kind="segmentation", classes=m.classes, force=force, resume=resume, epochs=epochs)
+
+    torch.manual_seed(seed)
+    model, base = _build(task, arch, stride, m, min_size, max_size)
+    if run.resumed is None:
+        _initialise(model, task, arch, init_path, weights)
+    else:
+        model.load_state_dict(run.state_dict)
+
+    rank, world, dev = init_distributed(dev)
+    run.rank = rank
+    model.to(dev)
+    epoch_box = [0]
+    if task == "semantic":
+        from ..seg.data import SegCrops, collate_crops
+        from ..seg.semantic import semantic_step, summarize_labelled
+
+        train_set = SegCrops(len(records), SemanticLoader(m, records, source), _rng_of(seed, epoch_box), crop,
+                             (lo, hi))
+        step = semantic_step(dev, loss=loss, boundary_weight=boundary_weight, crf=crf_fn, grow=grow_fn,
+                             grow_crf=grow_crf, at=loss_at)
+        collate, summarize = collate_crops, summarize_labelled
+        groups = model.param_groups(lr, head_lr_mult, weight_decay)
+        evaluate = semantic_evaluator(val, dev, batch_size) if val is not None else None
+    else:
+        from ..seg.instance import InstanceImages, collate_instances, instance_step, summarize_losses
+
+        train_set = InstanceImages(len(records), InstanceLoader(m, records, anns, coco_path),
+                                   _rng_of(seed, epoch_box))
+        step, collate, summarize = instance_step(dev), collate_instances, summarize_losses
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "initial_lr": lr,
+                   "weight_decay": weight_decay}]
+        evaluate = None
+    opt = make_optimizer(groups, optimizer, lr, momentum, weight_decay)
+    if run.optimizer_state is not None:
+        opt.load_state_dict(run.optimizer_state)
+    if rank == 0:
+        log(f"training {arch} ({task}) on {len(records)} images, {m.num_classes} classes, device {dev}"
+            + (f", {world} processes" if world > 1 else ""))
+    try:
+        with run, Timer() as t:
+            record = fit_loop(model, train_set, step=step, optimizer=opt, epochs=epochs, batch_size=batch_size,
+                              schedule=poly_schedule(0.9), collate=collate, summarize=summarize, evaluate=evaluate,
+                              device=dev, workers=workers, seed=seed, start_epoch=run.start_epoch,
+                              stop_after=stop_after, set_epoch=lambda e: epoch_box.__setitem__(0, e),
+                              on_epoch=run.on_epoch(base), progress=progress, rank=rank, world=world,
+                              find_unused_parameters=task == "instance")
+        stopped = stop_after is not None and stop_after < epochs
+        summary = {"task": task, "arch": arch, "images": len(records), "epochs": epochs, "log": str(run.log_path),
+                   "resumed_from_epoch": run.start_epoch, "processes": world, "device": dev,
+                   "seconds": round(t.seconds, 3),
+                   "images_per_second": round(len(records) * (epochs - run.start_epoch if not stopped else
+                                                              stop_after - run.start_epoch) / max(t.seconds, 1e-9), 3)}
+        if rank == 0 and stopped:
+            emit({"output": None, "resume_file": str(run.last_path), "stopped_after_epoch": stop_after,
+                  "metrics": record, **summary})
+        elif rank == 0:
+            run.finish(base, model, epochs, record)
+            emit({"output": str(output), "metrics": record or (run.resumed or {}).get("metrics", {}), **summary})
+    finally:
+        close_distributed()
+
+
+def _build(task, arch, stride, m, min_size, max_size):
+    from ..seg.models import build_instance, build_semantic
+
+    k1 = m.num_classes + 1
+    if task == "semantic":
+        model = build_semantic(arch, k1, stride)
+        base = {"arch": arch, "task": task, "stride": model.stride, "classes": list(m.classes),
+                "category_ids": m.category_ids()}
+    else:
+        model = build_instance(arch, k1, min_size, max_size)
+        base = {"arch": arch, "task": task, "classes": list(m.classes), "min_size": min_size,
+                "max_size": max_size, "category_ids": m.category_ids()}
+    return model, base
+
+
+def _initialise(model, task, arch, init_path, weights):
+    """--init (a classifier checkpoint's backbone) or --weights (imagenet / a state dict)."""
+    from ..io.checkpoint import load_checkpoint, read_state_dict
+    from ..nn.backbones import imagenet_state_dict
+    from ..seg.models import BACKBONE_OF, load_backbone
+
+    want = BACKBONE_OF[arch]
+    target = model if task == "semantic" else _Body(model)
+    if init_path:
+        ck = load_checkpoint(init_path, "classifier")
+        if ck["arch"] != want:
+            raise InputError(f"is a {ck['arch']} classifier; --arch {arch} needs a {want} one", path=init_path)
+        state = {k[len("backbone."):]: v for k, v in ck["state_dict"].items() if k.startswith("backbone.")}
+        if task == "instance" and arch == "maskrcnn_tiny":
+            state = state
+        load_backbone(target, state, init_path)
+    elif weights != "none":
+        if want == "tiny":
+            raise InputError(f"there are no pretrained weights for --arch {arch}; use --weights none or --init")
+        state = imagenet_state_dict(want) if weights == "imagenet" else read_state_dict(weights)
+        load_backbone(target, state, weights)
+
+
+class _Body:
+    """Mask R-CNN seen by :func:`load_backbone`: ``backbone`` = the ResNet / tiny body."""
+
+    def __init__(self, model):
+        self.arch = "mask r-cnn"
+        self.backbone = model.backbone.body

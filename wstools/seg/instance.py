@@ -1,0 +1,98 @@
+"""Instance segmentation with torchvision's Mask R-CNN on pseudo instance masks (LIID's export,
+``ws export-coco``): targets, the training step of the shared loop, and detections as COCO
+results (compressed RLE) that ``ws eval instance`` scores.
+
+Images enter Mask R-CNN as (3, H, W) float in [0, 1]; the model normalises and resizes itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .. import masks as mask_codec
+from ..errors import InputError
+
+
+def instance_target(masks: np.ndarray, labels: np.ndarray) -> dict:
+    """Mask R-CNN target of one image: ``masks`` (N, H, W) bool, ``labels`` (N,) in 1..K ->
+    ``{boxes (M, 4) float32 x0,y0,x1,y1 (pixel edges), labels (M,) int64, masks (M, H, W) uint8}``
+    keeping the M non-empty masks."""
+    masks = np.asarray(masks, bool)
+    labels = np.asarray(labels, np.int64)
+    h, w = masks.shape[1:] if masks.ndim == 3 else (0, 0)
+    keep = masks.reshape(len(masks), -1).any(1) if len(masks) else np.zeros(0, bool)
+    masks, labels = masks[keep], labels[keep]
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels),
+            "masks": torch.from_numpy(masks.astype(np.uint8).reshape(len(masks), h, w))}
+
+
+class InstanceImages(Dataset):
+    """Item ``i``: ``{"index", "image" (3, H, W) float32 in [0, 1], "target" (see
+    :func:`instance_target`), "error"}``, flipped left-right with probability 1/2 when ``flip``.
+    ``load(i) -> (image (H, W, 3) uint8, masks (N, H, W) bool, labels (N,))``."""
+
+    def __init__(self, n: int, load, rng_of, flip: bool = True):
+        self.n, self.load, self.rng_of, self.flip = n, load, rng_of, flip
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        try:
+            image, masks, labels = self.load(i)
+        except InputError as e:
+            return {"index": i, "error": (e.problem, e.path, e.image_id)}
+        if self.flip and self.rng_of(i).random() < 0.5:
+            image, masks = image[:, ::-1], masks[:, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+        return {"index": i, "error": None, "image": x, "target": instance_target(masks, labels)}
+
+
+def collate_instances(items):
+    errors = [it["error"] for it in items if it["error"] is not None]
+    if errors:
+        return {"errors": errors}
+    return {"errors": [], "images": [it["image"] for it in items], "targets": [it["target"] for it in items]}
+
+
+def instance_step(device: str):
+    """The loop's ``step`` for Mask R-CNN: the sum of torchvision's losses (RPN objectness and
+    box, ROI classification, box and mask); ``aux`` = the individual losses."""
+    def step(net, batch):
+        images = [x.to(device) for x in batch["images"]]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
+        losses = net(images, targets)
+        total = sum(losses.values())
+        return total, {k: float(v.detach()) for k, v in losses.items()}
+    return step
+
+
+def summarize_losses(auxes) -> dict:
+    if not auxes:
+        return {}
+    return {k: float(np.mean([a[k] for a in auxes])) for k in auxes[0]}
+
+
+def detections_to_results(output: dict, image_id: str, category_ids, mask_threshold: float = 0.5,
+                          min_score: float = 0.0) -> list:
+    """One image's Mask R-CNN output (``boxes``, ``labels`` 1..K, ``scores``, ``masks`` (N, 1, H, W)
+    probabilities) -> COCO results ``[{image_id, category_id, segmentation {size, counts str},
+    score}]``; masks binarised at ``mask_threshold``, detections below ``min_score`` dropped."""
+    scores = output["scores"].detach().cpu().numpy()
+    labels = output["labels"].detach().cpu().numpy()
+    probs = output["masks"].detach().cpu().numpy()
+    keep = scores >= min_score
+    if not keep.any():
+        return []
+    m = probs[keep, 0] >= mask_threshold
+    h, w = m.shape[1:]
+    counts = mask_codec.encode(m)
+    return [{"image_id": image_id, "category_id": int(category_ids[int(lab) - 1]),
+             "segmentation": {"size": [int(h), int(w)], "counts": c.decode("ascii")}, "score": float(s)}
+            for c, lab, s in zip(counts, labels[keep], scores[keep])]
