@@ -312,6 +312,9 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
     arch = arch or archs[-1 if task == "instance" else 2]
     if arch not in archs:
         raise InputError(f"--arch {arch} is not a {task} network (choose from {', '.join(archs)})")
+    if arch.startswith("deeplabv3") and batch_size < 2:
+        raise InputError("--batch-size must be at least 2 for DeepLabv3 (the BatchNorm of ASPP's image pooling "
+                         "needs two images)")
     if task == "semantic" and not labels_path:
         raise InputError("--task semantic needs --labels (a labels store or a folder of <id>.png)")
     if task == "instance" and not coco_path:

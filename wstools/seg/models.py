@@ -115,10 +115,19 @@ def build_instance(arch: str, num_labels: int, min_size: int = 800, max_size: in
         return detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_labels,
                                                min_size=min_size, max_size=max_size)
     if arch == "maskrcnn_tiny":
+        from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+        from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+
+        # small heads and proposal budgets: a CPU network for toy-sized images
+        feats = _TinyFeatures()
+        c = feats.out_channels
         anchors = AnchorGenerator(sizes=((8, 16, 32, 64),), aspect_ratios=((0.5, 1.0, 2.0),))
         return detection.MaskRCNN(
-            _TinyFeatures(), num_classes=num_labels, min_size=min_size, max_size=max_size,
-            rpn_anchor_generator=anchors,
+            feats, num_classes=None, min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors,
+            rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=150, rpn_pre_nms_top_n_test=150,
+            rpn_post_nms_top_n_test=75, box_batch_size_per_image=64, box_detections_per_img=30,
             box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
-            mask_roi_pool=MultiScaleRoIAlign(["0"], output_size=14, sampling_ratio=2))
+            box_head=TwoMLPHead(c * 7 * 7, 256), box_predictor=FastRCNNPredictor(256, num_labels),
+            mask_roi_pool=MultiScaleRoIAlign(["0"], output_size=14, sampling_ratio=2),
+            mask_head=MaskRCNNHeads(c, [64, 64], 1), mask_predictor=MaskRCNNPredictor(64, 64, num_labels))
     raise InputError(f"unknown instance architecture {arch!r} (choose from {', '.join(INSTANCE_ARCHS)})")
