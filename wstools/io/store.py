@@ -53,8 +53,9 @@ KINDS = {
     "assignment": 1,
     "labels": 1,
     "probs": 1,
+    "responses": 1,
 }
-PER_IMAGE_KINDS = ("proposals", "cams", "labels", "probs")
+PER_IMAGE_KINDS = ("proposals", "cams", "labels", "probs", "responses")
 
 _RLE_DTYPE = h5py.vlen_dtype(np.dtype("uint8"))
 
