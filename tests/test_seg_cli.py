@@ -1,0 +1,228 @@
+"""End to end: ws train-seg (semantic and instance) and ws predict on toy data, scored by ws eval;
+bad inputs (one test each)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_bad_input, run_ws
+
+TINY = ["--arch", "tiny", "--optimizer", "adam", "--lr", "0.003", "--crop", "64", "--scales", "1,1",
+        "--loss-at", "input", "--batch-size", "8", "--device", "cpu", "--threads", "1"]
+MRCNN = ["--task", "instance", "--arch", "maskrcnn_tiny", "--min-size", "64", "--max-size", "64", "--optimizer",
+         "adam", "--lr", "0.001", "--batch-size", "4", "--device", "cpu", "--threads", "1"]
+
+
+def coco_from_gt(manifest_path, out, category_ids=None):
+    """A COCO instances JSON of a toy manifest's ground-truth instances (stand-in for ws export-coco)."""
+    from wstools.io.dataset import load_instances, load_manifest
+
+    m = load_manifest(manifest_path)
+    cats = category_ids or m.category_ids()
+    images, anns = [], []
+    for rec in m.images:
+        images.append({"id": rec.id, "file_name": rec.image, "height": rec.height, "width": rec.width})
+        inst = load_instances(m, rec)
+        for c, label, crowd in zip(inst.counts, inst.labels, inst.iscrowd):
+            anns.append({"id": len(anns) + 1, "image_id": rec.id, "category_id": int(cats[int(label) - 1]),
+                         "segmentation": {"size": [rec.height, rec.width], "counts": c.decode()},
+                         "iscrowd": int(crowd)})
+    out.write_text(json.dumps({"images": images, "annotations": anns,
+                               "categories": [{"id": int(c), "name": n} for c, n in zip(cats, m.classes)]}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cls_pt(toy_dir, tmp_path_factory):
+    """A tiny colour classifier (1 epoch) for --init and amended testing."""
+    out = tmp_path_factory.mktemp("cls") / "cls.pt"
+    run_ws("cam", "train", toy_dir / "train.json", "--arch", "tiny", "--optimizer", "adam", "--lr", "0.002",
+           "--crop", "64", "--scales", "1,1", "--batch-size", "8", "--epochs", "1", "--device", "cpu",
+           "--threads", "1", "-o", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def seg_run(toy_dir, tmp_path_factory):
+    """A tiny semantic network trained 2 epochs on the ground-truth PNGs, with --val."""
+    out = tmp_path_factory.mktemp("seg")
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", "--val", toy_dir / "val.json",
+               *TINY, "--epochs", "2", "-o", out / "seg.pt")
+    return out, r.json
+
+
+def test_semantic_train_predict_eval(seg_run, toy_dir):
+    out, summary = seg_run
+    assert summary["task"] == "semantic" and summary["epochs"] == 2
+    assert 0.0 <= summary["metrics"]["val_miou"] <= 1.0
+    lines = (out / "seg.log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert not (out / "seg.last.pt").exists()
+    ck = torch.load(out / "seg.pt", weights_only=True)
+    assert ck["ws_kind"] == "segmentation" and ck["task"] == "semantic" and ck["arch"] == "tiny"
+
+    r = run_ws("predict", toy_dir / "val.json", "--model", out / "seg.pt", "-o", out / "pred.h5",
+               "--probs", out / "probs.h5", "--scales", "1,0.75", "--flip", "--threads", "1")
+    assert r.json["images"] == 8
+    ev = run_ws("eval", "semantic", out / "pred.h5", "--gt", toy_dir / "val.json").json
+    assert ev["images"] == 8 and 0 <= ev["miou"] <= 1
+    from wstools.io.labels import read_labels_group, read_probs_group
+    from wstools.io.store import open_store
+
+    with open_store(out / "pred.h5", "labels") as s, open_store(out / "probs.h5", "probs") as p:
+        rid = s.image_ids()[0]
+        lab = read_labels_group(s.image(rid))
+        probs, labels = read_probs_group(p.image(rid))
+        assert labels.tolist() == list(range(6)) and probs.shape == (6, 64, 64)
+        np.testing.assert_allclose(probs.sum(0), 1, atol=1e-2)
+        assert (probs.argmax(0) == lab).mean() > 0.99
+
+
+def test_predict_shards_resume_and_amended(seg_run, cls_pt, toy_dir, tmp_path):
+    out, _ = seg_run
+    r = run_ws("predict", toy_dir / "val.json", "--model", out / "seg.pt", "-o", tmp_path / "p1.h5",
+               "--shard", "1/2", "--threads", "1")
+    assert r.json["images"] == 4
+    # resume of a finished store adds nothing
+    r = run_ws("predict", toy_dir / "val.json", "--model", out / "seg.pt", "-o", tmp_path / "p1.h5", "--resume",
+               "--shard", "1/2", "--threads", "1")
+    assert r.json["images"] == 0 and r.json["skipped_existing"] == 4
+    # amended testing with a classifier that rejects every class
+    r = run_ws("predict", toy_dir / "val.json", "--model", out / "seg.pt", "-o", tmp_path / "amended.h5",
+               "--classifier", cls_pt, "--score-threshold", "1.0", "--threads", "1")
+    assert r.json["amended"] and r.json["classes_suppressed"] == 8 * 5
+    from wstools.io.store import open_store
+
+    with open_store(tmp_path / "amended.h5", "labels") as s:       # every class rejected: all background
+        assert all((s.image(i)["labels"][()] == 0).all() for i in s.image_ids())
+
+
+def test_train_from_labels_store_and_init(seg_run, cls_pt, toy_dir, tmp_path):
+    out, _ = seg_run
+    run_ws("predict", toy_dir / "train.json", "--model", out / "seg.pt", "-o", tmp_path / "pseudo.h5",
+           "--threads", "1")
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", tmp_path / "pseudo.h5", *TINY, "--epochs", "1",
+               "--init", cls_pt, "--loss", "balanced-seed", "--loss-at", "output",
+               "-o", tmp_path / "seg2.pt")
+    assert r.json["images"] == 24 and np.isfinite(r.json["metrics"]["loss"])
+    # a resnet50 classifier does not fit the tiny network
+    bad = run_ws("train-seg", toy_dir / "train.json", "--labels", tmp_path / "pseudo.h5", *TINY, "--epochs", "1",
+                 "--init", out / "seg.pt", "-o", tmp_path / "seg3.pt", expect=None)
+    assert_bad_input(bad, "expected a classifier checkpoint")
+    assert not (tmp_path / "seg3.pt").exists()
+
+
+def test_init_copies_the_classifier_backbone(toy_dir, tmp_path):
+    from wstools.cam.model import CamNet
+    from wstools.cli.train_seg import _initialise
+    from wstools.io.checkpoint import save_checkpoint
+    from wstools.nn.backbones import build_backbone
+    from wstools.seg.models import build_semantic
+
+    cls = CamNet(build_backbone("tiny", 16), 5)
+    save_checkpoint(tmp_path / "c.pt", {"arch": "tiny", "stride": 16, "classes": list("abcde"), "gray": False,
+                                        "state_dict": cls.state_dict()}, kind="classifier")
+    seg = build_semantic("tiny", 6)
+    _initialise(seg, "semantic", "tiny", tmp_path / "c.pt", "none")
+    for k, v in seg.backbone.state_dict().items():
+        assert torch.equal(v, cls.backbone.state_dict()[k]), k
+
+
+def test_resume_with_other_hyper_parameters_is_refused(toy_dir, tmp_path):
+    args = ["train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "2",
+            "-o", tmp_path / "s.pt"]
+    r = run_ws(*args, "--stop-after", "1")
+    assert r.json["output"] is None and (tmp_path / "s.last.pt").exists()
+    bad = run_ws(*[a if a != "0.003" else "0.01" for a in args], "--resume", expect=None)
+    assert_bad_input(bad, "--lr")
+    assert not (tmp_path / "s.pt").exists()
+    r = run_ws(*args, "--resume")
+    assert r.json["resumed_from_epoch"] == 1 and (tmp_path / "s.pt").exists()
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    from wstools.io import checkpoint
+
+    path = tmp_path / "x.last.pt"
+    checkpoint.save_resume(path, {"arch": "tiny", "classes": [], "state_dict": {}, "task": "semantic", "epoch": 1},
+                           kind="segmentation")
+    real_save = torch.save
+
+    def broken(obj, f, *a, **k):
+        real_save({"half": 1}, f)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.torch, "save", broken)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_resume(path, {"arch": "tiny", "classes": [], "state_dict": {}, "task": "semantic",
+                                      "epoch": 2}, kind="segmentation")
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    assert checkpoint.load_checkpoint(path, "segmentation")["epoch"] == 1
+
+
+@pytest.fixture
+def label_copy(toy_dir, tmp_path):
+    dst = tmp_path / "labels"
+    shutil.copytree(toy_dir / "semantic", dst)
+    return dst
+
+
+def test_label_map_of_another_size(toy_dir, label_copy, tmp_path):
+    from wstools.io.images import read_label_png, write_label_png
+
+    p = sorted(label_copy.glob("*.png"))[3]
+    write_label_png(p, read_label_png(p)[:40, :50])
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", label_copy, *TINY, "--epochs", "1",
+               "-o", tmp_path / "s.pt", expect=None)
+    assert_bad_input(r, p.stem, "50x40 px, the image is 64x64")
+    assert not (tmp_path / "s.pt").exists() and not (tmp_path / "s.last.pt").exists()
+
+
+def test_label_outside_range(toy_dir, label_copy, tmp_path):
+    from wstools.io.images import read_label_png, write_label_png
+
+    p = sorted(label_copy.glob("*.png"))[5]
+    lab = read_label_png(p).copy()
+    lab[0, 0] = 9
+    write_label_png(p, lab)
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", label_copy, *TINY, "--epochs", "1",
+               "-o", tmp_path / "s.pt", expect=None)
+    assert_bad_input(r, p.stem, "label 9 outside 0..5 and 255")
+    assert not (tmp_path / "s.pt").exists()
+
+
+def test_missing_label_maps_and_missing_labels_flag(toy_dir, label_copy, tmp_path):
+    sorted(label_copy.glob("*.png"))[0].unlink()
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", label_copy, *TINY, "-o", tmp_path / "s.pt",
+               expect=None)
+    assert_bad_input(r, "lacks 1 label maps")
+    r = run_ws("train-seg", toy_dir / "train.json", *TINY, "-o", tmp_path / "s.pt", expect=None)
+    assert_bad_input(r, "needs --labels")
+
+
+def test_coco_with_unknown_category(toy_dir, tmp_path):
+    coco = coco_from_gt(toy_dir / "train.json", tmp_path / "c.json", category_ids=[1, 2, 3, 4, 99])
+    r = run_ws("train-seg", toy_dir / "train.json", "--coco", coco, *MRCNN, "-o", tmp_path / "m.pt", expect=None)
+    assert_bad_input(r, "category 99", "unknown to")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_instance_train_predict_eval(toy_dir, tmp_path):
+    coco = coco_from_gt(toy_dir / "train.json", tmp_path / "c.json")
+    r = run_ws("train-seg", toy_dir / "train.json", "--coco", coco, *MRCNN, "--epochs", "1", "-o", tmp_path / "m.pt")
+    assert r.json["task"] == "instance" and np.isfinite(r.json["metrics"]["loss_mask"])
+    r = run_ws("predict", toy_dir / "val.json", "--model", tmp_path / "m.pt", "-o", tmp_path / "res.json",
+               "--threads", "1")
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert r.json["detections"] == len(res)
+    assert all(isinstance(d["segmentation"]["counts"], str) and d["category_id"] in range(1, 6) for d in res)
+    ev = run_ws("eval", "instance", tmp_path / "res.json", "--gt", toy_dir / "val.json").json
+    assert ev["mode"] == "instance" and ev["coco"]["AP"] >= 0
+    bad = run_ws("predict", toy_dir / "val.json", "--model", tmp_path / "m.pt", "-o", tmp_path / "r2.json", "--crf",
+                 expect=None)
+    assert_bad_input(bad, "apply to semantic checkpoints")
