@@ -24,6 +24,8 @@ COMMANDS = {
                   "Train DeepLab / Mask R-CNN on pseudo labels (DSRG growing, seeding + boundary losses)."),
     "predict": ("wstools.cli.predict", "predict",
                 "Semantic labels (+ probabilities) or instance results of a trained train-seg network."),
+    "icn": ("wstools.cli.icn", "icn", "Train / apply the ICN enhancer of peak response maps (Huang et al. 2021)."),
+    "match": ("wstools.cli.match", "match", "Instance masks: match response maps to proposals (Eq. 5), NMS, COCO results."),
     "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }
 

@@ -20,12 +20,14 @@ def cam():
       ws cam train data/toy/train.json --val data/toy/val.json --arch tiny --crop 128 --scales 1,1 -o cls.pt
       ws cam infer data/toy/train.json --model cls.pt -o cams.h5
       ws cam import irn/cam_out --manifest voc_train.json -o cams.h5
+      ws cam peaks data/toy/train.json --model cls.pt -o prm.h5
     """
 
 
 from .train import train  # noqa: E402
 from .infer import infer  # noqa: E402
 from .import_ import import_  # noqa: E402
+from .peaks import peaks  # noqa: E402
 
-for _c in (train, infer, import_):
+for _c in (train, infer, import_, peaks):
     cam.add_command(_c)

@@ -1,0 +1,146 @@
+"""``ws cam peaks``: class peaks (Huang et al. 2021 Eq. 1) and peak response maps (Eq. 2)."""
+
+from __future__ import annotations
+
+import click
+
+from ..common import (Timer, command, device_option, emit, force_option, output_option, progress, resolve_device,
+                      resume_option, shard_option, threads_option, workers_option)
+
+
+def load_classifier(model_path, classes, device):
+    """A ``ws cam train`` checkpoint as a CamNet in eval mode on ``device`` (InputError when the
+    class list differs or the weights do not fit); returns (model, checkpoint)."""
+    from ...cam.model import CamNet
+    from ...errors import InputError
+    from ...io.checkpoint import load_checkpoint
+    from ...nn.backbones import build_backbone
+
+    ckpt = load_checkpoint(model_path, "classifier")
+    if list(ckpt["classes"]) != list(classes):
+        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from the manifest's {list(classes)}",
+                         path=model_path)
+    model = CamNet(build_backbone(ckpt["arch"], int(ckpt["stride"])), len(classes))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise InputError(f"state_dict does not fit arch {ckpt['arch']} ({str(e).splitlines()[0]})",
+                         path=model_path) from None
+    return model.to(device).eval(), ckpt
+
+
+@command("peaks")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="Classifier checkpoint written by `ws cam train`.")
+@output_option("Response store to write (.h5, kind `responses`): per image the peaks and one map per peak.")
+@click.option("--sigma", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Std of the Gaussian filter G of Huang et al. Eq. 1, in score-map cells (not given in the "
+                   "paper).")
+@click.option("--eta", default="mean", show_default=True,
+              help="Threshold E_eta of Eq. 1: `mean` (the mean of M_c, the paper's) or a number.")
+@click.option("--window", type=click.IntRange(1), default=3, show_default=True,
+              help="Side of the neighbourhood in which a peak is a local maximum (score-map cells).")
+@click.option("--max-peaks", type=click.IntRange(0), default=0, show_default=True,
+              help="Keep at most this many peaks per class, the strongest (0 = all).")
+@click.option("--at-least-one/--no-at-least-one", default=True, show_default=True,
+              help="A class that Eq. 1 leaves without a peak gets its global maximum as its one peak "
+                   "(a tag says at least one instance is present).")
+@click.option("--classes-from", type=click.Choice(["tags", "predicted"]), default="tags", show_default=True,
+              help="Whose peaks: the image's tags (a training set) or the classes predicted with probability "
+                   ">= --score-threshold (a test set; at least the top class).")
+@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Probability above which a class counts as predicted (with --classes-from predicted).")
+@click.option("--smooth", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Gaussian smoothing (pixels) of each peak's input-gradient magnitude (our choice for Eq. 2).")
+@click.option("--peak-batch", type=click.IntRange(1), default=8, show_default=True,
+              help="Peaks back-propagated together: memory grows with it (one forward/backward per batch).")
+@device_option
+@threads_option
+@workers_option
+@shard_option
+@resume_option
+@force_option
+def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_one, classes_from, score_threshold,
+          smooth, peak_batch, device, workers, shard, resume, force):
+    """Class peaks and peak response maps (PRMs) of every image of MANIFEST.
+
+    For each tagged (or predicted) class c the peak map of Huang et al. Eq. 1,
+    P^c = max(M_c - G(M_c) - mean(M_c), 0), is computed on the classifier's
+    score map M_c; its local maxima are the instances. Each peak alone is
+    back-propagated to the input image (Eq. 2): the response map is the
+    magnitude of the gradient of that one score-map value with respect to the
+    input pixels (summed over colour channels, Gaussian-smoothed, min-max
+    normalised to [0, 1]). Written per image: `peaks` (N, 4) [label, y, x,
+    score] in image pixels (score = the class activation at the peak) and
+    `maps` (N, H, W) float16. An image with no present class has N = 0.
+
+    \b
+    Example:
+      ws cam peaks data/toy/train.json --model cls.pt -o prm.h5
+      ws cam peaks data/toy/val.json --model cls.pt --classes-from predicted -o prm_val.h5
+      ws icn train data/toy/train.json --responses prm.h5 --proposals props.h5 -o icn.pt
+    """
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ...cam.augment import normalize, to_gray
+    from ...cam.cams import select_classes
+    from ...errors import InputError
+    from ...io.dataset import load_manifest
+    from ...io.responses import write_response_group
+    from ...io.store import create_store, parse_shard, shard_items
+    from ...io.torchdata import ManifestImages, collate_list, raise_errors
+    from ...prm.peaks import cells_to_pixels, find_peaks
+    from ...prm.response import peak_response_maps
+
+    if eta == "mean":
+        eta_value = None
+    else:
+        try:
+            eta_value = float(eta)
+        except ValueError:
+            raise InputError(f"--eta {eta!r} must be `mean` or a number") from None
+    dev = resolve_device(device)
+    sh = parse_shard(shard)
+    m = load_manifest(manifest)
+    model, ckpt = load_classifier(model_path, m.classes, dev)
+    gray = bool(ckpt["gray"])
+    records = shard_items(m.images, sh)
+    params = {"model": str(model_path), "arch": ckpt["arch"], "sigma": sigma, "eta": eta, "window": window,
+              "max_peaks": max_peaks, "at_least_one": at_least_one, "classes_from": classes_from,
+              "score_threshold": score_threshold, "smooth": smooth, "shard": shard}
+    n_done = n_peaks = n_empty = 0
+    most = 0
+    with Timer() as t, create_store(output, "responses", classes=m.classes, params=params, dataset=m,
+                                    force=force, resume=resume) as store:
+        todo = [r for r in records if not (resume and store.has_image(r.id))]
+        ds = ManifestImages(m, todo, lambda img, i: normalize(to_gray(img) if gray else img))
+        loader = DataLoader(ds, batch_size=1, num_workers=workers, collate_fn=collate_list)
+        bar = progress(total=len(todo), desc="peaks")
+        for items in loader:
+            raise_errors(items)
+            it = items[0]
+            rec = todo[it["index"]]
+            x = it["image"].to(dev)
+            with torch.no_grad():
+                maps, _ = model.score_maps(x[None])
+            maps = maps[0].float()
+            probs = torch.sigmoid(maps.mean(dim=(1, 2))).cpu().numpy()
+            tags = m.tag_labels(rec) if classes_from == "tags" else None
+            labels = select_classes(probs, tags, score_threshold)
+            cells = find_peaks(maps.cpu().numpy(), labels, sigma, eta_value, window, max_peaks, at_least_one)
+            prms = peak_response_maps(model, x, cells[:, :3], peak_batch, smooth)
+            pk = cells_to_pixels(cells, maps.shape[-2:], (rec.height, rec.width))
+            with store.write_image(rec.id) as g:
+                write_response_group(g, pk, prms)
+            n_done += 1
+            n_peaks += len(pk)
+            n_empty += int(len(pk) == 0)
+            most = max(most, len(pk))
+            bar.update(1)
+        bar.close()
+    emit({"output": str(output), "images": n_done, "skipped_existing": len(records) - n_done, "peaks": n_peaks,
+          "images_without_peaks": n_empty, "max_peaks_per_image": most, "arch": ckpt["arch"], "device": dev,
+          "seconds": round(t.seconds, 3), "seconds_per_image": round(t.seconds / max(n_done, 1), 4)})

@@ -1,0 +1,144 @@
+"""``ws match``: pick one proposal per instance response map (Huang et al. 2021 Eq. 5 or Zhou
+et al.'s plain score), NMS, and write a COCO results JSON."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InputError
+from .common import Timer, command, emit, force_option, output_option, progress
+
+
+def proposal_masks(store, image_id, height, width):
+    """(boxes (P, 4), counts, masks (P, H, W) bool) of one image of a proposals store; InputError
+    when it has no masks or another size."""
+    from ..io.store import read_rles
+    from ..masks import decode
+
+    g = store.image(image_id)
+    if "masks" not in g:
+        raise InputError("proposal store has no masks (ws match needs segment proposals, e.g. `ws propose`)",
+                         path=store.path, image_id=image_id)
+    h, w = int(g.attrs.get("height", height)), int(g.attrs.get("width", width))
+    if (h, w) != (height, width):
+        raise InputError(f"proposal size {(h, w)} differs from the image {(height, width)}", path=store.path,
+                         image_id=image_id)
+    counts = read_rles(g["masks"])
+    boxes = g["boxes"][()] if "boxes" in g else None
+    masks = decode(counts, h, w)
+    if boxes is None or len(boxes) != len(counts):
+        from ..masks import boxes as rle_boxes
+        boxes = rle_boxes(counts, h, w)
+    return boxes, counts, masks
+
+
+def score_options(f):
+    """Matching-score flags shared by ``ws match`` and ``ws icn train`` (pseudo labels)."""
+    opts = [
+        click.option("--alpha", type=float, default=0.95, show_default=True,
+                     help="Weight of the rebalanced overlap term sum(V*P)/sum(P) (Huang et al. Eq. 5)."),
+        click.option("--beta", type=float, default=0.1, show_default=True,
+                     help="Weight of the contour term sum(E(V)*P) (Huang et al. Eq. 5)."),
+        click.option("--gamma", type=float, default=0.8, show_default=True,
+                     help="Weight of the background term sum(B(V)*P), B <= 0 a penalty (Huang et al. Eq. 5)."),
+        click.option("--threshold", "bin_threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Binarisation of the min-max-normalised map V for E and B (our choice; not in the paper)."),
+        click.option("--contour-width", type=click.IntRange(1), default=3, show_default=True,
+                     help="Square of the morphological gradient giving contours, pixels (our choice)."),
+        click.option("--bg-dilation", type=click.IntRange(1), default=5, show_default=True,
+                     help="Square by which the binarised map is dilated before its complement is "
+                          "background, pixels (our choice)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def score_kwargs(method, alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, plain_alpha=1.0,
+                 plain_beta=1.0):
+    if method == "plain":
+        return {"alpha": plain_alpha, "beta": plain_beta, "threshold": bin_threshold,
+                "contour_width": contour_width, "bg_dilation": bg_dilation}
+    return {"alpha": alpha, "beta": beta, "gamma": gamma, "threshold": bin_threshold,
+            "contour_width": contour_width, "bg_dilation": bg_dilation}
+
+
+@command("match")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--responses", "responses_path", required=True, type=click.Path(dir_okay=False),
+              help="Response store (`ws cam peaks` naive PRMs or `ws icn infer` enhanced maps).")
+@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
+              help="Proposal store with masks (`ws propose`).")
+@output_option("COCO results JSON to write ([{image_id, category_id, segmentation (RLE), score}]).")
+@click.option("--score", "method", type=click.Choice(["rebalanced", "plain"]), default="rebalanced",
+              show_default=True, help="Matching score: Huang et al. Eq. 5 (rebalanced) or Zhou et al. 2018's "
+                                      "plain score alpha*sum(V*P) + sum(V*C(P)) - beta*sum(Q*P) (ablation).")
+@score_options
+@click.option("--plain-alpha", type=float, default=1.0, show_default=True,
+              help="alpha of the plain score (Zhou et al. 2018; their value is not restated by Huang et al.).")
+@click.option("--plain-beta", type=float, default=1.0, show_default=True,
+              help="beta (background penalty) of the plain score (Zhou et al. 2018).")
+@click.option("--nms", "nms_iou", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Box IoU of the per-class NMS of the matched instances (Algorithm 1 line 14).")
+@click.option("--det-score", type=click.Choice(["peak", "match"]), default="peak", show_default=True,
+              help="Score of each detection in the results: the class activation at its peak, or the "
+                   "matching score.")
+@force_option
+def match(manifest, responses_path, proposals_path, output, method, alpha, beta, gamma, bin_threshold, contour_width,
+          bg_dilation, plain_alpha, plain_beta, nms_iou, det_score, force):
+    """Instance masks from response maps and proposals (Huang et al. 2021, Algorithm 1).
+
+    For every instance (one response map V of the responses store) each
+    proposal P of its image is scored — by default with Eq. 5, S = alpha *
+    sum(V*P)/sum(P) + beta * sum(E(V)*P) + gamma * sum(B(V)*P), E the contour
+    (morphological gradient) of V binarised at --threshold and B = -(1 -
+    dilation of it), so the background term is a penalty — and the best one
+    is that instance's mask. Matched instances of a class then go through NMS.
+    The result is a COCO results JSON that `ws eval instance` scores. Images
+    with no peaks give no detections.
+
+    \b
+    Example:
+      ws match data/toy/val.json --responses prm_val.h5 --proposals props_val.h5 -o results.json
+      ws match data/toy/val.json --responses prm_val.h5 --proposals props_val.h5 --score plain -o plain.json
+      ws eval instance results.json --gt data/toy/val.json
+    """
+    from ..io.atomic import check_output, write_json_atomic
+    from ..io.dataset import load_manifest
+    from ..io.responses import read_response_group
+    from ..io.store import open_store
+    from ..masks import encode
+    from ..prm.matching import match_image
+
+    check_output(output, force)
+    m = load_manifest(manifest)
+    kw = score_kwargs(method, alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, plain_alpha, plain_beta)
+    cats = m.category_ids()
+    results = []
+    n_inst = n_images = 0
+    with Timer() as t, open_store(responses_path, "responses") as resp, \
+            open_store(proposals_path, "proposals") as props:
+        resp.check_images(m, require_all=False)
+        props.check_images(m, require_all=False)
+        for rec in progress(m.images, desc="match"):
+            if not resp.has_image(rec.id):
+                continue
+            r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
+            n_images += 1
+            n_inst += len(r["peaks"])
+            if len(r["peaks"]) == 0:
+                continue
+            if not props.has_image(rec.id):
+                raise InputError("has no proposals for this image", path=proposals_path, image_id=rec.id)
+            boxes, counts, masks = proposal_masks(props, rec.id, rec.height, rec.width)
+            if r["maps"].shape[1:] != (rec.height, rec.width):
+                raise InputError(f"response maps {r['maps'].shape[1:]} differ from the image size",
+                                 path=responses_path, image_id=rec.id)
+            for lab, j, s, _ in match_image(r["maps"], r["peaks"], masks, boxes, method, nms_iou, det_score, **kw):
+                results.append({"image_id": rec.id, "category_id": int(cats[lab - 1]),
+                                "segmentation": {"size": [rec.height, rec.width],
+                                                 "counts": encode(masks[j])[0].decode("ascii")},
+                                "score": float(s)})
+        write_json_atomic(output, results, force=force)
+    emit({"output": str(output), "score": method, "images": n_images, "instances": n_inst,
+          "detections": len(results), "seconds": round(t.seconds, 3)})

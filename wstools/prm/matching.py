@@ -1,0 +1,166 @@
+"""Proposal matching (Huang et al., Neurocomputing 2021, Sect. 3.2-3.3, Eq. 5, Algorithm 1) and
+the plain score of Zhou et al. (CVPR 2018) for the ablation.
+
+Every function takes one instance map ``V`` (H, W) float in [0, 1] (a naive or enhanced peak
+response map) and proposal masks ``masks`` (P, H, W) bool of the same image.
+
+Rebalanced score (Eq. 5), one value per proposal P:
+
+    S = alpha * sum(V * P) / sum(P) + beta * sum(E(V) * P) + gamma * sum(B(V) * P)
+
+with alpha, beta, gamma = 0.95, 0.1, 0.8 (the paper's). The paper names a contour extractor E
+and a background extractor B without defining them; our choice:
+
+- binarise V at ``threshold`` (V >= 0.5 by default, V being min-max normalised);
+- E(V) = the morphological gradient of that binary map (dilation minus erosion with a
+  ``contour_width`` x ``contour_width`` square): a band on the map's outline, so a proposal
+  sharing the outline collects it;
+- B(V) = -(1 - dilation of the binary map by a ``bg_dilation`` x ``bg_dilation`` square): -1
+  on the background far from the instance, 0 near it — negative, so that with the paper's
+  positive gamma the third term is the penalty the text describes ("takes background as a
+  template to suppress irrelevant regions").
+
+The second and third terms are sums over pixels (not normalised, as Eq. 5 writes them); only
+the first term carries the "multi-scale rebalance factor" 1 / sum(P).
+
+Plain score (Zhou et al. 2018, Sect. 3.3), without rebalancing:
+
+    S = alpha * sum(V * P) + sum(V * C(P)) - beta * sum(Q * P)
+
+with C(P) the proposal's contour (morphological gradient, ``contour_width``) and Q the same
+background mask as above (1 - dilated binary map; Zhou et al. derive it from the class map).
+Their alpha and beta are flags here (defaults 1.0 and 1.0: the values are not given in
+Huang et al.).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+ALPHA, BETA, GAMMA = 0.95, 0.1, 0.8
+
+
+def binarize(v: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(H, W) float -> (H, W) bool ``v >= threshold``."""
+    return np.asarray(v) >= threshold
+
+
+def _square(n: int) -> np.ndarray:
+    return np.ones((max(1, int(n)), max(1, int(n))), dtype=bool)
+
+
+def contour(mask: np.ndarray, width: int = 3) -> np.ndarray:
+    """Morphological gradient (dilation AND NOT erosion, ``width`` x ``width`` square) of a
+    (H, W) bool mask: its outline band, (H, W) bool. ``width`` 1 gives an empty band."""
+    mask = np.asarray(mask, dtype=bool)
+    if width <= 1:
+        return np.zeros_like(mask)
+    s = _square(width)
+    return ndimage.binary_dilation(mask, s) & ~ndimage.binary_erosion(mask, s, border_value=0)
+
+
+def background(v: np.ndarray, threshold: float = 0.5, dilation: int = 5) -> np.ndarray:
+    """1 - dilation of the binarised map: (H, W) float32, 1 on pixels far from the instance."""
+    b = binarize(v, threshold)
+    if dilation > 1:
+        b = ndimage.binary_dilation(b, _square(dilation))
+    return (~b).astype(np.float32)
+
+
+def _flat(masks: np.ndarray) -> np.ndarray:
+    masks = np.asarray(masks, dtype=bool)
+    return masks.reshape(masks.shape[0], -1).astype(np.float32)
+
+
+def rebalanced_scores(v: np.ndarray, masks: np.ndarray, alpha: float = ALPHA, beta: float = BETA,
+                      gamma: float = GAMMA, threshold: float = 0.5, contour_width: int = 3,
+                      bg_dilation: int = 5) -> np.ndarray:
+    """Eq. 5 for every proposal: (P,) float64 (see the module docstring for E and B)."""
+    v = np.asarray(v, dtype=np.float32)
+    if len(masks) == 0:
+        return np.zeros(0)
+    flat = _flat(masks)
+    area = np.maximum(flat.sum(1), 1.0)
+    e = contour(binarize(v, threshold), contour_width).astype(np.float32)
+    b = -background(v, threshold, bg_dilation)
+    return (alpha * (flat @ v.ravel()) / area + beta * (flat @ e.ravel()) + gamma * (flat @ b.ravel())) \
+        .astype(np.float64)
+
+
+def plain_scores(v: np.ndarray, masks: np.ndarray, alpha: float = 1.0, beta: float = 1.0,
+                 threshold: float = 0.5, contour_width: int = 5, bg_dilation: int = 5) -> np.ndarray:
+    """Zhou et al.'s score for every proposal: (P,) float64 (module docstring)."""
+    v = np.asarray(v, dtype=np.float32)
+    masks = np.asarray(masks, dtype=bool)
+    if len(masks) == 0:
+        return np.zeros(0)
+    flat = _flat(masks)
+    q = background(v, threshold, bg_dilation)
+    edge = np.array([float((v * contour(m, contour_width)).sum()) for m in masks])
+    return (alpha * (flat @ v.ravel()) + edge - beta * (flat @ q.ravel())).astype(np.float64)
+
+
+def score_proposals(v, masks, method: str = "rebalanced", **kw) -> np.ndarray:
+    """``rebalanced`` (Eq. 5) or ``plain`` (Zhou et al.) scores, (P,)."""
+    if method == "rebalanced":
+        return rebalanced_scores(v, masks, **kw)
+    if method == "plain":
+        return plain_scores(v, masks, **kw)
+    raise ValueError(f"unknown matching score {method!r}")
+
+
+def topk_union(scores: np.ndarray, masks: np.ndarray, k: int = 3) -> np.ndarray:
+    """The ICN's pseudo label (Huang et al. Sect. 3.2): walk the proposals by descending
+    score and pick one only if it is not fully contained in the union of those picked
+    before, until ``k`` are picked; return the union of the picks, (H, W) bool (all False
+    when there are no proposals)."""
+    masks = np.asarray(masks, dtype=bool)
+    if len(masks) == 0:
+        return np.zeros(masks.shape[1:], dtype=bool)
+    union = np.zeros(masks.shape[1:], dtype=bool)
+    picked = 0
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        if not (masks[i] & ~union).any():
+            continue
+        union |= masks[i]
+        picked += 1
+        if picked >= k:
+            break
+    return union
+
+
+def match_image(maps: np.ndarray, peaks: np.ndarray, masks: np.ndarray, boxes: np.ndarray,
+                method: str = "rebalanced", nms_iou: float = 0.5, score: str = "peak", **kw) -> list:
+    """Algorithm 1, lines 6-14, for one image.
+
+    Parameters
+    ----------
+    maps : (N, H, W) float in [0, 1], one (enhanced) response map per instance
+    peaks : (N, 4) rows ``[label, y, x, peak score]``
+    masks : (P, H, W) bool proposals; ``boxes`` (P, 4) their ``x0, y0, x1, y1``
+    method : ``rebalanced`` (Eq. 5) or ``plain`` (Zhou et al.); ``kw`` go to the score
+    nms_iou : box IoU above which a lower-scored instance of the same class is dropped
+        (torchvision ``batched_nms``; two peaks matched to the same proposal have IoU 1)
+    score : the detection score: ``peak`` (the class activation at the peak) or ``match``
+        (the matching score)
+
+    Returns
+    -------
+    list of ``(label, proposal index, detection score, matching score)`` kept after NMS,
+    by descending detection score.
+    """
+    import torch
+    from torchvision.ops import batched_nms
+
+    if len(maps) == 0 or len(masks) == 0:
+        return []
+    picks = []
+    for v, p in zip(maps, peaks):
+        s = score_proposals(v, masks, method, **kw)
+        j = int(np.argmax(s))
+        picks.append((int(round(p[0])), j, float(p[3]) if score == "peak" else float(s[j]), float(s[j])))
+    b = torch.as_tensor(np.asarray(boxes, dtype=np.float32)[[q[1] for q in picks]])
+    keep = batched_nms(b, torch.tensor([q[2] for q in picks], dtype=torch.float32),
+                       torch.tensor([q[0] for q in picks]), float(nms_iou))
+    return [picks[i] for i in keep.tolist()]
