@@ -226,3 +226,18 @@ def test_instance_train_predict_eval(toy_dir, tmp_path):
     bad = run_ws("predict", toy_dir / "val.json", "--model", tmp_path / "m.pt", "-o", tmp_path / "r2.json", "--crf",
                  expect=None)
     assert_bad_input(bad, "apply to semantic checkpoints")
+
+
+def test_retrain_second_stage_on_tag_restricted_labels(toy_dir, tmp_path):
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+               "--retrain", "-o", tmp_path / "d.pt")
+    assert r.json["stage"] == 2 and (tmp_path / "d.pt").exists() and (tmp_path / "d.stage1.pt").exists()
+    from wstools.io.dataset import load_manifest
+    from wstools.io.store import open_store
+
+    m = load_manifest(toy_dir / "train.json")
+    with open_store(tmp_path / "d.stage1_labels.h5", "labels") as s:
+        assert len(s.image_ids()) == 24
+        for rec in m.images:
+            allowed = {0, *m.tag_labels(rec).tolist()}
+            assert set(np.unique(s.image(rec.id)["labels"][()]).tolist()) <= allowed

@@ -237,6 +237,10 @@ def semantic_evaluator(val, device, batch_size):
               help="DSRG foreground growing threshold theta_f (Eq. 3).")
 @click.option("--theta-bg", type=click.FloatRange(0, 1), default=0.99, show_default=True,
               help="DSRG background growing threshold theta_b (Eq. 3).")
+@click.option("--retrain", is_flag=True,
+              help="DSRG's second stage (Table 2 '+Retrain'): after training, predict labels for the training set "
+                   "(restricted to each image's tags; CRF-refined with --grow-crf) into NAME.stage1_labels.h5 and "
+                   "train a fresh network on them with cross-entropy. The first network is kept as NAME.stage1.pt.")
 @click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
               help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
                    "the input crop (logits upsampled; better for small images).")
@@ -270,7 +274,7 @@ def semantic_evaluator(val, device, batch_size):
 @force_option
 @click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
-              boundary_weight, grow, grow_crf, theta_fg, theta_bg, loss_at, epochs, batch_size, lr, head_lr_mult,
+              boundary_weight, grow, grow_crf, theta_fg, theta_bg, retrain, loss_at, epochs, batch_size, lr, head_lr_mult,
               momentum, weight_decay, optimizer, crop, scale_range, min_size, max_size, stop_after, device, workers,
               seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
@@ -361,74 +365,130 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         if not records:
             raise InputError("has no image of the manifest", path=coco_path)
 
-    args = {"manifest": str(manifest), "task": task, "labels": labels_path, "coco": coco_path, "val": val_manifest,
-            "arch": arch, "stride": stride, "init": init_path, "weights": weights, "loss": loss,
-            "boundary_weight": boundary_weight, "grow": grow, "grow_crf": grow_crf, "theta_fg": theta_fg,
-            "theta_bg": theta_bg, "loss_at": loss_at, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-            "head_lr_mult": head_lr_mult, "momentum": momentum, "weight_decay": weight_decay,
-            "optimizer": optimizer, "crop": crop, "scales": [lo, hi], "min_size": min_size, "max_size": max_size,
-            "seed": seed}
-    run = TrainingRun(output, args, kind="segmentation", classes=m.classes, force=force, resume=resume, epochs=epochs)
+    if retrain and task != "semantic":
+        raise InputError("--retrain is DSRG's second semantic stage; it does not apply to --task instance")
+    if retrain and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputError("--retrain does not run under torchrun: run the stages as train-seg, predict --probs / "
+                         "labels, train-seg")
 
-    torch.manual_seed(seed)
-    model, base = _build(task, arch, stride, m, min_size, max_size)
-    if run.resumed is None:
-        _initialise(model, task, arch, init_path, weights)
-    else:
-        model.load_state_dict(run.state_dict)
+    def stage(output, source, labels_path, loss, grow_fn, grow, grow_crf, dev, extra, quiet_summary=False):
+        args = {"manifest": str(manifest), "task": task, "labels": labels_path, "coco": coco_path, "val": val_manifest,
+                "arch": arch, "stride": stride, "init": init_path, "weights": weights, "loss": loss,
+                "boundary_weight": boundary_weight, "grow": grow, "grow_crf": grow_crf, "theta_fg": theta_fg,
+                "theta_bg": theta_bg, "loss_at": loss_at, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                "head_lr_mult": head_lr_mult, "momentum": momentum, "weight_decay": weight_decay,
+                "optimizer": optimizer, "crop": crop, "scales": [lo, hi], "min_size": min_size, "max_size": max_size,
+                "retrain": retrain, "seed": seed}
+        run = TrainingRun(output, args, kind="segmentation", classes=m.classes, force=force, resume=resume, epochs=epochs)
 
-    rank, world, dev = init_distributed(dev)
-    run.rank = rank
-    model.to(dev)
-    epoch_box = [0]
-    if task == "semantic":
-        from ..seg.data import SegCrops, collate_crops
-        from ..seg.semantic import semantic_step, summarize_labelled
+        torch.manual_seed(seed)
+        model, base = _build(task, arch, stride, m, min_size, max_size)
+        if run.resumed is None:
+            _initialise(model, task, arch, init_path, weights)
+        else:
+            model.load_state_dict(run.state_dict)
 
-        train_set = SegCrops(len(records), SemanticLoader(m, records, source), _rng_of(seed, epoch_box), crop,
-                             (lo, hi))
-        step = semantic_step(dev, loss=loss, boundary_weight=boundary_weight, crf=crf_fn, grow=grow_fn,
-                             grow_crf=grow_crf, at=loss_at)
-        collate, summarize = collate_crops, summarize_labelled
-        groups = model.param_groups(lr, head_lr_mult, weight_decay)
-        evaluate = semantic_evaluator(val, dev, batch_size) if val is not None else None
-    else:
-        from ..seg.instance import InstanceImages, collate_instances, instance_step, summarize_losses
+        rank, world, dev = init_distributed(dev)
+        run.rank = rank
+        model.to(dev)
+        epoch_box = [0]
+        if task == "semantic":
+            from ..seg.data import SegCrops, collate_crops
+            from ..seg.semantic import semantic_step, summarize_labelled
 
-        train_set = InstanceImages(len(records), InstanceLoader(m, records, anns, coco_path),
-                                   _rng_of(seed, epoch_box))
-        step, collate, summarize = instance_step(dev), collate_instances, summarize_losses
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "initial_lr": lr,
-                   "weight_decay": weight_decay}]
-        evaluate = None
-    opt = make_optimizer(groups, optimizer, lr, momentum, weight_decay)
-    if run.optimizer_state is not None:
-        opt.load_state_dict(run.optimizer_state)
-    if rank == 0:
-        log(f"training {arch} ({task}) on {len(records)} images, {m.num_classes} classes, device {dev}"
-            + (f", {world} processes" if world > 1 else ""))
-    try:
-        with run, Timer() as t:
-            record = fit_loop(model, train_set, step=step, optimizer=opt, epochs=epochs, batch_size=batch_size,
-                              schedule=poly_schedule(0.9), collate=collate, summarize=summarize, evaluate=evaluate,
-                              device=dev, workers=workers, seed=seed, start_epoch=run.start_epoch,
-                              stop_after=stop_after, set_epoch=lambda e: epoch_box.__setitem__(0, e),
-                              on_epoch=run.on_epoch(base), progress=progress, rank=rank, world=world,
-                              find_unused_parameters=task == "instance")
-        stopped = stop_after is not None and stop_after < epochs
-        summary = {"task": task, "arch": arch, "images": len(records), "epochs": epochs, "log": str(run.log_path),
-                   "resumed_from_epoch": run.start_epoch, "processes": world, "device": dev,
-                   "seconds": round(t.seconds, 3),
-                   "images_per_second": round(len(records) * (epochs - run.start_epoch if not stopped else
-                                                              stop_after - run.start_epoch) / max(t.seconds, 1e-9), 3)}
-        if rank == 0 and stopped:
-            emit({"output": None, "resume_file": str(run.last_path), "stopped_after_epoch": stop_after,
-                  "metrics": record, **summary})
-        elif rank == 0:
-            run.finish(base, model, epochs, record)
-            emit({"output": str(output), "metrics": record or (run.resumed or {}).get("metrics", {}), **summary})
-    finally:
-        close_distributed()
+            train_set = SegCrops(len(records), SemanticLoader(m, records, source), _rng_of(seed, epoch_box), crop,
+                                 (lo, hi))
+            step = semantic_step(dev, loss=loss, boundary_weight=boundary_weight, crf=crf_fn, grow=grow_fn,
+                                 grow_crf=grow_crf, at=loss_at)
+            collate, summarize = collate_crops, summarize_labelled
+            groups = model.param_groups(lr, head_lr_mult, weight_decay)
+            evaluate = semantic_evaluator(val, dev, batch_size) if val is not None else None
+        else:
+            from ..seg.instance import InstanceImages, collate_instances, instance_step, summarize_losses
+
+            train_set = InstanceImages(len(records), InstanceLoader(m, records, anns, coco_path),
+                                       _rng_of(seed, epoch_box))
+            step, collate, summarize = instance_step(dev), collate_instances, summarize_losses
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "initial_lr": lr,
+                       "weight_decay": weight_decay}]
+            evaluate = None
+        opt = make_optimizer(groups, optimizer, lr, momentum, weight_decay)
+        if run.optimizer_state is not None:
+            opt.load_state_dict(run.optimizer_state)
+        if rank == 0:
+            log(f"training {arch} ({task}) on {len(records)} images, {m.num_classes} classes, device {dev}"
+                + (f", {world} processes" if world > 1 else ""))
+        try:
+            with run, Timer() as t:
+                record = fit_loop(model, train_set, step=step, optimizer=opt, epochs=epochs, batch_size=batch_size,
+                                  schedule=poly_schedule(0.9), collate=collate, summarize=summarize, evaluate=evaluate,
+                                  device=dev, workers=workers, seed=seed, start_epoch=run.start_epoch,
+                                  stop_after=stop_after, set_epoch=lambda e: epoch_box.__setitem__(0, e),
+                                  on_epoch=run.on_epoch(base), progress=progress, rank=rank, world=world,
+                                  find_unused_parameters=task == "instance")
+            stopped = stop_after is not None and stop_after < epochs
+            summary = {"task": task, "arch": arch, "images": len(records), "epochs": epochs, "log": str(run.log_path),
+                       "resumed_from_epoch": run.start_epoch, "processes": world, "device": dev,
+                       "seconds": round(t.seconds, 3), **extra,
+                       "images_per_second": round(len(records) * (epochs - run.start_epoch if not stopped else
+                                                                  stop_after - run.start_epoch) / max(t.seconds, 1e-9), 3)}
+            if rank == 0 and stopped:
+                if retrain:
+                    raise InputError("--stop-after with --retrain: stop and resume the stages separately")
+                emit({"output": None, "resume_file": str(run.last_path), "stopped_after_epoch": stop_after,
+                      "metrics": record, **summary})
+            elif rank == 0:
+                run.finish(base, model, epochs, record)
+                if not quiet_summary:
+                    emit({"output": str(output), "metrics": record or (run.resumed or {}).get("metrics", {}),
+                          **summary})
+        finally:
+            close_distributed()
+
+    if not retrain:
+        return stage(output, source if task == "semantic" else None, labels_path, loss, grow_fn, grow, grow_crf, dev,
+                     {})
+    # DSRG's retraining (Sect. 4.4 "+Retrain"): predict labels for the training set with the
+    # first network (restricted to each image's tags, CRF-refined with --grow-crf), then
+    # train a fresh network on them with cross-entropy.
+    out = Path(output)
+    stem = out.with_suffix("") if out.suffix else out
+    first, first_labels = stem.with_name(stem.name + ".stage1.pt"), stem.with_name(stem.name + ".stage1_labels.h5")
+    if not (resume and first.exists()):
+        stage(first, source, labels_path, loss, grow_fn, grow, grow_crf, dev, {"stage": 1}, quiet_summary=True)
+    if not (resume and first_labels.exists()):
+        _predict_training_labels(first, m, records, first_labels, resolve_device(device), crf_fn if grow_crf else None)
+    return stage(output, LabelSource(first_labels, m, records), str(first_labels), "ce", None, False, False, dev,
+                 {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels)})
+
+
+def _predict_training_labels(model_path, m, records, out, device, crf):
+    """Labels of the training images by the stage-1 network: softmax restricted to background and
+    the image's tags (absent classes zeroed), optionally CRF-refined, argmax; a `labels` store."""
+    import torch
+
+    from ..cam.augment import normalize
+    from ..io.checkpoint import load_checkpoint
+    from ..io.labels import write_labels_group
+    from ..io.store import create_store
+    from ..seg.models import build_semantic
+    from ..seg.semantic import predict_probs, present_labels
+
+    ck = load_checkpoint(model_path, "segmentation")
+    model = build_semantic(ck["arch"], m.num_classes + 1, int(ck.get("stride", 8)))
+    model.load_state_dict(ck["state_dict"])
+    model.to(device).eval()
+    with create_store(out, "labels", classes=m.classes, params={"model": str(model_path), "tags": True,
+                                                                 "crf": crf is not None},
+                      dataset=m, force=True) as store:
+        for rec in progress(records, desc="stage-1 labels"):
+            img = m.read_image(rec)
+            p = predict_probs(model, torch.from_numpy(normalize(img))[None].to(device))[0].cpu().numpy()
+            p[~present_labels(m.tag_vector(rec))] = 0
+            if crf is not None:
+                p = np.asarray(crf(img, (p / np.maximum(p.sum(0, keepdims=True), 1e-12)).astype(np.float32)))
+            with store.write_image(rec.id) as g:
+                write_labels_group(g, p.argmax(0).astype(np.uint8))
 
 
 def _build(task, arch, stride, m, min_size, max_size):

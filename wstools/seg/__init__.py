@@ -6,6 +6,10 @@ testing. Plain functions on tensors and arrays: no files, no flags (see ``ws tra
 ``ws predict`` for those).
 """
 
-from .losses import balanced_seeding_loss, boundary_loss, cross_entropy, seeding_loss  # noqa: F401
-from .models import INSTANCE_ARCHS, SEMANTIC_ARCHS, SegNet, build_instance, build_semantic, load_backbone  # noqa: F401
-from .semantic import amend, predict_probs, semantic_step  # noqa: F401
+from .losses import balanced_seeding_loss, boundary_loss, cross_entropy, seeding_loss
+from .models import INSTANCE_ARCHS, SEMANTIC_ARCHS, SegNet, build_instance, build_semantic, load_backbone
+from .semantic import amend, predict_probs, semantic_step
+
+__all__ = ["balanced_seeding_loss", "boundary_loss", "cross_entropy", "seeding_loss", "INSTANCE_ARCHS",
+           "SEMANTIC_ARCHS", "SegNet", "build_instance", "build_semantic", "load_backbone", "amend", "predict_probs",
+           "semantic_step"]
