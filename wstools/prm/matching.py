@@ -136,7 +136,8 @@ def match_image(maps: np.ndarray, peaks: np.ndarray, masks: np.ndarray, boxes: n
 
     Parameters
     ----------
-    maps : (N, H, W) float in [0, 1], one (enhanced) response map per instance
+    maps : (N, H, W) float, one (enhanced) response map per instance; each is min-max
+        normalised before scoring
     peaks : (N, 4) rows ``[label, y, x, peak score]``
     masks : (P, H, W) bool proposals; ``boxes`` (P, 4) their ``x0, y0, x1, y1``
     method : ``rebalanced`` (Eq. 5) or ``plain`` (Zhou et al.); ``kw`` go to the score
@@ -155,8 +156,10 @@ def match_image(maps: np.ndarray, peaks: np.ndarray, masks: np.ndarray, boxes: n
 
     if len(maps) == 0 or len(masks) == 0:
         return []
+    from .response import normalize_maps
+
     picks = []
-    for v, p in zip(maps, peaks):
+    for v, p in zip(normalize_maps(maps), peaks):
         s = score_proposals(v, masks, method, **kw)
         j = int(np.argmax(s))
         picks.append((int(round(p[0])), j, float(p[3]) if score == "peak" else float(s[j]), float(s[j])))

@@ -1,0 +1,58 @@
+"""Shared pieces of ``ws icn train`` and ``ws icn infer``: resizing and the training set."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+
+def resize_map(a: np.ndarray, size) -> np.ndarray:
+    """(H, W) float -> (h, w) = ``size`` (bilinear)."""
+    h, w = size
+    if a.shape == (h, w):
+        return a.astype(np.float32)
+    return cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class IcnPairs(torch.utils.data.Dataset):
+    """Training pairs of the ICN, streamed: item ``{image (3,S,S), map (1,S,S), target (1,S,S),
+    error}``. ``samples``: list of ``(record, instance index, target RLE counts)``; response maps
+    are read from the responses store (opened lazily in each worker); images, maps and targets
+    are resized to ``size`` x ``size`` and flipped left-right at random (Huang et al. Sect. 4.2:
+    random flipping)."""
+
+    def __init__(self, manifest, samples, responses_path, size: int, seed: int, epoch_box, gray: bool = False):
+        self.manifest, self.samples, self.path, self.size = manifest, samples, str(responses_path), size
+        self.seed, self.epoch_box = seed, epoch_box
+        self._h5 = None
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        import h5py
+
+        from ...cam.augment import normalize
+        from ...errors import InputError
+        from ...io.store import image_key
+        from ...masks import decode
+
+        rec, k, counts = self.samples[i]
+        try:
+            img = self.manifest.read_image(rec)
+        except InputError as e:
+            return {"error": (e.problem, e.path, e.image_id)}
+        if self._h5 is None:
+            self._h5 = h5py.File(self.path, "r")
+        v = self._h5["images"][image_key(rec.id)]["maps"][k].astype(np.float32)
+        t = decode([counts], rec.height, rec.width)[0].astype(np.float32)
+        s = (self.size, self.size)
+        img = cv2.resize(img, s[::-1], interpolation=cv2.INTER_LINEAR)
+        v, t = resize_map(v, s), (resize_map(t, s) >= 0.5).astype(np.float32)
+        rng = np.random.default_rng([self.seed, self.epoch_box[0], i])
+        if rng.random() < 0.5:
+            img, v, t = img[:, ::-1], v[:, ::-1], t[:, ::-1]
+        return {"error": None, "image": torch.from_numpy(normalize(np.ascontiguousarray(img))),
+                "map": torch.from_numpy(np.ascontiguousarray(v)[None]),
+                "target": torch.from_numpy(np.ascontiguousarray(t)[None])}

@@ -1,0 +1,89 @@
+"""``ws icn infer``: enhanced response maps (Huang et al. 2021 Sect. 3.2, iterative testing)."""
+
+from __future__ import annotations
+
+import click
+
+from ...errors import InputError
+from ..common import (Timer, command, device_option, emit, force_option, output_option, progress, resolve_device,
+                      resume_option, shard_option, threads_option)
+
+
+@command("infer")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--responses", "responses_path", required=True, type=click.Path(dir_okay=False),
+              help="Naive PRMs of MANIFEST's images (`ws cam peaks`).")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="ICN checkpoint written by `ws icn train`.")
+@output_option("Response store to write (.h5, kind `responses`): the same peaks, enhanced maps.")
+@click.option("--steps", type=click.IntRange(1), default=3, show_default=True,
+              help="Times the ICN is applied, its output (re-normalised) being the next input (Huang et al.: 3).")
+@click.option("--instance-batch", type=click.IntRange(1), default=8, show_default=True,
+              help="Instances of an image enhanced together.")
+@device_option
+@threads_option
+@shard_option
+@resume_option
+@force_option
+def infer(manifest, responses_path, model_path, output, steps, instance_batch, device, shard, resume, force):
+    """Enhance every response map of a `responses` store with a trained ICN.
+
+    Each image is resized to the checkpoint's training size, each map is
+    min-max normalised and passed through the ICN --steps times (the
+    sigmoid output becoming the next input), and the result is resized back
+    to the image. The peaks are copied, so `ws match` takes the output as it
+    takes the naive maps.
+
+    \b
+    Example:
+      ws icn infer data/toy/val.json --responses prm_val.h5 --model icn.pt -o enhanced_val.h5
+      ws match data/toy/val.json --responses enhanced_val.h5 --proposals props_val.h5 -o results.json
+    """
+    import cv2
+    import numpy as np
+    import torch
+
+    from ...cam.augment import normalize
+    from ...io.checkpoint import load_checkpoint
+    from ...io.dataset import load_manifest
+    from ...io.responses import read_response_group, write_response_group
+    from ...io.store import create_store, open_store, parse_shard, shard_items
+    from ...prm.icn import ICN, enhance
+    from .data import resize_map
+
+    dev = resolve_device(device)
+    sh = parse_shard(shard)
+    m = load_manifest(manifest)
+    ckpt = load_checkpoint(model_path, "icn")
+    try:
+        model = ICN(str(ckpt["arch"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, ValueError) as e:
+        raise InputError(f"state_dict does not fit ICN encoder {ckpt['arch']} ({str(e).splitlines()[0]})",
+                         path=model_path) from None
+    model.to(dev).eval()
+    size = int(ckpt.get("size", 320))
+    params = {"model": str(model_path), "encoder": ckpt["arch"], "steps": steps, "size": size, "shard": shard}
+    n_done = n_inst = 0
+    with Timer() as t, open_store(responses_path, "responses") as resp:
+        resp.check_images(m, require_all=False)
+        with create_store(output, "responses", classes=m.classes, params=params, dataset=m, inputs=[resp],
+                          force=force, resume=resume) as store:
+            records = [r for r in shard_items(m.images, sh) if resp.has_image(r.id)]
+            todo = [r for r in records if not (resume and store.has_image(r.id))]
+            for rec in progress(todo, desc="icn"):
+                r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
+                maps = r["maps"]
+                if len(maps):
+                    img = cv2.resize(m.read_image(rec), (size, size), interpolation=cv2.INTER_LINEAR)
+                    x = torch.from_numpy(normalize(img)).to(dev)
+                    small = np.stack([resize_map(v, (size, size)) for v in maps])
+                    out = enhance(model, x, small, steps, instance_batch)[-1]
+                    maps = np.stack([resize_map(v, (rec.height, rec.width)) for v in out])
+                with store.write_image(rec.id) as g:
+                    write_response_group(g, r["peaks"], maps)
+                n_done += 1
+                n_inst += len(maps)
+    emit({"output": str(output), "images": n_done, "instances": n_inst, "steps": steps, "encoder": ckpt["arch"],
+          "device": dev, "seconds": round(t.seconds, 3),
+          "seconds_per_instance": round(t.seconds / max(n_inst, 1), 4)})

@@ -1,0 +1,139 @@
+"""``ws icn train``: the ICN on naive PRMs and proposal pseudo labels (Huang et al. 2021 Sect. 3.2)."""
+
+from __future__ import annotations
+
+import click
+
+from ...errors import InputError
+from ..common import (Timer, command, device_option, emit, force_option, log, output_option, progress,
+                      resolve_device, seed_option, threads_option, workers_option)
+from ..match import proposal_masks, score_options
+
+
+@command("train")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--responses", "responses_path", required=True, type=click.Path(dir_okay=False),
+              help="Naive PRMs of MANIFEST's images (`ws cam peaks`).")
+@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
+              help="Proposal store with masks (`ws propose`): the pseudo labels come from it.")
+@output_option("ICN checkpoint to write (.pt, kind `icn`); beside it NAME.log.jsonl and, while training, "
+               "NAME.last.pt (for --resume).")
+@click.option("--encoder", type=click.Choice(["vgg16", "tiny"]), default="vgg16", show_default=True,
+              help="Encoder: torchvision VGG-16 (Huang et al.) or a small CNN for CPU runs.")
+@click.option("--top-k", "top_k", type=click.IntRange(1), default=3, show_default=True,
+              help="Proposals in the pseudo label: the union of the top k matched ones, none contained in "
+                   "earlier picks (Huang et al. Sect. 3.2: k = 3).")
+@score_options
+@click.option("--size", type=click.IntRange(16), default=320, show_default=True,
+              help="Side to which images, maps and targets are resized for training (our choice).")
+@click.option("--epochs", type=click.IntRange(1), default=120, show_default=True,
+              help="Epochs (Huang et al. Sect. 4.2: 120).")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Instances per batch.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate (Huang et al. Sect. 4.2: 1e-3).")
+@click.option("--decay-every", type=click.IntRange(0), default=20, show_default=True,
+              help="Multiply the rate by --decay every N epochs (Huang et al.: 0.5 every 20; 0 = never).")
+@click.option("--decay", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Rate decay factor.")
+@click.option("--stop-after", type=click.IntRange(1), default=None,
+              help="End this run after epoch N, keeping NAME.last.pt; continue with --resume.")
+@device_option
+@threads_option
+@workers_option
+@seed_option
+@force_option
+@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
+def train(manifest, responses_path, proposals_path, output, encoder, top_k, alpha, beta, gamma, bin_threshold,
+          contour_width, bg_dilation, size, epochs, batch_size, lr, decay_every, decay, stop_after, device, workers,
+          seed, force, resume):
+    """Train the ICN (Huang et al. 2021 Fig. 3, Eq. 3-4) on MANIFEST's naive PRMs.
+
+    Every instance (peak) of the responses store is one training sample: the
+    image and its min-max-normalised PRM in, the union of the top --top-k
+    proposals matched to the PRM with the rebalanced score (Eq. 5) as the
+    target; pixel-wise cross-entropy (Eq. 4), Adam, the rate halved every 20
+    epochs, random flips. Instances whose image has no proposals are skipped.
+    Runs on the shared training loop (resume, log, DDP under torchrun).
+
+    \b
+    Example:
+      ws icn train data/toy/train.json --responses prm.h5 --proposals props.h5 \\
+          --encoder tiny --size 96 --epochs 4 -o icn.pt
+      ws icn infer data/toy/val.json --responses prm_val.h5 --model icn.pt -o enhanced_val.h5
+    """
+    import torch
+
+    from ...io.dataset import load_manifest
+    from ...io.responses import read_response_group
+    from ...io.store import open_store
+    from ...prm.icn import ICN, fit_icn
+    from ...prm.matching import rebalanced_scores, topk_union
+    from ...masks import encode
+    from ...train import close_distributed, init_distributed
+    from ..training import TrainingRun
+    from .data import IcnPairs
+
+    dev = resolve_device(device)
+    m = load_manifest(manifest)
+    args = {"manifest": str(manifest), "responses": str(responses_path), "proposals": str(proposals_path),
+            "encoder": encoder, "top_k": top_k, "alpha": alpha, "beta": beta, "gamma": gamma,
+            "threshold": bin_threshold, "contour_width": contour_width, "bg_dilation": bg_dilation, "size": size,
+            "epochs": epochs, "batch_size": batch_size, "lr": lr, "decay_every": decay_every, "decay": decay,
+            "seed": seed}
+    run = TrainingRun(output, args, kind="icn", classes=m.classes, force=force, resume=resume, epochs=epochs)
+    kw = {"alpha": alpha, "beta": beta, "gamma": gamma, "threshold": bin_threshold, "contour_width": contour_width,
+          "bg_dilation": bg_dilation}
+    samples, skipped = [], 0
+    with open_store(responses_path, "responses") as resp, open_store(proposals_path, "proposals") as props:
+        resp.check_images(m, require_all=False)
+        props.check_images(m, require_all=False)
+        for rec in progress(m.images, desc="pseudo labels"):
+            if not resp.has_image(rec.id):
+                continue
+            r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
+            if len(r["peaks"]) == 0:
+                continue
+            if not props.has_image(rec.id):
+                skipped += len(r["peaks"])
+                continue
+            _, _, masks = proposal_masks(props, rec.id, rec.height, rec.width)
+            for k, v in enumerate(r["maps"]):
+                target = topk_union(rebalanced_scores(v, masks, **kw), masks, top_k)
+                if target.any():
+                    samples.append((rec, k, encode(target)[0]))
+                else:
+                    skipped += 1
+    if not samples:
+        raise InputError("no instance with a pseudo label: nothing to train on (no peaks or no proposals?)",
+                         path=responses_path)
+
+    torch.manual_seed(seed)
+    model = ICN(encoder)
+    if run.resumed is not None:
+        model.load_state_dict(run.state_dict)
+    rank, world, dev = init_distributed(dev)
+    run.rank = rank
+    model.to(dev)
+    epoch_box = [0]
+    train_set = IcnPairs(m, samples, responses_path, size, seed, epoch_box)
+    base = {"arch": encoder, "classes": list(m.classes), "size": size}
+    if rank == 0:
+        log(f"training ICN ({encoder}) on {len(samples)} instances, device {dev}")
+    try:
+        with run, Timer() as t:
+            record = fit_icn(model, train_set, epochs=epochs, batch_size=batch_size, lr=lr, decay_every=decay_every,
+                             decay=decay, device=dev, workers=workers, seed=seed, start_epoch=run.start_epoch,
+                             optimizer_state=run.optimizer_state, stop_after=stop_after,
+                             set_epoch=lambda e: epoch_box.__setitem__(0, e), on_epoch=run.on_epoch(base),
+                             progress=progress, rank=rank, world=world)
+        if rank == 0 and stop_after is not None and stop_after < epochs:
+            emit({"output": None, "resume_file": str(run.last_path), "log": str(run.log_path), "encoder": encoder,
+                  "instances": len(samples), "stopped_after_epoch": stop_after, "metrics": record,
+                  "seconds": round(t.seconds, 3)})
+        elif rank == 0:
+            run.finish(base, model, epochs, record)
+            emit({"output": str(output), "log": str(run.log_path), "encoder": encoder, "instances": len(samples),
+                  "skipped_instances": skipped, "epochs": epochs, "resumed_from_epoch": run.start_epoch,
+                  "processes": world, "metrics": record or (run.resumed or {}).get("metrics", {}),
+                  "seconds": round(t.seconds, 3)})
+    finally:
+        close_distributed()
