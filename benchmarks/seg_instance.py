@@ -1,0 +1,94 @@
+"""Mask R-CNN (`ws train-seg --task instance --arch maskrcnn_tiny`) on `ws toy` data on the CPU:
+a few hundred iterations, then `ws predict` on the val set scored by `ws eval instance`.
+
+The training JSON is the toy training set's instance ground truth written in the COCO layout
+`ws export-coco` writes (the fully supervised reference a pseudo-label export is compared with);
+`--coco FILE` trains on another file instead (e.g. `ws export-coco` output of the same toy
+manifest). The baseline in the same run is the network after a single epoch.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/seg_instance.py
+    PYTHONPATH=$PWD python benchmarks/seg_instance.py --train 100 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def ws(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t = time.perf_counter()
+    p = subprocess.run(["ws", *map(str, args), "-q"], capture_output=True, text=True, env=env)
+    if p.returncode:
+        raise RuntimeError(f"ws {' '.join(map(str, args))} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1]), time.perf_counter() - t
+
+
+def coco_from_gt(manifest_path, out):
+    from wstools.io.dataset import load_instances, load_manifest
+
+    m = load_manifest(manifest_path)
+    images, anns = [], []
+    for rec in m.images:
+        images.append({"id": rec.id, "file_name": rec.image, "height": rec.height, "width": rec.width})
+        inst = load_instances(m, rec)
+        for c, label, crowd in zip(inst.counts, inst.labels, inst.iscrowd):
+            anns.append({"id": len(anns) + 1, "image_id": rec.id, "category_id": int(m.category_ids()[int(label) - 1]),
+                         "segmentation": {"size": [rec.height, rec.width], "counts": c.decode()},
+                         "iscrowd": int(crowd)})
+    Path(out).write_text(json.dumps({"images": images, "annotations": anns, "categories": [
+        {"id": int(c), "name": n} for c, n in zip(m.category_ids(), m.classes)]}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=int, default=200)
+    ap.add_argument("--val", type=int, default=50)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--coco", default=None)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    tmp = Path(a.out or tempfile.mkdtemp(prefix="seg_instance_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    th = ["--threads", a.threads, "--device", "cpu"]
+    ws("toy", tmp / "toy", "--train", a.train, "--val", a.val, "--size", a.size, "--seed", "0", "--force")
+    train, val = tmp / "toy" / "train.json", tmp / "toy" / "val.json"
+    coco = a.coco or tmp / "train_coco.json"
+    if a.coco is None:
+        coco_from_gt(train, coco)
+    common = ["--task", "instance", "--coco", coco, "--arch", "maskrcnn_tiny", "--min-size", a.size, "--max-size",
+              a.size, "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "0", "--batch-size", a.batch,
+              "--force", *th]
+    rows = []
+    for epochs in (1, a.epochs):
+        s, t_train = ws("train-seg", train, *common, "--epochs", epochs, "-o", tmp / f"m{epochs}.pt")
+        p, t_pred = ws("predict", val, "--model", tmp / f"m{epochs}.pt", "-o", tmp / f"r{epochs}.json", "--force", *th)
+        ev = ws("eval", "instance", tmp / f"r{epochs}.json", "--gt", val)[0]
+        iters = epochs * (a.train // a.batch)
+        rows.append({"epochs": epochs, "iterations": iters, "AP": ev["coco"]["AP"], "AP50": ev["coco"]["AP50"],
+                     "mAPr50": ev.get("map_r", {}).get("0.5") if isinstance(ev.get("map_r"), dict) else None,
+                     "train_s": t_train, "predict_s": t_pred, "detections": p["detections"]})
+    print(f"Mask R-CNN (maskrcnn_tiny) on `ws toy` {a.train} train / {a.val} val images of {a.size} px, batch "
+          f"{a.batch}, CPU {a.threads} threads; training JSON: {'ground-truth instances' if a.coco is None else a.coco}\n")
+    print("| epochs | iterations | mask AP | mask AP50 | train s | predict s (val) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['epochs']} | {r['iterations']} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['train_s']:.0f} "
+              f"| {r['predict_s']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
