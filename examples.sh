@@ -47,3 +47,16 @@ ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0 --sub
     --device cpu -o "$OUT/cams_gray.h5" --force
 ws info "$OUT/cams.h5"
 ws eval cams "$OUT/cams.h5" --gt "$OUT/toy/train.json"
+
+echo "== train-seg + predict: segmentation network on label maps, scored by ws eval (DSRG, Sun et al.)" >&2
+# tiny network from scratch on the CPU (backbone from the colour classifier, Sun et al.); real data:
+# --arch deeplabv3_resnet101 --init cls.pt with the DSRG defaults (SGD 1e-3, batch 20, crop 321)
+SEG=(--arch tiny --optimizer adam --lr 0.003 --crop 96 --scales 0.75,1.25 --loss-at input --batch-size 16
+     --epochs 2 --device cpu --force)
+# the fully supervised upper bound: the ground-truth label maps (a folder of <id>.png)
+ws train-seg "$OUT/toy/train.json" --labels "$OUT/toy/semantic" --val "$OUT/toy/val.json" --init "$OUT/cls.pt" \
+    "${SEG[@]}" -o "$OUT/seg_gt.pt"
+# multi-scale + flip, prediction-amended testing with the classifier; labels + probabilities
+ws predict "$OUT/toy/val.json" --model "$OUT/seg_gt.pt" --scales 1,0.75 --flip --classifier "$OUT/cls.pt" \
+    --device cpu -o "$OUT/seg_val.h5" --probs "$OUT/seg_val_probs.h5" --force
+ws eval semantic "$OUT/seg_val.h5" --gt "$OUT/toy/val.json"
