@@ -214,8 +214,10 @@ def test_coco_with_unknown_category(toy_dir, tmp_path):
 
 def test_instance_train_predict_eval(toy_dir, tmp_path):
     coco = coco_from_gt(toy_dir / "train.json", tmp_path / "c.json")
-    r = run_ws("train-seg", toy_dir / "train.json", "--coco", coco, *MRCNN, "--epochs", "1", "-o", tmp_path / "m.pt")
+    r = run_ws("train-seg", toy_dir / "train.json", "--coco", coco, *MRCNN, "--epochs", "1", "--val",
+               toy_dir / "val.json", "-o", tmp_path / "m.pt")
     assert r.json["task"] == "instance" and np.isfinite(r.json["metrics"]["loss_mask"])
+    assert 0 <= r.json["metrics"]["val_ap50"] <= 1 and "val_map_r50" in r.json["metrics"]
     r = run_ws("predict", toy_dir / "val.json", "--model", tmp_path / "m.pt", "-o", tmp_path / "res.json",
                "--threads", "1")
     res = json.loads((tmp_path / "res.json").read_text())

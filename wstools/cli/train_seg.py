@@ -194,6 +194,34 @@ def semantic_evaluator(val, device, batch_size):
     return evaluate
 
 
+def instance_evaluator(val, device, mask_threshold=0.5):
+    """``evaluate(model, rank, world) -> {val_ap, val_ap50, val_map_r50}`` (COCO mask AP with
+    :class:`wstools.eval.instance.InstanceEvaluator`, as ``ws eval instance``) on rank 0."""
+    import torch
+
+    from ..eval.instance import InstanceEvaluator
+    from ..io.dataset import load_instances
+    from .eval import _coco_order
+
+    def evaluate(model, rank, world):
+        if rank != 0:
+            return {}
+        ev = InstanceEvaluator(range(1, val.num_classes + 1))
+        records = val.by_id()
+        with torch.no_grad():
+            for image_id in _coco_order(val.ids()):
+                rec = records[image_id]
+                img = val.read_image(rec)
+                out = model([torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255).to(device)])[0]
+                inst = load_instances(val, rec)
+                ev.add(inst.counts, inst.labels, out["masks"][:, 0].cpu().numpy() >= mask_threshold,
+                       out["labels"].cpu().numpy(), out["scores"].cpu().numpy(), gt_crowd=inst.iscrowd,
+                       height=rec.height, width=rec.width)
+        r = ev.result()
+        return {"val_ap": r["coco"]["AP"], "val_ap50": r["coco"]["AP50"], "val_map_r50": r["map_r"].get("0.5")}
+    return evaluate
+
+
 # the command ------------------------------------------------------------------
 
 @command("train-seg")
@@ -209,7 +237,8 @@ def semantic_evaluator(val, device, batch_size):
               help="Instance pseudo labels: a COCO instances JSON (`ws export-coco`); category ids must be "
                    "the manifest's.")
 @click.option("--val", "val_manifest", type=click.Path(dir_okay=False), default=None,
-              help="Validation manifest with semantic ground truth: its mIoU is logged after every epoch.")
+              help="Validation manifest with ground truth: its mIoU (semantic) or COCO mask AP / AP50 (instance) is "
+                   "logged after every epoch.")
 @click.option("--arch", default=None,
               help="Network. semantic: tiny | deeplabv3_resnet50 | deeplabv3_resnet101 (default "
                    "deeplabv3_resnet101, DeepLab as in DSRG / Sun et al.); instance: maskrcnn_tiny | "
@@ -338,9 +367,8 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
             raise InputError(f"class list {val.classes} differs from {m.classes} of {m.path}", path=val.path)
         if task == "semantic" and not val.has_semantic_gt():
             raise InputError("has no semantic ground truth for every image (needed by --val)", path=val.path)
-        if task == "instance":
-            raise InputError("--val is not implemented for --task instance yet; score with ws predict + ws eval "
-                             "instance", path=val.path)
+        if task == "instance" and not val.has_instance_gt():
+            raise InputError("has no instance ground truth for every image (needed by --val)", path=val.path)
 
     crf_fn = grow_fn = None
     if task == "semantic":
@@ -411,7 +439,7 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
             step, collate, summarize = instance_step(dev), collate_instances, summarize_losses
             groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "initial_lr": lr,
                        "weight_decay": weight_decay}]
-            evaluate = None
+            evaluate = instance_evaluator(val, dev) if val is not None else None
         opt = make_optimizer(groups, optimizer, lr, momentum, weight_decay)
         if run.optimizer_state is not None:
             opt.load_state_dict(run.optimizer_state)
