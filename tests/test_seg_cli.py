@@ -243,3 +243,49 @@ def test_retrain_second_stage_on_tag_restricted_labels(toy_dir, tmp_path):
         for rec in m.images:
             allowed = {0, *m.tag_labels(rec).tolist()}
             assert set(np.unique(s.image(rec.id)["labels"][()]).tolist()) <= allowed
+
+
+def _crf_available():
+    try:
+        from wstools.grow.crf import require_crf
+
+        require_crf()
+        return True
+    except Exception:
+        return False
+
+
+def test_grow_dynamic_supervision_end_to_end(toy_dir, tmp_path):
+    pytest.importorskip("wstools.grow")
+    from wstools.io.images import read_label_png, write_label_png
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for p in (toy_dir / "semantic").glob("train_*.png"):
+        lab = read_label_png(p).copy()
+        lab[::2] = 255                                     # half the rows unlabelled: sparse seeds
+        write_label_png(seeds / p.name, lab)
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", seeds, *TINY, "--epochs", "1", "--loss",
+               "balanced-seed", "--grow", "-o", tmp_path / "g.pt")
+    assert r.json["metrics"]["labelled_fraction"] >= 0.4
+
+
+@pytest.mark.skipif(not _crf_available(), reason="the dense CRF ([crf] extra) is not installed")
+def test_crf_boundary_loss_and_predict(seg_run, toy_dir, tmp_path):
+    out, _ = seg_run
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+               "--boundary-weight", "1", "-o", tmp_path / "b.pt")
+    assert np.isfinite(r.json["metrics"]["loss"])
+    run_ws("predict", toy_dir / "val.json", "--model", out / "seg.pt", "--crf", "-o", tmp_path / "c.h5",
+           "--threads", "1")
+    assert run_ws("eval", "semantic", tmp_path / "c.h5", "--gt", toy_dir / "val.json").json["images"] == 8
+
+
+def test_crf_missing_is_one_line(seg_run, toy_dir, tmp_path):
+    if _crf_available():
+        pytest.skip("the dense CRF is installed")
+    out, _ = seg_run
+    r = run_ws("predict", toy_dir / "val.json", "--model", out / "seg.pt", "--crf", "-o", tmp_path / "c.h5",
+               expect=None)
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.h5").exists()
