@@ -17,14 +17,26 @@ def merge(output, parts, force):
 
     The parts must be of the same per-image kind (proposals, cams, labels),
     with the same classes, dataset and parameters (apart from --shard), and no
-    image may appear in two parts.
+    image may appear in two parts. Parts of a `features` store (`ws features
+    --shard I/N`) are joined by concatenating their rows (image indices are
+    offset); parts listing the same image are refused.
 
     \b
     Example:
       for i in 0 1 2 3; do ws propose train.json --shard $i/4 -o part$i.h5 & done; wait
       ws merge proposals.h5 part0.h5 part1.h5 part2.h5 part3.h5
+      ws features train.json --proposals proposals.h5 --model mil.pt --shard 0/2 -o f0.h5
+      ws merge feats.h5 f0.h5 f1.h5
     """
+    from ..io.flat import merge_features
+    from ..io.store import open_store
+
+    with open_store(parts[0]) as s0:
+        kind = s0.kind
     with Timer() as t:
-        summary = merge_stores(output, parts, force=force)
+        if kind == "features":
+            summary = merge_features(output, parts, force=force)
+        else:
+            summary = merge_stores(output, parts, force=force)
     summary.update(output=output, seconds=round(t.seconds, 3))
     emit(summary)

@@ -166,3 +166,108 @@ def write_assignment(store, *, labels, image_ids, image, proposal, truth=None, o
     h5.attrs["bound"] = float(bound)
     h5.attrs["gap"] = float(gap)
     h5.attrs["method"] = method
+
+
+# features written row block by row block (ws features), and the merge of features shards ----------
+
+def append_features(store, *, image, proposal, box, feat, prob, allowed, truth=None, feat_dtype="float32") -> int:
+    """Append rows to a ``features`` store (layout above), creating resizable datasets on the first
+    call (call it once with zero rows to get empty datasets of the right width). Memory is bounded
+    by the rows passed. Returns the number of rows now stored. Finish with :func:`write_image_ids`."""
+    h5 = store.h5
+    arrays = {"image": np.asarray(image, dtype=np.int64), "proposal": np.asarray(proposal, dtype=np.int64),
+              "box": np.asarray(box, dtype=np.float32).reshape(-1, 4),
+              "feat": np.asarray(feat, dtype=np.dtype(feat_dtype)),
+              "prob": np.asarray(prob, dtype=np.float32), "allowed": np.asarray(allowed, dtype=bool)}
+    if truth is not None:
+        arrays["truth"] = np.asarray(truth, dtype=np.int64)
+    n = arrays["image"].shape[0]
+    for name, a in arrays.items():
+        if name not in h5:
+            chunks = (max(1, min(4096, 2 ** 20 // max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.itemsize))),
+                      *a.shape[1:])
+            h5.create_dataset(name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]), dtype=a.dtype,
+                              chunks=chunks)
+        ds = h5[name]
+        if ds.shape[1:] != a.shape[1:]:
+            raise ValueError(f"{name}: rows of shape {a.shape[1:]} do not fit {ds.shape[1:]}")
+        m = ds.shape[0]
+        if n:
+            ds.resize(m + n, axis=0)
+            ds[m:m + n] = a
+    return int(h5["image"].shape[0])
+
+
+def write_image_ids(store, image_ids) -> None:
+    """The ``image_ids`` list of a store filled with :func:`append_features`."""
+    store.h5.create_dataset("image_ids", data=np.asarray(list(image_ids), dtype=object), dtype=_STR)
+
+
+def merge_features(out, parts, *, force: bool = False, block: int = 65536) -> dict:
+    """Concatenate the rows of ``features`` stores written with ``--shard I/N`` into ``out``.
+
+    Refuses parts with other classes, datasets, parameters (apart from ``shard``) or feature
+    width, and parts that list the same image. Image indices are offset into the joined
+    ``image_ids``; rows are copied ``block`` at a time (memory bounded by a block)."""
+    from .store import _json_attr, create_store, open_store
+
+    if not parts:
+        raise InputError("no parts to merge")
+    stores = []
+    try:
+        for p in parts:
+            stores.append(open_store(p, "features"))
+        first = stores[0]
+
+        def strip(params):
+            return {k: v for k, v in params.items() if k not in ("shard", "workers", "resume", "force", "device",
+                                                                  "batch_size")}
+
+        owner, ids_of = {}, []
+        width = None
+        for s in stores:
+            if s.schema != first.schema:
+                raise InputError(f"is features v{s.schema}, {first.path} is v{first.schema}", path=s.path)
+            if s.classes != first.classes:
+                raise InputError(f"class list differs from {first.path}", path=s.path)
+            if strip(s.params) != strip(first.params):
+                raise InputError(f"parameters differ from {first.path}", path=s.path)
+            if (first.dataset or {}).get("sha256") != (s.dataset or {}).get("sha256"):
+                raise InputError(f"made from another dataset than {first.path}", path=s.path)
+            _need(s, ("box", "feat", "prob", "allowed"))
+            idx = read_index(s)
+            w = s.h5["feat"].shape[1:]
+            if width is not None and w != width:
+                raise InputError(f"features of width {w} differ from {width} of {first.path}", path=s.path)
+            width = w
+            if (idx["truth"] is None) != (read_index(first)["truth"] is None):
+                raise InputError(f"has 'truth' where {first.path} has not (or the reverse)", path=s.path)
+            for image_id in idx["image_ids"]:
+                if image_id in owner:
+                    raise InputError(f"overlaps {owner[image_id]}", path=s.path, image_id=image_id)
+                owner[image_id] = s.path
+            ids_of.append(idx["image_ids"])
+        params = strip(first.params)
+        params["merged_from"] = [str(s.path) for s in stores]
+        all_ids, rows = [], 0
+        with create_store(out, "features", classes=first.classes, params=params, dataset=None, inputs=stores,
+                          force=force) as dst:
+            dst.h5.attrs["dataset"] = _json_attr(first.dataset)
+            feat_dtype = first.h5["feat"].dtype
+            for s, ids in zip(stores, ids_of):
+                offset = len(all_ids)
+                all_ids.extend(ids)
+                h5 = s.h5
+                M = h5["image"].shape[0]
+                has_truth = "truth" in h5
+                for a in range(0, max(M, 1), block):
+                    b = min(M, a + block)
+                    rows = append_features(
+                        dst, image=h5["image"][a:b] + offset, proposal=h5["proposal"][a:b], box=h5["box"][a:b],
+                        feat=h5["feat"][a:b], prob=h5["prob"][a:b], allowed=h5["allowed"][a:b],
+                        truth=h5["truth"][a:b] if has_truth else None, feat_dtype=feat_dtype)
+            write_image_ids(dst, all_ids)
+        return {"kind": "features", "parts": len(stores), "images": len(all_ids), "proposals": rows}
+    finally:
+        for s in stores:
+            s.close()

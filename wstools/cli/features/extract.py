@@ -1,0 +1,195 @@
+"""``ws features [extract] MANIFEST``: probabilities and features of every proposal."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from ...errors import InputError
+from ..common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
+                      progress, resolve_device, shard_option, threads_option, warn, workers_option)
+
+
+def proposals_per_image_option(f):
+    return click.option("--proposals-per-image", "top", type=click.IntRange(1), default=20, show_default=True,
+                        help="Use the first N proposals of each image (stored best first; LIID: the top 20 "
+                             "SOPs).")(f)
+
+
+@command("extract")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
+              help="Proposal store of MANIFEST's images (`ws propose`).")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+              help="A classifier checkpoint (`ws cam train`; needs --cams) or a MIL checkpoint "
+                   "(`ws features train-mil`; probabilities from its softmax, LIID Eq. 2).")
+@click.option("--cams", "cams_path", type=click.Path(dir_okay=False), default=None,
+              help="CAM store of MANIFEST's images (`ws cam infer`); needed with a classifier checkpoint.")
+@output_option("Features store to write (.h5, kind `features`).")
+@proposals_per_image_option
+@click.option("--prob", "prob_method", type=click.Choice(["mean+max", "box-mean", "mask-mean"]),
+              default="mean+max", show_default=True,
+              help="CAM probabilities (classifier route): LIID Eq. 3 R = mean + max of the CAM in the box, "
+                   "Fan et al. Eq. 2 mean in the box (its minus sign is a typo), or the mean in the mask.")
+@click.option("--noise", type=click.Choice(["threshold", "1-max"]), default="threshold", show_default=True,
+              help="Noise column (classifier route): eta / max score (LIID Eq. 3: noise when every R < eta) "
+                   "or 1 - the largest normalised class score. Rows are then divided by their sum.")
+@click.option("--eta", type=click.FloatRange(0), default=0.75, show_default=True,
+              help="LIID Eq. 3 threshold on R (in [0, 2] for mean+max, [0, 1] otherwise).")
+@click.option("--feat-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="Storage type of the feature vectors (read back as float32).")
+@click.option("--roi-size", type=click.IntRange(1), default=7, show_default=True,
+              help="ROI-Align grid (classifier route) before global average pooling (MIL: from its checkpoint).")
+@batch_size_option
+@device_option
+@threads_option
+@workers_option
+@shard_option
+@click.option("--resume", is_flag=True, help="Keep a finished OUTPUT written with the same parameters instead "
+                                              "of recomputing it (the store is written whole; for partial "
+                                              "restarts run --shard I/N parts and `ws merge` them).")
+@force_option
+def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_method, noise, eta, feat_dtype,
+            roi_size, batch_size, device, workers, shard, resume, force):
+    """Label probabilities and semantic features of the first N proposals of
+    every image of MANIFEST, written to a `features` store (flat over all
+    proposals; `ws graph` and `ws cut` read it).
+
+    Features: ROI-Align of each proposal box on the backbone's last feature map
+    (spatial scale = map size / image size), then global average pooling
+    (128-d for --arch tiny, 2048-d for ResNet-50). Probabilities (K+1 columns,
+    0 = noise): from a classifier checkpoint, the CAM scores of --prob
+    normalised to [0, 1] (mean+max divided by 2), the noise column of --noise,
+    each row divided by its sum (untagged classes 0); from a MIL checkpoint,
+    the network's softmax (LIID Eq. 2). `allowed` = the image's tags + 0.
+    `truth` (the class of the GT instance with mask IoU >= 0.5, else 0) is
+    filled when MANIFEST has instance ground truth, so `ws eval assignment`
+    scores any cut. An image without proposals gives no rows. Images are
+    streamed and batched: memory is bounded by a batch.
+
+    \b
+    Example:
+      ws features data/toy/train.json --proposals props.h5 --cams cams.h5 \\
+          --model cls.pt -o feats.h5
+      ws features data/toy/train.json --proposals props.h5 --model mil.pt -o feats_mil.h5
+      ws features train.json --proposals props.h5 --model mil.pt --shard 0/2 -o f0.h5
+      ws merge feats.h5 f0.h5 f1.h5
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ...cam.augment import normalize, to_gray
+    from ...cam.train import group_by_size
+    from ...features.probabilities import proposal_probabilities
+    from ...features.roi import roi_features
+    from ...io.checkpoint import load_checkpoint
+    from ...io.dataset import load_manifest
+    from ...io.flat import append_features, write_image_ids
+    from ...io.store import create_store, open_store, parse_shard, shard_items
+    from ...io.torchdata import ManifestImages, collate_list, raise_errors
+    from .data import build_model, check_inputs, read_cams, read_proposals, true_labels_of
+
+    dev = resolve_device(device)
+    sh = parse_shard(shard)
+    m = load_manifest(manifest)
+    ckpt = load_checkpoint(model_path, ("classifier", "mil"))
+    kind = ckpt["ws_kind"]
+    if list(ckpt["classes"]) != m.classes:
+        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from {m.classes} of {m.path}",
+                         path=model_path)
+    if kind == "classifier" and cams_path is None:
+        raise InputError("a classifier checkpoint needs --cams (its CAMs give the probabilities)", path=model_path)
+    if kind == "mil" and cams_path is not None:
+        warn("--cams is not used with a MIL checkpoint (probabilities come from the network)")
+        cams_path = None
+    K = m.num_classes
+    model = build_model(ckpt, K, model_path).to(dev).eval()
+    gray = bool(ckpt.get("gray", False))
+    with_truth = m.has_instance_gt()
+    params = {"model": str(model_path), "model_kind": kind, "arch": ckpt["arch"],
+              "proposals_per_image": top, "prob": prob_method if kind == "classifier" else "mil",
+              "noise": noise if kind == "classifier" else "softmax", "eta": eta, "feat_dtype": feat_dtype,
+              "roi_size": roi_size if kind == "classifier" else int(ckpt.get("roi_size", 7)), "shard": shard}
+    if resume and not force:
+        try:
+            with open_store(output, "features") as old:
+                if old.params == params and old.classes == m.classes:
+                    emit({"output": str(output), "resumed": True, "images": len(old.h5["image_ids"]),
+                          "proposals": int(old.h5["image"].shape[0])})
+                    return
+        except InputError:
+            pass
+        force = True
+    records = shard_items(m.images, sh)
+    pos = {r.id: i for i, r in enumerate(records)}
+    n_rows = n_empty = 0
+    props = open_store(proposals_path, "proposals")
+    cams = None
+    try:
+        if cams_path is not None:
+            cams = open_store(cams_path, "cams")
+        check_inputs(m, props, cams)
+        for rec in records:
+            if not props.has_image(rec.id):
+                raise InputError(f"lacks images of {m.path} (merge all shards first?)", path=proposals_path,
+                                 image_id=rec.id)
+        inputs = [props] + ([cams] if cams is not None else [])
+        with Timer() as t, create_store(output, "features", classes=m.classes, params=params, dataset=m,
+                                        inputs=inputs, force=force) as store:
+            D = model.backbone.out_channels
+            append_features(store, image=np.zeros(0), proposal=np.zeros(0), box=np.zeros((0, 4)),
+                            feat=np.zeros((0, D)), prob=np.zeros((0, K + 1)), allowed=np.zeros((0, K + 1)),
+                            truth=np.zeros(0) if with_truth else None, feat_dtype=feat_dtype)
+            ds = ManifestImages(m, records, lambda img, i: normalize(to_gray(img) if gray else img))
+            loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
+            bar = progress(total=len(records), desc="features")
+            for items in loader:
+                raise_errors(items)
+                for run in group_by_size(items):
+                    recs = [records[it["index"]] for it in run]
+                    need_masks = kind == "classifier" and prob_method == "mask-mean"
+                    got = [read_proposals(props, r, top, need_masks=need_masks)
+                           for r in recs]
+                    x = torch.stack([it["image"] for it in run]).to(dev)
+                    boxes = [torch.from_numpy(g[0]).to(dev) for g in got]
+                    with torch.no_grad():
+                        if kind == "mil":
+                            a, f = model(x, boxes)
+                            prob_all = torch.softmax(a, 1).float().cpu().numpy()
+                        else:
+                            _, feats = model.score_maps(x)
+                            f = roi_features(feats[-1], boxes, x.shape[-2:], roi_size)
+                    f = f.float().cpu().numpy()
+                    row = 0
+                    for r, (bx, counts, masks) in zip(recs, got):
+                        P = len(bx)
+                        n_empty += int(P == 0)
+                        if kind == "mil":
+                            prob = prob_all[row:row + P]
+                        else:
+                            a_cams, labels = read_cams(cams, r, K)
+                            prob = proposal_probabilities(a_cams, labels, bx, K, method=prob_method, noise=noise,
+                                                          eta=eta, masks=masks)
+                        allowed = np.zeros((P, K + 1), bool)
+                        allowed[:, 0] = True
+                        allowed[:, m.tag_labels(r)] = True
+                        truth = true_labels_of(m, r, counts) if with_truth else None
+                        if with_truth and len(truth) != P:
+                            raise InputError("proposals have no masks: cannot compute 'truth'", path=proposals_path,
+                                             image_id=r.id)
+                        if P:
+                            n_rows = append_features(
+                                store, image=np.full(P, pos[r.id], np.int64), proposal=np.arange(P), box=bx,
+                                feat=f[row:row + P], prob=prob, allowed=allowed, truth=truth, feat_dtype=feat_dtype)
+                        row += P
+                    bar.update(len(run))
+            bar.close()
+            write_image_ids(store, [r.id for r in records])
+    finally:
+        props.close()
+        if cams is not None:
+            cams.close()
+    emit({"output": str(output), "model_kind": kind, "images": len(records), "proposals": n_rows,
+          "images_without_proposals": n_empty, "feature_dim": int(model.backbone.out_channels),
+          "prob": params["prob"], "truth": with_truth, "device": dev, "seconds": round(t.seconds, 3),
+          "images_per_second": round(len(records) / max(t.seconds, 1e-9), 3)})

@@ -1,0 +1,222 @@
+"""``ws features train-mil``: LIID's proposal MIL network on the shared training loop."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ..common import (Timer, command, device_option, emit, force_option, log, output_option, progress,
+                      resolve_device, seed_option, threads_option, warn, workers_option)
+from .extract import proposals_per_image_option
+
+
+class MilImages(torch.utils.data.Dataset):
+    """Item ``i``: ``{index, image (3,H,W), boxes (P,4), pseudo (P,) int64, present (K+1,) bool, error}``.
+    ``samples``: list of ``(record, boxes, pseudo labels)``; images are read (and normalised) on demand."""
+
+    def __init__(self, manifest, samples, gray: bool = False):
+        self.manifest, self.samples, self.gray = manifest, samples, gray
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        from ...cam.augment import normalize, to_gray
+
+        rec, boxes, pseudo = self.samples[i]
+        try:
+            img = self.manifest.read_image(rec)
+        except InputError as e:
+            return {"error": (e.problem, e.path, e.image_id), "index": i}
+        present = np.zeros(self.manifest.num_classes + 1, bool)
+        present[0] = True
+        present[self.manifest.tag_labels(rec)] = True
+        return {"error": None, "index": i,
+                "image": torch.from_numpy(np.ascontiguousarray(normalize(to_gray(img) if self.gray else img))),
+                "boxes": torch.from_numpy(boxes), "pseudo": torch.from_numpy(pseudo),
+                "present": torch.from_numpy(present)}
+
+
+def mil_step(device: str, alpha: float, beta: float, gamma: float, r: float, theta: float):
+    """The loop's ``step``: LIID Eq. 9 per image (mean over the batch's images), then the centre
+    update of Eq. 8 with the batch's features; ``aux`` = the three loss terms."""
+    from ...features.mil import mil_total_loss, update_centers
+
+    def step(net, batch):
+        model = net.module if hasattr(net, "module") else net
+        losses, parts = [], []
+        for it in batch:
+            x = it["image"][None].to(device)
+            a, f = net(x, [it["boxes"].to(device)])
+            loss, aux = mil_total_loss(a, f, it["pseudo"].to(device), it["present"].to(device), model.centers,
+                                       alpha=alpha, beta=beta, gamma=gamma, r=r)
+            update_centers(model.centers, f.detach(), torch.softmax(a.detach(), 1), theta)
+            losses.append(loss)
+            parts.append(aux)
+        return torch.stack(losses).mean(), parts
+    return step
+
+
+def summarize_parts(auxes) -> dict:
+    rows = [p for batch in auxes for p in batch]
+    if not rows:
+        return {}
+    return {k: float(np.mean([p[k] for p in rows])) for k in rows[0]}
+
+
+@command("train-mil")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
+              help="Proposal store of MANIFEST's images (`ws propose`).")
+@click.option("--cams", "cams_path", required=True, type=click.Path(dir_okay=False),
+              help="CAM store (`ws cam infer`): the pseudo proposal labels of LIID Eq. 3 come from it.")
+@output_option("MIL checkpoint to write (.pt, kind `mil`); beside it NAME.log.jsonl and, while training, "
+               "NAME.last.pt (for --resume).")
+@proposals_per_image_option
+@click.option("--arch", type=click.Choice(["tiny", "resnet18", "resnet50", "resnet101", "vgg16"]),
+              default="resnet50", show_default=True, help="Backbone (LIID: ResNet-50); `tiny` for CPU runs.")
+@click.option("--stride", type=click.Choice(["16", "8"]), default="16", show_default=True,
+              help="Output stride of the backbone (as `ws cam train`).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+              help="Start the backbone from a classifier checkpoint (`ws cam train`) or a torchvision state "
+                   "dict (LIID starts from the ImageNet ResNet-50).")
+@click.option("--gray", is_flag=True, help="Gray input images (as a gray classifier of `ws cam train --gray`).")
+@click.option("--eta", type=click.FloatRange(0, 2), default=0.75, show_default=True,
+              help="Threshold on R = mean + max of the CAM in the box for the pseudo labels (LIID Eq. 3, "
+                   "Table 5: 0.75).")
+@click.option("--r", "lse_r", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Log-sum-exp sharpness of the MIL image pooling (LIID Eq. 5: r = 5).")
+@click.option("--theta", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Update rate of the class centres (LIID Eq. 8: 0.01).")
+@click.option("--alpha", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Weight of the CAM-based loss L_Att (LIID Eq. 9, Table 2: 0.5).")
+@click.option("--beta", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Weight of the MIL image loss L_MIL (LIID Eq. 9, Table 2: 0.5).")
+@click.option("--gamma", type=click.FloatRange(0), default=0.1, show_default=True,
+              help="Weight of the cosine centre loss L_Cent (LIID Eq. 9, Table 1: 0.1).")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Epochs (LIID: 10).")
+@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Images per step (LIID: 1; each image's loss is averaged over the batch).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True,
+              help="Learning rate (LIID: 5e-4).")
+@click.option("--lr-drop", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True, help="Fraction of the run after which the rate is divided by 10 (LIID: after 5 "
+                                      "of 10 epochs = 0.5).")
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="SGD momentum (LIID: 0.9).")
+@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
+              help="Weight decay (LIID: 1e-4).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
+              help="SGD (LIID) or Adam (for a backbone trained from scratch, e.g. --arch tiny).")
+@click.option("--stop-after", type=click.IntRange(1), default=None,
+              help="End this run after epoch N, keeping NAME.last.pt; continue later with --resume.")
+@device_option
+@threads_option
+@workers_option
+@seed_option
+@force_option
+@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
+def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, init_path, gray, eta, lse_r, theta,
+              alpha, beta, gamma, epochs, batch_size, lr, lr_drop, momentum, weight_decay, optimizer, stop_after,
+              device, workers, seed, force, resume):
+    """Train LIID's proposal MIL network (Liu et al. TPAMI Sect. 4) on
+    MANIFEST's tags and the first N proposals of each image.
+
+    Backbone -> ROI-Align of each box on the top feature map -> GAP to f ->
+    FC to K+1 scores -> softmax p (Eq. 2). Loss per image (Eq. 9):
+    alpha L_Att (Eq. 4, pseudo labels from R = mean + max of the CAMs in each
+    box and eta, Eq. 3) + beta L_MIL (Eq. 5-6, log-sum-exp pooling, background
+    always present) + gamma L_Cent (Eq. 7, cosine to class centres updated at
+    rate theta, Eq. 8). SGD, rate / 10 after half the run, one image per step.
+    Images without tags or proposals are skipped. Runs on the shared training
+    loop (JSON-lines log, --resume, `torchrun` DDP).
+
+    \b
+    Example:
+      ws features train-mil data/toy/train.json --proposals props.h5 --cams cams.h5 \\
+          --arch tiny --init cls.pt --epochs 2 -o mil.pt
+      ws features data/toy/train.json --proposals props.h5 --model mil.pt -o feats_mil.h5
+    """
+    from ...features.mil import MilNet
+    from ...features.probabilities import cam_scores, pseudo_labels
+    from ...io.checkpoint import read_state_dict
+    from ...io.dataset import load_manifest
+    from ...io.store import open_store
+    from ...io.torchdata import collate_list
+    from ...nn.backbones import build_backbone, load_weights
+    from ...train import close_distributed, init_distributed
+    from ...train.loop import fit, make_optimizer, step_schedule
+    from ..training import TrainingRun
+    from .data import check_inputs, read_cams, read_proposals
+
+    dev = resolve_device(device)
+    stride = int(stride)
+    m = load_manifest(manifest)
+    args = {"manifest": str(manifest), "proposals": str(proposals_path), "cams": str(cams_path),
+            "proposals_per_image": top, "arch": arch, "stride": stride, "init": init_path, "gray": gray, "eta": eta,
+            "r": lse_r, "theta": theta, "alpha": alpha, "beta": beta, "gamma": gamma, "epochs": epochs,
+            "batch_size": batch_size, "lr": lr, "lr_drop": lr_drop, "momentum": momentum,
+            "weight_decay": weight_decay, "optimizer": optimizer, "seed": seed}
+    run = TrainingRun(output, args, kind="mil", classes=m.classes, force=force, resume=resume, epochs=epochs)
+    samples, untagged, empty = [], 0, 0
+    with open_store(proposals_path, "proposals") as props, open_store(cams_path, "cams") as cams:
+        check_inputs(m, props, cams)
+        for rec in progress(m.images, desc="pseudo labels"):
+            if not m.tag_labels(rec).size:
+                untagged += 1
+                continue
+            if not props.has_image(rec.id):
+                raise InputError(f"lacks images of {m.path} (merge all shards first?)", path=proposals_path,
+                                 image_id=rec.id)
+            boxes, _, _ = read_proposals(props, rec, top, need_masks=False)
+            if len(boxes) == 0:
+                empty += 1
+                continue
+            a, labels = read_cams(cams, rec, m.num_classes)
+            pseudo = pseudo_labels(cam_scores(a, boxes, "mean+max"), labels, eta)
+            samples.append((rec, boxes, pseudo))
+    if untagged:
+        warn(f"skipping {untagged} images without tags")
+    if not samples:
+        raise InputError("no tagged image with proposals: nothing to train on", path=proposals_path)
+
+    torch.manual_seed(seed)
+    backbone = build_backbone(arch, stride)
+    if run.resumed is None and init_path:
+        load_weights(backbone, read_state_dict(init_path), source=init_path)
+    model = MilNet(backbone, m.num_classes)
+    if run.resumed is not None:
+        model.load_state_dict(run.state_dict)
+    rank, world, dev = init_distributed(dev)
+    run.rank = rank
+    model.to(dev)
+    opt = make_optimizer([{"params": list(model.parameters())}], optimizer, lr, momentum, weight_decay)
+    if run.optimizer_state is not None:
+        opt.load_state_dict(run.optimizer_state)
+    base = {"arch": arch, "stride": stride, "classes": list(m.classes), "gray": gray, "roi_size": model.roi_size}
+    pseudo_noise = float(np.mean(np.concatenate([s[2] for s in samples]) == 0))
+    if rank == 0:
+        log(f"training MIL ({arch}) on {len(samples)} images, {sum(len(s[1]) for s in samples)} proposals "
+            f"({pseudo_noise:.0%} pseudo-labelled noise), device {dev}")
+    try:
+        with run, Timer() as t:
+            record = fit(model, MilImages(m, samples, gray), step=mil_step(dev, alpha, beta, gamma, lse_r, theta),
+                         optimizer=opt, epochs=epochs, batch_size=batch_size, schedule=step_schedule([lr_drop], 0.1),
+                         collate=collate_list, summarize=summarize_parts, device=dev, workers=workers, seed=seed,
+                         start_epoch=run.start_epoch, stop_after=stop_after, on_epoch=run.on_epoch(base),
+                         progress=progress, rank=rank, world=world)
+        summary = {"arch": arch, "images": len(samples), "skipped_untagged": untagged,
+                   "skipped_without_proposals": empty, "pseudo_noise_fraction": round(pseudo_noise, 4),
+                   "epochs": epochs, "resumed_from_epoch": run.start_epoch, "processes": world,
+                   "log": str(run.log_path)}
+        if rank == 0 and stop_after is not None and stop_after < epochs:
+            emit({"output": None, "resume_file": str(run.last_path), **summary, "stopped_after_epoch": stop_after,
+                  "metrics": record, "seconds": round(t.seconds, 3)})
+        elif rank == 0:
+            run.finish(base, model, epochs, record)
+            emit({"output": str(output), **summary, "metrics": record or (run.resumed or {}).get("metrics", {}),
+                  "seconds": round(t.seconds, 3)})
+    finally:
+        close_distributed()
