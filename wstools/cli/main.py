@@ -19,6 +19,8 @@ COMMANDS = {
     "graph": ("wstools.cli.graph", "graph", "Dataset-level kNN similarity graph of proposal features."),
     "cut": ("wstools.cli.cut", "cut", "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention."),
     "cam": ("wstools.cli.cam", "cam", "Train the multi-label classifier; write class activation maps; import IRN CAMs."),
+    "features": ("wstools.cli.features", "features",
+                 "Per-proposal probabilities + semantic features: CAMs + classifier, or LIID's MIL network."),
     "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
     "train-seg": ("wstools.cli.train_seg", "train_seg",
                   "Train DeepLab / Mask R-CNN on pseudo labels (DSRG growing, seeding + boundary losses)."),
