@@ -41,11 +41,11 @@ def score_options(f):
                      help="Weight of the contour term sum(E(V)*P) (Huang et al. Eq. 5)."),
         click.option("--gamma", type=float, default=0.8, show_default=True,
                      help="Weight of the background term sum(B(V)*P), B <= 0 a penalty (Huang et al. Eq. 5)."),
-        click.option("--threshold", "bin_threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+        click.option("--threshold", "bin_threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
                      help="Binarisation of the min-max-normalised map V for E and B (our choice; not in the paper)."),
         click.option("--contour-width", type=click.IntRange(1), default=3, show_default=True,
                      help="Square of the morphological gradient giving contours, pixels (our choice)."),
-        click.option("--bg-dilation", type=click.IntRange(1), default=5, show_default=True,
+        click.option("--bg-dilation", type=click.IntRange(1), default=11, show_default=True,
                      help="Square by which the binarised map is dilated before its complement is "
                           "background, pixels (our choice)."),
     ]
