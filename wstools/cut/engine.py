@@ -31,6 +31,7 @@ The solver, in order, all exact:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,10 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 INTEGRAL_TOL = 1e-6
+
+
+def _now():
+    return time.monotonic()
 
 
 @dataclass
@@ -96,15 +101,17 @@ def build_program(gain, allowed, eu, ev, ew, reward, count=None):
             "n_x": nx, "ye": ye}
 
 
-def solve_lp(prog):
-    """LP relaxation with HiGHS; returns the solution vector z or None when it failed."""
+def solve_lp(prog, time_limit: float | None = None):
+    """LP relaxation with HiGHS; returns the solution vector z or None when it failed or ran out of
+    ``time_limit`` seconds."""
     from scipy.optimize import linprog
 
     if prog["c"].size == 0:
         return np.zeros(0)
+    opts = {} if time_limit is None else {"time_limit": max(0.05, float(time_limit))}
     res = linprog(prog["c"], A_ub=prog["A_ub"] if prog["A_ub"].shape[0] else None,
                   b_ub=np.zeros(prog["A_ub"].shape[0]) if prog["A_ub"].shape[0] else None,
-                  A_eq=prog["A_eq"], b_eq=prog["b_eq"], bounds=(0, 1), method="highs")
+                  A_eq=prog["A_eq"], b_eq=prog["b_eq"], bounds=(0, 1), method="highs", options=opts)
     if res.status != 0:
         return None
     return res.x
@@ -179,21 +186,28 @@ def _labels_from_x(prog, z, n):
     return lab
 
 
-def solve_chunk(gain, allowed, eu, ev, ew, reward, comp, n_comp, time_limit):
+def solve_chunk(gain, allowed, eu, ev, ew, reward, comp, n_comp, time_limit, deadline=None):
     """Solve the components of one chunk (nodes 0..n-1, ``comp`` their component 0..n_comp-1).
 
     Returns ``(labels, slack, exact, n_mip)``: slack[c] = proven upper bound minus
-    value of component c (0 when exact).
+    value of component c (0 when exact). ``deadline`` (time.monotonic() seconds): the LP and the
+    MIPs stop there; when the LP does not finish, the chunk goes to :mod:`.anytime`.
     """
     n = gain.shape[0]
     prog = build_program(gain, allowed, eu, ev, ew, reward)
-    z = solve_lp(prog)
+    z = solve_lp(prog, None if deadline is None else deadline - _now())
     slack = np.zeros(n_comp)
     exact = np.ones(n_comp, dtype=bool)
     if z is None:
-        frac_comp = np.ones(n_comp, dtype=bool)
-        labels = np.argmax(np.where(allowed, gain, -np.inf), axis=1)
-        lp_ub = np.full(n_comp, np.inf)
+        from . import anytime
+
+        lab, val, ub, _ = anytime.solve_component(gain, allowed, eu, ev, ew, reward,
+                                                  _now() + 1.0 if deadline is None else deadline)
+        closed = ub - val <= 1e-9 * max(1.0, abs(val))
+        exact[:] = closed
+        if not closed:
+            slack[0] = ub - val
+        return lab, slack, exact, 0
     else:
         nx = prog["n_x"]
         frac = np.abs(z[:nx] - np.round(z[:nx])) > INTEGRAL_TOL
@@ -214,7 +228,8 @@ def solve_chunk(gain, allowed, eu, ev, ew, reward, comp, n_comp, time_limit):
             args = (gain[nodes], allowed[nodes], local[eu[es]], local[ev[es]], ew[es], reward)
             sub = build_program(*args)
             n_mip += 1
-            zc, optimal, bound = solve_mip(sub, time_limit)
+            tl = time_limit if deadline is None else max(0.0, min(time_limit, deadline - _now()))
+            zc, optimal, bound = solve_mip(sub, tl) if tl > 0 else (None, False, -np.inf)
             cand = []
             if zc is not None:
                 cand.append(_labels_from_x(sub, zc, nodes.size))
@@ -267,7 +282,7 @@ def _dominance(gain, allowed, eu, ev, ew, reward, rounds: int = 20, fixed=None, 
 FLOW_TOTAL = 2.0 ** 60      # integer capacities of one auxiliary min cut sum to at most this (int64 max flow)
 
 
-def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4):
+def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4, deadline=None):
     """Kovtun's partial optimality for every rewarded label, in place on gain / fixed.
 
     Kovtun, "Partial optimal labeling search for a NP-hard subclass of (max,+) problems" (DAGM 2003):
@@ -295,6 +310,8 @@ def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4):
     for _ in range(rounds):
         changed = False
         for a in np.flatnonzero(reward):
+            if deadline is not None and _now() > deadline:
+                return active, slack
             free = fixed < 0
             cand = free & allowed[:, a]
             idx = np.flatnonzero(cand)
@@ -345,10 +362,21 @@ def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4):
 
 
 def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, workers: int = 0,
-          chunk_vars: int = 40000, kovtun: bool = True, progress=None) -> Solution:
-    """Maximise F (module docstring) exactly where the time limit allows. Shapes: gain, allowed
+          chunk_vars: int = 40000, kovtun: bool = True, progress=None, deadline: float | None = None,
+          anytime_nodes: int = 5000) -> Solution:
+    """Maximise F (module docstring) exactly where the time allows. Shapes: gain, allowed
     (n, L); eu, ev, ew (E,) one entry per undirected edge; reward (L,) bool. ``kovtun``: apply
-    Kovtun's partial optimality (:func:`_kovtun`) for the rewarded labels."""
+    Kovtun's partial optimality (:func:`_kovtun`) for the rewarded labels.
+
+    ``time_limit``: seconds for one component's integer program. ``deadline`` (``time.monotonic()``
+    seconds, None = none): everything stops by then and the best labelling found is returned with a
+    certified bound. Components of more than ``anytime_nodes`` nodes left after the reductions go
+    first to :func:`wstools.cut.anytime.solve_component` (alpha-expansion + a dual bound at every
+    iteration) with a share of the remaining time proportional to their size; if that does not
+    close their gap and time remains, to the LP (HiGHS, stopped at the deadline). ``stats`` has the
+    nodes fixed by each reduction, the nodes solved by each method and the seconds of each phase.
+    """
+    t_start = _now()
     gain = np.asarray(gain, dtype=np.float64)
     allowed = np.asarray(allowed, dtype=bool)
     reward = np.asarray(reward, dtype=bool)
@@ -357,14 +385,22 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
     n, L = gain.shape
     red_gain, fixed, active = _dominance(gain, allowed, eu, ev, ew, reward)
     stats = {"nodes": n, "fixed_by_dominance": int((fixed >= 0).sum()), "fixed_by_kovtun": 0,
-             "trivial_components": 0, "lp_components": 0, "mip_components": 0, "largest_solved_component": 0}
+             "trivial_components": 0, "solved_trivially": 0, "lp_components": 0, "solved_by_lp": 0,
+             "mip_components": 0, "anytime_components": 0, "solved_by_anytime": 0, "inexact_nodes": 0,
+             "largest_solved_component": 0, "seconds_dominance": 0.0, "seconds_kovtun": 0.0,
+             "seconds_lp": 0.0, "seconds_anytime": 0.0}
+    stats["seconds_dominance"] = _now() - t_start
     slack_total = 0.0
     if kovtun and reward.any() and (fixed < 0).any():
+        t0 = _now()
         before = int((fixed >= 0).sum())
-        active, slack_total = _kovtun(red_gain, allowed, eu, ev, ew, reward, fixed, active)
+        active, slack_total = _kovtun(red_gain, allowed, eu, ev, ew, reward, fixed, active, deadline=deadline)
         stats["fixed_by_kovtun"] = int((fixed >= 0).sum()) - before
+        t1 = _now()
+        stats["seconds_kovtun"] = t1 - t0
         red_gain, fixed, active = _dominance(red_gain, allowed, eu, ev, ew, reward, fixed=fixed, active=active)
         stats["fixed_by_dominance"] = int((fixed >= 0).sum()) - stats["fixed_by_kovtun"]
+        stats["seconds_dominance"] += _now() - t1
     labels = fixed.copy()
     free = np.flatnonzero(fixed < 0)
     exact = np.ones(n, dtype=bool)
@@ -382,10 +418,57 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
         easy_nodes = ~hard[comp]
         labels[free[easy_nodes]] = best[easy_nodes]
         stats["trivial_components"] = int((~hard).sum())
-        hard_ids = np.flatnonzero(hard)
+        stats["solved_trivially"] = int(easy_nodes.sum())
+        sizes = np.bincount(comp, minlength=n_comp)
+        big_ids = np.flatnonzero(hard & (sizes > anytime_nodes))
+        hard_ids = np.flatnonzero(hard & (sizes <= anytime_nodes))
+        if hard.any():
+            stats["largest_solved_component"] = int(sizes[hard].max())
+        # ---- giant components: anytime first, the LP with what time is left
+        if big_ids.size:
+            t0 = _now()
+            from . import anytime
+
+            ecomp = comp[au]
+            share_total = float(sizes[big_ids].sum()) + (0.25 * float(sizes[hard_ids].sum()))
+            for c in big_ids[np.argsort(-sizes[big_ids])]:
+                nodes = np.flatnonzero(comp == c)
+                loc = np.full(nf, -1, dtype=np.int64)
+                loc[nodes] = np.arange(nodes.size)
+                es = np.flatnonzero(ecomp == c)
+                args = (red_gain[free[nodes]], allowed[free[nodes]], loc[au[es]], loc[av[es]], aw[es], reward)
+                if deadline is None:
+                    dl = _now() + max(time_limit, 1.0)
+                else:
+                    dl = _now() + max(0.0, deadline - _now()) * float(sizes[c]) / share_total
+                share_total -= float(sizes[c])
+                lab, val, ub, _ = anytime.solve_component(*args, dl)
+                stats["anytime_components"] += 1
+                stats["solved_by_anytime"] += int(nodes.size)
+                closed = ub - val <= 1e-9 * max(1.0, abs(val))
+                left = (deadline - _now()) if deadline is not None else time_limit
+                nvars = int(args[1].sum()) + int(es.size) * 2
+                if not closed and left > 2e-5 * nvars:     # building the LP alone takes about this long
+                    t_lp = _now()
+                    prog = build_program(*args)
+                    z = solve_lp(prog, left - (_now() - t_lp))
+                    if z is not None:
+                        lp_ub = -float(prog["c"] @ z)
+                        zl = _labels_from_x(prog, z, nodes.size)
+                        zv = objective(zl, *args[:1], *args[2:])
+                        if zv > val:
+                            lab, val = zl, zv
+                        ub = min(ub, lp_ub + 1e-9 * max(1.0, abs(lp_ub)))
+                        closed = ub - val <= 1e-9 * max(1.0, abs(val))
+                    stats["seconds_lp"] += _now() - t_lp
+                labels[free[nodes]] = lab
+                exact[free[nodes]] = closed
+                if not closed:
+                    slack_total += max(0.0, ub - val)
+            stats["seconds_anytime"] = _now() - t0 - stats["seconds_lp"]
+        # ---- the other components: LP (+ MIP), exact
         if hard_ids.size:
-            sizes = np.bincount(comp, minlength=n_comp)
-            stats["largest_solved_component"] = int(sizes[hard_ids].max())
+            t0 = _now()
             nvars = np.bincount(comp, weights=allowed[free].sum(1), minlength=n_comp)
             # chunks of whole components, about chunk_vars x-variables each
             cum = np.cumsum(nvars[hard_ids])
@@ -412,14 +495,17 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
                 loc[nodes] = np.arange(nodes.size)
                 n_c = int((chunk_of == ch).sum())
                 tasks.append((nodes, (red_gain[free[nodes]], allowed[free[nodes]], loc[au[es]], loc[av[es]], aw[es],
-                                      reward, comp_local[comp[nodes]], n_c, time_limit)))
+                                      reward, comp_local[comp[nodes]], n_c, time_limit, deadline)))
             results = _run(tasks, workers, progress)
             for (nodes, args), (lab, slack, ex, n_mip) in zip(tasks, results):
                 labels[free[nodes]] = lab
                 exact[free[nodes]] = ex[args[6]]
                 slack_total += float(slack.sum())
                 stats["lp_components"] += int(args[7])
+                stats["solved_by_lp"] += int(nodes.size)
                 stats["mip_components"] += int(n_mip)
+            stats["seconds_lp"] += _now() - t0
+    stats["inexact_nodes"] = int((~exact).sum())
     value = objective(labels, gain, eu, ev, ew, reward)
     return Solution(labels=labels, value=value, bound=value + slack_total, exact=exact, stats=stats)
 

@@ -73,8 +73,10 @@ def potts_energy(labels, unary, eu, ev, ew) -> float:
 
 
 def multiway_cut(indptr, indices, weights, unary, allowed, *, time_limit: float = 60.0, workers: int = 0,
-                 progress=None) -> CutResult:
-    """Minimise E (module docstring) over labels in ``allowed``; exact per component within ``time_limit``.
+                 progress=None, deadline: float | None = None, anytime_nodes: int = 5000) -> CutResult:
+    """Minimise E (module docstring) over labels in ``allowed``; exact per component within ``time_limit``
+    (seconds per component integer program) and ``deadline`` (``time.monotonic()`` seconds for the
+    whole solve; see :func:`wstools.cut.engine.solve`, which also explains ``anytime_nodes``).
 
     Shapes: CSR (M+1,), (E,), (E,) symmetric with non-negative weights; unary, allowed (M, K+1).
     ``objective`` = E(labels), ``bound`` = a proven lower bound on min E.
@@ -85,7 +87,7 @@ def multiway_cut(indptr, indices, weights, unary, allowed, *, time_limit: float 
     eu, ev, ew = upper_edges(indptr, indices, weights)
     gain = unary - unary.sum(axis=1, keepdims=True)          # -(terminal cut cost)
     sol = engine.solve(gain, allowed, eu, ev, ew, np.ones(L, dtype=bool), time_limit=time_limit,
-                       workers=workers, progress=progress)
+                       workers=workers, progress=progress, deadline=deadline, anytime_nodes=anytime_nodes)
     total_w = float(ew.sum())
     energy = potts_energy(sol.labels, unary, eu, ev, ew)
     lower = total_w - sol.bound
