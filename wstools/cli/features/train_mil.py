@@ -4,66 +4,11 @@ from __future__ import annotations
 
 import click
 import numpy as np
-import torch
 
 from ...errors import InputError
 from ..common import (Timer, command, device_option, emit, force_option, log, output_option, progress,
                       resolve_device, seed_option, threads_option, warn, workers_option)
 from .extract import proposals_per_image_option
-
-
-class MilImages(torch.utils.data.Dataset):
-    """Item ``i``: ``{index, image (3,H,W), boxes (P,4), pseudo (P,) int64, present (K+1,) bool, error}``.
-    ``samples``: list of ``(record, boxes, pseudo labels)``; images are read (and normalised) on demand."""
-
-    def __init__(self, manifest, samples, gray: bool = False):
-        self.manifest, self.samples, self.gray = manifest, samples, gray
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        from ...cam.augment import normalize, to_gray
-
-        rec, boxes, pseudo = self.samples[i]
-        try:
-            img = self.manifest.read_image(rec)
-        except InputError as e:
-            return {"error": (e.problem, e.path, e.image_id), "index": i}
-        present = np.zeros(self.manifest.num_classes + 1, bool)
-        present[0] = True
-        present[self.manifest.tag_labels(rec)] = True
-        return {"error": None, "index": i,
-                "image": torch.from_numpy(np.ascontiguousarray(normalize(to_gray(img) if self.gray else img))),
-                "boxes": torch.from_numpy(boxes), "pseudo": torch.from_numpy(pseudo),
-                "present": torch.from_numpy(present)}
-
-
-def mil_step(device: str, alpha: float, beta: float, gamma: float, r: float, theta: float):
-    """The loop's ``step``: LIID Eq. 9 per image (mean over the batch's images), then the centre
-    update of Eq. 8 with the batch's features; ``aux`` = the three loss terms."""
-    from ...features.mil import mil_total_loss, update_centers
-
-    def step(net, batch):
-        model = net.module if hasattr(net, "module") else net
-        losses, parts = [], []
-        for it in batch:
-            x = it["image"][None].to(device)
-            a, f = net(x, [it["boxes"].to(device)])
-            loss, aux = mil_total_loss(a, f, it["pseudo"].to(device), it["present"].to(device), model.centers,
-                                       alpha=alpha, beta=beta, gamma=gamma, r=r)
-            update_centers(model.centers, f.detach(), torch.softmax(a.detach(), 1), theta)
-            losses.append(loss)
-            parts.append(aux)
-        return torch.stack(losses).mean(), parts
-    return step
-
-
-def summarize_parts(auxes) -> dict:
-    rows = [p for batch in auxes for p in batch]
-    if not rows:
-        return {}
-    return {k: float(np.mean([p[k] for p in rows])) for k in rows[0]}
 
 
 @command("train-mil")
@@ -149,7 +94,10 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
     from ...train import close_distributed, init_distributed
     from ...train.loop import fit, make_optimizer, step_schedule
     from ..training import TrainingRun
+    import torch
+
     from .data import check_inputs, read_cams, read_proposals
+    from .mil_data import MilImages, mil_step, summarize_parts
 
     dev = resolve_device(device)
     stride = int(stride)
