@@ -538,9 +538,11 @@ def solve_with_count(gain, allowed, eu, ev, ew, reward, count_mask, m, *, time_l
     gain = np.asarray(gain, dtype=np.float64)
     n = gain.shape[0]
     prog = build_program(gain, allowed, eu, ev, ew, reward, count=(count_mask, m))
-    z = solve_lp(prog)
+    t0 = _now()
+    z = solve_lp(prog, time_limit)
     if z is None:
         return None, False, np.inf
+    time_limit = max(0.05, time_limit - (_now() - t0))
     lp_ub = -float(prog["c"] @ z)
     nx = prog["n_x"]
     if np.all(np.abs(z[:nx] - np.round(z[:nx])) <= INTEGRAL_TOL):

@@ -58,13 +58,27 @@ def _sub(nodes, local, gain, allowed, eu, ev, ew, ecomp, comp_mask):
 
 
 def fan_partition(indptr, indices, weights, prob, allowed, *, beta: float = 30.0, retention: float = 0.9,
-                  time_limit: float = 60.0, workers: int = 0, max_iter: int = 100, progress=None) -> CutResult:
+                  time_limit: float = 60.0, workers: int = 0, max_iter: int = 100, progress=None,
+                  deadline: float | None = None, exact_nodes: int = 20000) -> CutResult:
     """Solve Eq. 8 (module docstring). Shapes: CSR of the symmetric kNN graph (weights W of Eq. 5),
     prob/allowed (M, K+1) with column 0 = background (not used by Eq. 8: 0 means "not kept").
 
-    ``objective`` = Eq. 8 value, ``bound`` = proven upper bound (min over lambda of L(lambda)).
-    ``stats`` has kept, target, lambda, iterations.
+    ``objective`` = Eq. 8 value, ``bound`` = proven upper bound (min over lambda of L(lambda), or the
+    exact integer program's). ``stats`` has kept, target, lambda, iterations, seconds per phase.
+    ``time_limit``: seconds per integer program; ``deadline`` (``time.monotonic()`` seconds): the
+    whole solve stops by then with the best labelling and its certified gap. When the Lagrangian
+    and the repairs leave a gap and the graph has at most ``exact_nodes`` proposals, the coupled
+    problem (all proposals, the exact count, the quadratic terms linearised over the kNN edges:
+    y_uv^l <= x_u^l, y_uv^l <= x_v^l) is solved as one integer program (OR-Tools SCIP) within
+    the time left, which closes the gap.
     """
+    import time
+
+    t_start = time.monotonic()
+
+    def left():
+        return time_limit if deadline is None else max(0.0, min(time_limit, deadline - time.monotonic()))
+
     if not (0.0 < retention <= 1.0) or not math.isfinite(retention):
         raise InputError(f"retention ratio r = {retention} must be in (0, 1] (Fan et al. Eq. 8)")
     prob = np.asarray(prob, dtype=np.float64)
@@ -99,7 +113,7 @@ def fan_partition(indptr, indices, weights, prob, allowed, *, beta: float = 30.0
         local = np.full(M, -1, dtype=np.int64)
         local[nodes] = np.arange(nodes.size)
         g, a, su, sv, sw, _ = _sub(nodes, local, gain_at(lam), allowed, eu, ev, ew, ecomp, comp_mask)
-        sol = engine.solve(g, a, su, sv, sw, reward, time_limit=time_limit, workers=workers)
+        sol = engine.solve(g, a, su, sv, sw, reward, time_limit=time_limit, workers=workers, deadline=deadline)
         return nodes, sol
 
     hi_lam = float(np.max(beta * prob[:, 1:].max(initial=0.0, axis=1) +
@@ -130,6 +144,8 @@ def fan_partition(indptr, indices, weights, prob, allowed, *, beta: float = 30.0
     else:
         lam = lo_lam
         for it in range(max_iter):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             stats["iterations"] = it + 1
             node_diff = (labels_lo != labels_hi) | ~exact_lo | ~exact_hi
             open_c = np.bincount(comp[node_diff], minlength=n_comp) > 0
@@ -174,13 +190,30 @@ def fan_partition(indptr, indices, weights, prob, allowed, *, beta: float = 30.0
                     final, final_exact = mix[0], exact_lo & exact_hi
         if final is None:
             final, final_exact = _local_repair(labels_lo, labels_hi, exact_lo & exact_hi, allowed, base, eu, ev, ew,
-                                               reward, count_mask, m, time_limit, stats, best_bound,
+                                               reward, count_mask, m, left(), stats, best_bound,
                                                lambda lab: fan_objective(lab, prob, eu, ev, w, beta))
         if final is None:
             final, final_exact = _repair(labels_lo, labels_hi, exact_lo & exact_hi, comp, n_comp, order, starts,
-                                         allowed, base, eu, ev, ew, ecomp, reward, count_mask, m, time_limit, stats)
+                                         allowed, base, eu, ev, ew, ecomp, reward, count_mask, m, left(), stats)
+    stats["seconds_lagrangian"] = time.monotonic() - t_start
     value = fan_objective(final, prob, eu, ev, w, beta)
     bound = max(best_bound, value)
+    stats["exact_mip"] = False
+    if relative_gap(value, bound) > 1e-9 and M <= exact_nodes and left() > 0:
+        t0 = time.monotonic()
+        lab, optimal, ub = engine.solve_with_count(base, allowed, eu, ev, ew, reward, count_mask, m,
+                                                   time_limit=left())
+        stats["exact_mip"] = True
+        stats["seconds_exact_mip"] = time.monotonic() - t0
+        if lab is not None:
+            lv = fan_objective(lab, prob, eu, ev, w, beta)
+            if (lab > 0).sum() == m and lv >= value:
+                final, value = lab, lv
+            if optimal:
+                final_exact = np.ones(M, dtype=bool)
+                bound = value
+            else:
+                bound = max(value, min(bound, ub))
     if relative_gap(value, bound) <= 1e-9:      # the Lagrangian bound proves the whole labelling optimal
         final_exact = np.ones(M, dtype=bool)
     sizes, ex = component_summary(comp, n_comp, final_exact)

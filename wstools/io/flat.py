@@ -156,7 +156,9 @@ def read_graph(store, num_classes: int) -> dict:
 
 
 def write_assignment(store, *, labels, image_ids, image, proposal, truth=None, objective, bound, gap, method,
-                     component_sizes, component_exact) -> None:
+                     component_sizes, component_exact, report=None) -> None:
+    """Fill an ``assignment`` store; ``report`` (JSON-able dict: label distribution, reductions,
+    seconds per phase, warnings) is kept as the JSON attr ``report`` for ``ws info``."""
     write_index(store, image_ids, image, proposal, truth)
     h5 = store.h5
     h5.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
@@ -166,6 +168,10 @@ def write_assignment(store, *, labels, image_ids, image, proposal, truth=None, o
     h5.attrs["bound"] = float(bound)
     h5.attrs["gap"] = float(gap)
     h5.attrs["method"] = method
+    if report is not None:
+        import json
+
+        h5.attrs["report"] = json.dumps(report, sort_keys=False, default=float)
 
 
 # features written row block by row block (ws features), and the merge of features shards ----------

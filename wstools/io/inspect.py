@@ -140,9 +140,27 @@ def describe_store(path, stats: bool = True, sample_images: int = 200, max_eleme
         if s.kind == "graph" and "rows" in counts:
             counts["nodes"] = counts.pop("rows")
         info["counts"] = counts
+        if s.kind == "assignment":
+            info["assignment"] = _assignment_report(s, attrs)
         info["attrs"] = attrs
         info["datasets"] = {k: v.to_json() for k, v in sorted(datasets.items())}
         return info
+
+
+def _assignment_report(s, attrs) -> dict:
+    """The cut's report (label distribution, reductions, seconds, warnings) of an assignment store;
+    for stores written before reports existed, the label distribution from ``labels``."""
+    text = attrs.pop("report", None)
+    if text:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    if "labels" not in s.h5:
+        return {}
+    counts = np.bincount(s.h5["labels"][()].astype(np.int64), minlength=len(s.classes) + 1)
+    return {"labels": {"noise": int(counts[0]), **{str(c): {"kept": int(counts[i + 1])} for i, c in
+                                                      enumerate(s.classes)}}}
 
 
 def describe(path, **kw) -> dict:
@@ -203,6 +221,22 @@ def format_text(info: dict) -> str:
         lines.append("  images per class: " + ", ".join(f"{k} {v}" for k, v in info["images_per_class"].items()))
     if info.get("ground_truth"):
         lines.append("  ground truth: " + ", ".join(f"{k} {v}" for k, v in info["ground_truth"].items()))
+    rep = info.get("assignment") or {}
+    if rep.get("labels"):
+        dist = rep["labels"]
+        parts = [f"noise {dist.get('noise', 0)}"]
+        for name, d in dist.items():
+            if name != "noise" and isinstance(d, dict) and (d.get("kept") or d.get("noise")):
+                parts.append(f"{name} {d.get('kept', 0)} kept" + (f" / {d['noise']} noise" if "noise" in d else ""))
+        lines.append("  labels: " + ", ".join(parts))
+    if rep.get("fixed"):
+        lines.append("  settled by: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rep["fixed"].items()))
+    if rep.get("seconds"):
+        lines.append("  seconds: " + ", ".join(f"{k} {v}" for k, v in rep["seconds"].items()))
+    if rep.get("inexact_components"):
+        lines.append(f"  inexact components: {rep['inexact_components']}")
+    for w in rep.get("warnings", []):
+        lines.append(f"  WARNING: {w}")
     for k, v in (info.get("attrs") or {}).items():
         lines.append(f"  {k}: {v}")
     if info.get("datasets"):
