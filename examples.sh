@@ -48,6 +48,24 @@ ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0 --sub
 ws info "$OUT/cams.h5"
 ws eval cams "$OUT/cams.h5" --gt "$OUT/toy/train.json"
 
+echo "== prm + icn + match: instances from peak response maps and proposals (Huang et al. 2021)" >&2
+# peaks (Eq. 1) and one back-propagated response map per peak (Eq. 2) on the training and val images
+ws cam peaks "$OUT/toy/train.json" --model "$OUT/cls.pt" --device cpu -o "$OUT/prm.h5" --force
+ws cam peaks "$OUT/toy/val.json" --model "$OUT/cls.pt" --device cpu -o "$OUT/prm_val.h5" --force
+ws propose "$OUT/toy/val.json" -o "$OUT/proposals_val.h5" --force
+# ICN enhancer (tiny encoder on the CPU; real data: --encoder vgg16 --epochs 120) on top-3 proposal unions
+ws icn train "$OUT/toy/train.json" --responses "$OUT/prm.h5" --proposals "$OUT/proposals.h5" --encoder tiny \
+    --size 64 --epochs 1 --device cpu -o "$OUT/icn.pt" --force
+ws icn infer "$OUT/toy/val.json" --responses "$OUT/prm_val.h5" --model "$OUT/icn.pt" --steps 3 --device cpu \
+    -o "$OUT/prm_val_icn.h5" --force
+# proposal matching (Eq. 5) + NMS -> COCO results; the plain score of Zhou et al. for comparison
+ws match "$OUT/toy/val.json" --responses "$OUT/prm_val_icn.h5" --proposals "$OUT/proposals_val.h5" \
+    -o "$OUT/prm_results.json" --force
+ws match "$OUT/toy/val.json" --responses "$OUT/prm_val.h5" --proposals "$OUT/proposals_val.h5" --score plain \
+    -o "$OUT/prm_results_plain.json" --force
+ws eval instance "$OUT/prm_results.json" --gt "$OUT/toy/val.json"
+ws eval instance "$OUT/prm_results_plain.json" --gt "$OUT/toy/val.json"
+
 echo "== train-seg + predict: segmentation network on label maps, scored by ws eval (DSRG, Sun et al.)" >&2
 # tiny network from scratch on the CPU (backbone from the colour classifier, Sun et al.); real data:
 # --arch deeplabv3_resnet101 --init cls.pt with the DSRG defaults (SGD 1e-3, batch 20, crop 321)
