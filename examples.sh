@@ -48,6 +48,21 @@ ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0 --sub
 ws info "$OUT/cams.h5"
 ws eval cams "$OUT/cams.h5" --gt "$OUT/toy/train.json"
 
+echo "== features: per-proposal probabilities + features from pixels -> graph -> cut -> eval (Fan, LIID)" >&2
+# route 1: CAM probabilities (LIID Eq. 3 mean + max in the box) and ROI-Align features of the classifier
+ws features "$OUT/toy/train.json" --proposals "$OUT/proposals.h5" --cams "$OUT/cams.h5" --model "$OUT/cls.pt" \
+    --proposals-per-image 20 --device cpu -o "$OUT/features_cam.h5" --force
+# route 2: LIID's proposal MIL network (Eq. 2-9), backbone from the classifier; real data: --arch resnet50
+ws features train-mil "$OUT/toy/train.json" --proposals "$OUT/proposals.h5" --cams "$OUT/cams.h5" --arch tiny \
+    --init "$OUT/cls.pt" --optimizer adam --lr 0.001 --epochs 1 --device cpu -o "$OUT/mil.pt" --force
+ws features "$OUT/toy/train.json" --proposals "$OUT/proposals.h5" --model "$OUT/mil.pt" --device cpu \
+    -o "$OUT/features_mil.h5" --force
+for src in cam mil; do
+  ws graph "$OUT/features_$src.h5" -o "$OUT/graph_$src.h5" --knn 3 --weights liid --delta 5 --force
+  ws cut "$OUT/graph_$src.h5" -o "$OUT/assign_$src.h5" --method multiway --force
+  ws eval assignment "$OUT/assign_$src.h5" --proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json"
+done
+
 echo "== prm + icn + match: instances from peak response maps and proposals (Huang et al. 2021)" >&2
 # peaks (Eq. 1) and one back-propagated response map per peak (Eq. 2) on the training and val images
 ws cam peaks "$OUT/toy/train.json" --model "$OUT/cls.pt" --device cpu -o "$OUT/prm.h5" --force
