@@ -1,0 +1,105 @@
+"""Quality of `ws features` probabilities on `ws toy` images (no synthetic features anywhere).
+
+Pipeline (all through the `ws` CLI, CPU, --arch tiny): ws toy -> ws propose --top N ->
+ws cam train -> ws cam infer -> ws features (box-mean = Fan Eq. 2, mean+max = LIID Eq. 3)
+and ws features train-mil (LIID Eq. 9 with alpha = beta = 0.5, and the CAM-only ablation
+alpha = 1, beta = 0 of LIID Table 2) -> ws features from the MIL checkpoint. Each features
+store is then cut three ways and scored by `ws eval assignment` on the training images:
+attention argmax of the probabilities ("without knowledge graph", LIID Tables 1-5 w1),
+and ws graph + ws cut --method multiway / --method fan ("with", w2).
+
+    OMP_NUM_THREADS=1 python benchmarks/features_quality.py              # ~10 min on 2 busy cores
+    OMP_NUM_THREADS=1 python benchmarks/features_quality.py --train 200 --cam-epochs 4   # quicker
+
+Reports accuracy over all proposals (true label: GT instance of mask IoU >= 0.5, else noise),
+noisy proposals kept, good ones rejected, wrong class, and instance coverage (share of GT
+instances with a proposal of IoU >= 0.5 labelled with their class) against the oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def ws(*args, env=None) -> dict:
+    out = subprocess.run(["ws", *map(str, args)], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"ws {' '.join(map(str, args))} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=int, default=400)
+    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--top", type=int, default=20, help="proposals per image (LIID: 20)")
+    ap.add_argument("--cam-epochs", type=int, default=8)
+    ap.add_argument("--mil-epochs", type=int, default=4)
+    ap.add_argument("--mil-optimizer", default="adam", help="adam (tiny net from the classifier) or sgd (LIID)")
+    ap.add_argument("--mil-lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
+    d = Path(a.out or tempfile.mkdtemp(prefix="features_quality_"))
+    d.mkdir(parents=True, exist_ok=True)
+    T = ["--threads", a.threads, "-q", "--force"]
+    t0 = time.perf_counter()
+    ws("toy", d / "toy", "--train", a.train, "--val", 0, "--size", a.size, "--seed", 0, "--force", "-q", env=env)
+    m = d / "toy" / "train.json"
+    ws("propose", m, "--top", a.top, "-o", d / "props.h5", "--force", "-q", env=env)
+    cls = ws("cam", "train", m, "--arch", "tiny", "--optimizer", "adam", "--lr", 0.002, "--head-lr-mult", 1,
+             "--weight-decay", 0, "--crop", a.size, "--scales", "1,1", "--epochs", a.cam_epochs, *T,
+             "-o", d / "cls.pt", env=env)
+    ws("cam", "infer", m, "--model", d / "cls.pt", "--scales", "1.0", "--no-flip", *T, "-o", d / "cams.h5", env=env)
+    sources = {}
+    for prob in ("box-mean", "mean+max"):
+        f = d / f"f_{prob}.h5"
+        ws("features", m, "--proposals", d / "props.h5", "--cams", d / "cams.h5", "--model", d / "cls.pt",
+           "--prob", prob, "--proposals-per-image", a.top, *T, "-o", f, env=env)
+        sources[f"CAM {prob}"] = f
+    mil = {}
+    for name, (alpha, beta) in {"MIL a=b=0.5": (0.5, 0.5), "MIL CAM-only a=1 b=0": (1.0, 0.0)}.items():
+        ck = d / f"mil_{alpha}_{beta}.pt"
+        r = ws("features", "train-mil", m, "--proposals", d / "props.h5", "--cams", d / "cams.h5", "--arch", "tiny",
+               "--init", d / "cls.pt", "--epochs", a.mil_epochs, "--optimizer", a.mil_optimizer, "--lr", a.mil_lr,
+               "--alpha", alpha, "--beta", beta, "--proposals-per-image", a.top, *T, "-o", ck, env=env)
+        mil[name] = r["metrics"]
+        f = d / f"f_mil_{alpha}_{beta}.h5"
+        ws("features", m, "--proposals", d / "props.h5", "--model", ck, *T, "-o", f, env=env)
+        sources[name] = f
+    rows = []
+    for name, f in sources.items():
+        g_fan, g_liid = d / "g_fan.h5", d / "g_liid.h5"
+        ws("graph", f, "-o", g_fan, "--knn", 3, "--weights", "fan", *T, env=env)
+        ws("graph", f, "-o", g_liid, "--knn", 3, "--weights", "liid", "--delta", 5, *T, env=env)
+        for cut, graph, extra in (("attention", g_fan, []), ("multiway", g_liid, []),
+                                  ("fan", g_fan, ["--beta", 30, "--retention", 0.9])):
+            asg = d / "asg.h5"
+            ws("cut", graph, "-o", asg, "--method", cut, *extra, "-q", "--force", env=env)
+            e = ws("eval", "assignment", asg, "--proposals", d / "props.h5", "--gt", m, "-q", env=env)
+            rows.append((name, cut, e))
+    print(f"\n`ws toy --train {a.train} --size {a.size}`, `ws propose --top {a.top}`, tiny classifier "
+          f"{a.cam_epochs} epochs (train mAP {cls['metrics'].get('train_map', float('nan')):.3f}), MIL "
+          f"{a.mil_epochs} epochs ({a.mil_optimizer}, lr {a.mil_lr}); "
+          f"{rows[0][2]['proposals']} proposals, {rows[0][2]['true_noise']} of them noise, "
+          f"{rows[0][2]['instances']} GT instances, oracle coverage {rows[0][2]['oracle_coverage']:.3f}\n")
+    print("| probabilities | cut | accuracy | noisy kept | good rejected | wrong class | coverage |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cut, e in rows:
+        label = {"attention": "argmax (no graph)", "multiway": "graph + multiway", "fan": "graph + fan"}[cut]
+        print(f"| {name} | {label} | {e['accuracy']:.3f} | {e['noisy_kept']} | {e['good_rejected']} | "
+              f"{e['wrong_class']} | {e['coverage']:.3f} |")
+    print("\nMIL final epoch: " + "; ".join(f"{k}: " + ", ".join(f"{n} {v:.3f}" for n, v in r.items()
+                                                              if n.startswith("loss")) for k, r in mil.items()))
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s; files in {d}")
+
+
+if __name__ == "__main__":
+    main()
