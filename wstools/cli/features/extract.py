@@ -140,6 +140,17 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
             append_features(store, image=np.zeros(0), proposal=np.zeros(0), box=np.zeros((0, 4)),
                             feat=np.zeros((0, D)), prob=np.zeros((0, K + 1)), allowed=np.zeros((0, K + 1)),
                             truth=np.zeros(0) if with_truth else None, feat_dtype=feat_dtype)
+            buf, n_buf, flush_rows = [], 0, 4096
+
+            def flush():
+                nonlocal n_buf
+                if not buf:
+                    return n_rows
+                cat = {k: np.concatenate([b[k] for b in buf]) for k in buf[0] if buf[0][k] is not None}
+                buf.clear()
+                n_buf = 0
+                return append_features(store, **cat, feat_dtype=feat_dtype)
+
             ds = ManifestImages(m, records, lambda img, i: normalize(to_gray(img) if gray else img))
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
             bar = progress(total=len(records), desc="features")
@@ -178,11 +189,15 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
                             raise InputError("proposals have no masks: cannot compute 'truth'", path=proposals_path,
                                              image_id=r.id)
                         if P:
-                            n_rows = append_features(
-                                store, image=np.full(P, pos[r.id], np.int64), proposal=np.arange(P), box=bx,
-                                feat=f[row:row + P], prob=prob, allowed=allowed, truth=truth, feat_dtype=feat_dtype)
+                            buf.append({"image": np.full(P, pos[r.id], np.int64), "proposal": np.arange(P),
+                                        "box": bx, "feat": f[row:row + P], "prob": prob, "allowed": allowed,
+                                        "truth": truth})
+                            n_buf += P
                         row += P
                     bar.update(len(run))
+                if n_buf >= flush_rows:
+                    n_rows = flush()
+            n_rows = flush()
             bar.close()
             write_image_ids(store, [r.id for r in records])
     finally:
