@@ -7,6 +7,7 @@
     python benchmarks/cut_scale.py retention --images 2000
     python benchmarks/cut_scale.py knn-large --images 21800 --dim 2048   # ~200k proposals
     python benchmarks/cut_scale.py graph-cli --images 21800 --dim 2048   # the `ws graph` command: time, peak RSS
+    python benchmarks/cut_scale.py hard --images 1500 --time-limit 10     # weak evidence, one giant component
 
 Every table has its baseline in the same run (exact kNN; the attention method).
 Timings on a shared machine are noisy: compare ratios. Peak RSS is measured in a
@@ -185,6 +186,84 @@ def bench_retention(args):
               f"{np.mean(res.labels[kept] == f.truth[kept]):.3f} | {np.mean(res.labels[obj] == f.truth[obj]):.3f} |")
 
 
+HARD = dict(tag_mix=(0.0, 0.5, 0.5), confidence=0.3, sharpness=1.0, spread=1.5, ambiguous=0.5)
+
+
+def _hard_child(q, path, mode, time_limit):
+    from wstools.cut import multiway_cut
+
+    d = np.load(path)
+    t = time.perf_counter()
+    if mode == "current":       # the engine before anytime: LP/MIP on every component, no overall deadline
+        r = multiway_cut(d["indptr"], d["indices"], d["weights"], d["prob"], d["allowed"], time_limit=30,
+                         anytime_nodes=1 << 62)
+    else:
+        deadline = time.monotonic() + time_limit - min(2.0, 0.1 * time_limit)    # as `ws cut --time-limit`
+        r = multiway_cut(d["indptr"], d["indices"], d["weights"], d["prob"], d["allowed"], time_limit=30,
+                         deadline=deadline)
+    sec = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    st, M = r.stats, len(r.labels)
+    fixed = "/".join(f"{100 * st.get(k, 0) / M:.0f}" for k in ("fixed_by_dominance", "fixed_by_kovtun",
+                                                                 "solved_trivially", "solved_by_lp",
+                                                                 "solved_by_anytime"))
+    q.put((sec, rss, r.gap, fixed, int(r.component_exact.sum()), len(r.component_sizes),
+           float(np.mean(r.labels == 0)), float(np.mean(r.labels == d["truth"]))))
+
+
+def bench_hard(args):
+    """Weak evidence: probabilities near-uniform over each image's 2-3 tags (confidence 0.3, sharpness 1 in
+    wstools.toy.features), wide overlapping clusters (spread 1.5, half the objects ambiguous), LIID weights
+    delta |cos| on a union kNN graph. Kovtun's reduction fixes few nodes and one component holds almost
+    every proposal. Each row runs in a fresh process on a graph saved beforehand (peak RSS = the cut plus
+    loading the arrays); "current" = the engine without the anytime path or deadline, in the same run."""
+    import os
+    import tempfile
+
+    from wstools.cut.multiway import components, upper_edges
+
+    from wstools.toy.features import make_features
+
+    f = make_features(args.images, 20, 32, seed=0, **HARD)
+    ctx = mp.get_context("spawn")
+    M = len(f)
+    print(f"hard mode: {M} proposals, 21 labels (20 classes + noise), 2 shared cores, `--time-limit "
+          f"{args.time_limit:g}` rows stop at the limit minus the CLI's margin\n")
+    print("| k | delta | engine | seconds | peak RSS MB | gap | % settled by dominance/kovtun/trivial/lp/anytime "
+          "| exact components | largest component | noise fraction | accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    from wstools.graph import knn, knn_graph
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        for k in [int(x) for x in args.ks.split(",")]:
+            idx, sims = knn(f.feat, k, method="ivf" if M > 250_000 else "exact")
+            for delta in [float(x) for x in args.deltas.split(",")]:
+                W = knn_graph(idx, sims, weighting="liid", delta=delta)
+                eu, ev, _ = upper_edges(W.indptr, W.indices, W.data)
+                n_comp, comp = components(M, eu, ev)
+                big = int(np.bincount(comp).max())
+                path = os.path.join(tmp, f"g{k}_{delta}.npz")
+                np.savez(path, indptr=W.indptr, indices=W.indices, weights=W.data, prob=f.prob, allowed=f.allowed,
+                         truth=f.truth)
+                for mode, tl in [("current", None), ("anytime", args.time_limit), ("anytime", args.long_limit)]:
+                    if mode not in args.engines or tl == 0:
+                        continue
+                    q = ctx.Queue()
+                    p = ctx.Process(target=_hard_child, args=(q, path, mode, tl))
+                    p.start()
+                    name = "current (LP/MIP per component)" if mode == "current" else f"anytime, --time-limit {tl:g}"
+                    try:
+                        sec, rss, gap, fixed, ex, nc, noise, acc = q.get(timeout=args.timeout)
+                    except Exception:
+                        p.kill()
+                        print(f"| {k} | {delta:g} | {name} | > {args.timeout:g} (stopped) | | | | | {big} | | |",
+                              flush=True)
+                        continue
+                    p.join()
+                    print(f"| {k} | {delta:g} | {name} | {sec:.2f} | {rss:.0f} | {gap:.1e} | {fixed} | {ex}/{nc} | "
+                          f"{big} | {noise:.3f} | {acc:.3f} |", flush=True)
+
+
 def _write_feature_store(path, images, dim):
     from wstools.io.flat import write_features
     from wstools.io.store import create_store
@@ -229,7 +308,11 @@ def bench_graph_cli(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["knn", "knn-large", "graph-cli", "scale", "accuracy", "retention"])
+    ap.add_argument("what", choices=["knn", "knn-large", "graph-cli", "scale", "accuracy", "retention", "hard"])
+    ap.add_argument("--time-limit", type=float, default=10.0, help="hard: the --time-limit of the anytime rows")
+    ap.add_argument("--long-limit", type=float, default=120.0, help="hard: a second, generous limit (0 = skip)")
+    ap.add_argument("--deltas", default="0.3,5")
+    ap.add_argument("--engines", default="current,anytime")
     ap.add_argument("--graph-options", default="--knn-method ivf --pca-dim 256 --candidates 16")
     ap.add_argument("--exact-queries", type=int, default=10000)
     ap.add_argument("--knn-methods", default="ivf8,pca256ivf,pca128ivf,sametagpca")
@@ -237,8 +320,9 @@ if __name__ == "__main__":
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--methods", default="multiway,fan")
     ap.add_argument("--timeout", type=float, default=300)
-    ap.add_argument("--ks", default="3,2")
+    ap.add_argument("--ks", default=None, help="default 3,2 (scale), 3,5 (hard)")
     a = ap.parse_args()
+    a.ks = a.ks or ("3,5" if a.what == "hard" else "3,2")
     if a.what != "scale":
         a.images = int(a.images)
-    {"knn": bench_knn, "knn-large": bench_knn_large, "graph-cli": bench_graph_cli, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention}[a.what](a)
+    {"knn": bench_knn, "knn-large": bench_knn_large, "graph-cli": bench_graph_cli, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention, "hard": bench_hard}[a.what](a)

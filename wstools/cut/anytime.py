@@ -115,9 +115,29 @@ class PottsDual:
             if cls.size == 0:
                 continue
             halves = order[np.repeat(starts[cls], self.deg[cls]) + _ranges(self.deg[cls])]
-            # halves grouped by node, in the order of cls
-            self.colours.append((cls, halves, np.repeat(np.arange(cls.size), self.deg[cls])))
+            # halves grouped by node, in the order of cls; seg = first half of each node
+            seg = np.concatenate([[0], np.cumsum(self.deg[cls])[:-1]])
+            self.colours.append((cls, halves, np.repeat(np.arange(cls.size), self.deg[cls]), seg,
+                                 self.hvalid[halves], self._plan(halves)))
         self.scale = float(np.abs(np.where(self.valid, self.G, 0)).max(1).sum() + 2 * ew.sum())
+
+    def _plan(self, h):
+        """Index arrays of :meth:`_maxmarg` for the half-edges h, computed once."""
+        S = self.lab.shape[1]
+        p = self.partner[h]
+        mt = self.match[h]
+        r, c = np.nonzero(mt >= 0)
+        return p, ~self.hvalid[p], r * S + c, p[r] * S + mt[r, c], self.w[h][r]
+
+    def _maxmarg_planned(self, plan):
+        p, pinv, pos, src, wv = plan
+        neg = -self.msg[p]
+        neg[pinv] = -np.inf
+        m = np.empty_like(neg)
+        m[:] = neg.max(1)[:, None]
+        mf = m.reshape(-1)
+        mf[pos] = np.maximum(mf[pos], wv - self.msg.reshape(-1)[src])
+        return m
 
     def _maxmarg(self, h):
         """(len(h), S) max-marginal of each half-edge's edge term at its node, excluding its own message."""
@@ -134,21 +154,27 @@ class PottsDual:
     def sweep(self):
         """One pass of star updates over all colour classes (never increases the bound)."""
         with np.errstate(invalid="ignore"):
-            for cls, halves, owner in self.colours:
-                m = self._maxmarg(halves)
-                total = self.G[cls].copy()
-                np.add.at(total, owner, np.where(self.hvalid[halves], m, 0.0))
-                share = total / (self.deg[cls] + 1.0)[:, None]
-                new = m - share[owner]
-                self.msg[halves] = np.where(self.hvalid[halves], new, 0.0)
+            for cls, halves, owner, seg, hv, plan in self.colours:
+                m = self._maxmarg_planned(plan)
+                m[~hv] = 0.0
+                total = self.G[cls] + np.add.reduceat(m, seg, axis=0)
+                total /= (self.deg[cls] + 1.0)[:, None]
+                m -= total[owner]
+                m[~hv] = 0.0
+                self.msg[halves] = m
 
     def node_terms(self):
         N = self.G.copy()
-        np.add.at(N, self.node, self.msg)
+        o = self.half_order
+        nz = np.flatnonzero(self.deg > 0)
+        if nz.size:
+            starts = np.concatenate([[0], np.cumsum(self.deg[nz])[:-1]])
+            N[nz] += np.add.reduceat(self.msg[o], starts, axis=0)
         return N
 
     def bound(self):
-        """The certified upper bound on max F (module docstring) for the current messages."""
+        """(certified upper bound on max F (module docstring) for the current messages, the labels of
+        the node terms' argmax)."""
         N = self.node_terms()
         nb = np.where(self.valid, N, -np.inf).max(1)
         E = self.E
@@ -162,12 +188,8 @@ class PottsDual:
         agree[rows, cols] = self.w[:E][rows] + negu[rows, cols] + negv[rows, mt[rows, cols]]
         ev_ = np.maximum(split, agree.max(1))
         mag = float(np.abs(nb).sum() + np.abs(ev_).sum()) + self.scale
-        return float(nb.sum() + ev_.sum()) + EPS_MARGIN * mag
-
-    def decode(self):
-        """Labels of the node terms' argmax (ties: first slot)."""
-        N = np.where(self.valid, self.node_terms(), -np.inf)
-        return self.lab[np.arange(self.n), np.argmax(N, axis=1)]
+        dec = self.lab[np.arange(self.n), np.argmax(np.where(self.valid, N, -np.inf), axis=1)]
+        return float(nb.sum() + ev_.sum()) + EPS_MARGIN * mag, dec
 
 
 def _ranges(counts):
@@ -253,8 +275,12 @@ def expansion(labels, gain, allowed, eu, ev, ew, reward, deadline, max_cycles: i
 def solve_component(gain, allowed, eu, ev, ew, reward, deadline, *, tol: float = 1e-9, start=None, seed=0):
     """Best labelling and certified bound of one problem (module docstring) by ``deadline`` (monotonic s).
 
-    Shapes as :func:`wstools.cut.engine.solve`. Returns (labels, value, bound, stats) with stats
-    ``sweeps``, ``moves``, ``seconds_primal``, ``seconds_dual``.
+    Shapes as :func:`wstools.cut.engine.solve`. Order: alpha-expansion from the per-node best label
+    (``start`` if given); dual sweeps, the bound (and the labelling of the node terms' argmax, kept
+    when better) every second sweep, until the gap is below ``tol`` (relative), the dual stalls or the
+    next sweep would pass the deadline; with time left, alpha-expansion from the best labelling.
+    Returns (labels, value, bound, stats) with stats ``sweeps``, ``moves``, ``seconds_primal``,
+    ``seconds_dual``.
     """
     gain = np.asarray(gain, dtype=np.float64)
     g = np.where(allowed, gain, -np.inf)
@@ -264,29 +290,32 @@ def solve_component(gain, allowed, eu, ev, ew, reward, deadline, *, tol: float =
     t1 = _now()
     stats = {"moves": moves, "sweeps": 0, "seconds_primal": t1 - t0}
     dual = PottsDual(gain, allowed, eu, ev, ew, reward, seed=seed)
-    bound = dual.bound()
-    best_bound = bound
-    history = [bound]
-    tried = set()
-    while _now() < deadline and best_bound - val > tol * max(1.0, abs(val)):
+    best_bound, dec = dual.bound()
+    history = [best_bound]
+    per_sweep = 0.0
+    from_dual = False
+
+    def closed():
+        return best_bound - val <= tol * max(1.0, abs(val))
+
+    while not closed():
+        ts = _now()
+        if ts + 1.5 * per_sweep > deadline:
+            break
         dual.sweep()
         stats["sweeps"] += 1
-        bound = dual.bound()
-        best_bound = min(best_bound, bound)
-        history.append(best_bound)
-        if stats["sweeps"] % 10 == 0 or len(history) > 3 and history[-4] - best_bound <= 1e-9 * max(1.0, abs(val)):
-            cand = dual.decode()
-            key = hash(cand.tobytes())
-            if key not in tried:
-                tried.add(key)
-                cv = objective(cand, gain, eu, ev, ew, reward)
-                if cv > val:
-                    labels, val = cand, cv
-                cand, cv, m2 = expansion(cand, gain, allowed, eu, ev, ew, reward, deadline, max_cycles=3)
-                stats["moves"] += m2
-                if cv > val:
-                    labels, val = cand, cv
-            elif len(history) > 21 and history[-21] - best_bound <= 1e-9 * max(1.0, abs(val)):
-                break                      # the dual has stalled and its beliefs give nothing new
+        if stats["sweeps"] % 2 == 0 or _now() + 2.5 * (_now() - ts) > deadline:
+            b, dec = dual.bound()
+            best_bound = min(best_bound, b)
+            history.append(best_bound)
+            cv = objective(dec, gain, eu, ev, ew, reward)
+            if cv > val:
+                labels, val, from_dual = dec, cv, True
+            if len(history) > 10 and history[-11] - best_bound <= 1e-10 * max(1.0, abs(val)):
+                break                      # stalled
+        per_sweep = max(per_sweep * 0.5, _now() - ts)
+    if from_dual and not closed() and _now() < deadline:
+        labels, val, m2 = expansion(labels, gain, allowed, eu, ev, ew, reward, deadline, max_cycles=3)
+        stats["moves"] += m2
     stats["seconds_dual"] = _now() - t1
     return labels, val, max(best_bound, val), stats

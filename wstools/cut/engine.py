@@ -424,13 +424,57 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
         hard_ids = np.flatnonzero(hard & (sizes <= anytime_nodes))
         if hard.any():
             stats["largest_solved_component"] = int(sizes[hard].max())
+        # ---- the other components: LP (+ MIP), exact
+        if hard_ids.size:
+            t0 = _now()
+            # first (they are exact and usually quick), with a share of the time when giants wait
+            dl_small = deadline
+            if deadline is not None and big_ids.size:
+                frac = float(sizes[hard_ids].sum()) / float(sizes[hard_ids].sum() + sizes[big_ids].sum())
+                dl_small = t0 + max(0.0, deadline - t0) * max(0.3, frac)
+            nvars = np.bincount(comp, weights=allowed[free].sum(1), minlength=n_comp)
+            # chunks of whole components, about chunk_vars x-variables each
+            cum = np.cumsum(nvars[hard_ids])
+            chunk_of = (cum - 1) // chunk_vars
+            _, chunk_of = np.unique(chunk_of, return_inverse=True)
+            n_chunks = int(chunk_of.max()) + 1
+            comp_chunk = np.full(n_comp, -1, dtype=np.int64)
+            comp_chunk[hard_ids] = chunk_of
+            comp_local = np.full(n_comp, -1, dtype=np.int64)
+            for ch in range(n_chunks):
+                ids = hard_ids[chunk_of == ch]
+                comp_local[ids] = np.arange(ids.size)
+            node_chunk = comp_chunk[comp]
+            order = np.argsort(node_chunk, kind="stable")
+            bounds = np.searchsorted(node_chunk[order], np.arange(n_chunks + 1))
+            echunk = node_chunk[au]
+            eorder = np.argsort(echunk, kind="stable")
+            ebounds = np.searchsorted(echunk[eorder], np.arange(n_chunks + 1))
+            tasks = []
+            for ch in range(n_chunks):
+                nodes = order[bounds[ch]:bounds[ch + 1]]
+                es = eorder[ebounds[ch]:ebounds[ch + 1]]
+                loc = np.full(nf, -1, dtype=np.int64)
+                loc[nodes] = np.arange(nodes.size)
+                n_c = int((chunk_of == ch).sum())
+                tasks.append((nodes, (red_gain[free[nodes]], allowed[free[nodes]], loc[au[es]], loc[av[es]], aw[es],
+                                      reward, comp_local[comp[nodes]], n_c, time_limit, dl_small)))
+            results = _run(tasks, workers, progress)
+            for (nodes, args), (lab, slack, ex, n_mip) in zip(tasks, results):
+                labels[free[nodes]] = lab
+                exact[free[nodes]] = ex[args[6]]
+                slack_total += float(slack.sum())
+                stats["lp_components"] += int(args[7])
+                stats["solved_by_lp"] += int(nodes.size)
+                stats["mip_components"] += int(n_mip)
+            stats["seconds_lp"] += _now() - t0
         # ---- giant components: anytime first, the LP with what time is left
         if big_ids.size:
             t0 = _now()
             from . import anytime
 
             ecomp = comp[au]
-            share_total = float(sizes[big_ids].sum()) + (0.25 * float(sizes[hard_ids].sum()))
+            share_total = float(sizes[big_ids].sum())
             for c in big_ids[np.argsort(-sizes[big_ids])]:
                 nodes = np.flatnonzero(comp == c)
                 loc = np.full(nf, -1, dtype=np.int64)
@@ -466,45 +510,6 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
                 if not closed:
                     slack_total += max(0.0, ub - val)
             stats["seconds_anytime"] = _now() - t0 - stats["seconds_lp"]
-        # ---- the other components: LP (+ MIP), exact
-        if hard_ids.size:
-            t0 = _now()
-            nvars = np.bincount(comp, weights=allowed[free].sum(1), minlength=n_comp)
-            # chunks of whole components, about chunk_vars x-variables each
-            cum = np.cumsum(nvars[hard_ids])
-            chunk_of = (cum - 1) // chunk_vars
-            _, chunk_of = np.unique(chunk_of, return_inverse=True)
-            n_chunks = int(chunk_of.max()) + 1
-            comp_chunk = np.full(n_comp, -1, dtype=np.int64)
-            comp_chunk[hard_ids] = chunk_of
-            comp_local = np.full(n_comp, -1, dtype=np.int64)
-            for ch in range(n_chunks):
-                ids = hard_ids[chunk_of == ch]
-                comp_local[ids] = np.arange(ids.size)
-            node_chunk = comp_chunk[comp]
-            order = np.argsort(node_chunk, kind="stable")
-            bounds = np.searchsorted(node_chunk[order], np.arange(n_chunks + 1))
-            echunk = node_chunk[au]
-            eorder = np.argsort(echunk, kind="stable")
-            ebounds = np.searchsorted(echunk[eorder], np.arange(n_chunks + 1))
-            tasks = []
-            for ch in range(n_chunks):
-                nodes = order[bounds[ch]:bounds[ch + 1]]
-                es = eorder[ebounds[ch]:ebounds[ch + 1]]
-                loc = np.full(nf, -1, dtype=np.int64)
-                loc[nodes] = np.arange(nodes.size)
-                n_c = int((chunk_of == ch).sum())
-                tasks.append((nodes, (red_gain[free[nodes]], allowed[free[nodes]], loc[au[es]], loc[av[es]], aw[es],
-                                      reward, comp_local[comp[nodes]], n_c, time_limit, deadline)))
-            results = _run(tasks, workers, progress)
-            for (nodes, args), (lab, slack, ex, n_mip) in zip(tasks, results):
-                labels[free[nodes]] = lab
-                exact[free[nodes]] = ex[args[6]]
-                slack_total += float(slack.sum())
-                stats["lp_components"] += int(args[7])
-                stats["solved_by_lp"] += int(nodes.size)
-                stats["mip_components"] += int(n_mip)
-            stats["seconds_lp"] += _now() - t0
     stats["inexact_nodes"] = int((~exact).sum())
     value = objective(labels, gain, eu, ev, ew, reward)
     return Solution(labels=labels, value=value, bound=value + slack_total, exact=exact, stats=stats)
