@@ -8,6 +8,7 @@ manifest). The baseline in the same run is the network after a single epoch.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/seg_instance.py
     PYTHONPATH=$PWD python benchmarks/seg_instance.py --train 100 --epochs 3
+    PYTHONPATH=$PWD python benchmarks/seg_instance.py --init cls.pt --lr 0.002   # backbone from a toy classifier
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--coco", default=None)
+    ap.add_argument("--lr", default="0.001")
+    ap.add_argument("--init", default=None, help="a tiny `ws cam train` classifier whose backbone initialises "
+                    "Mask R-CNN's (--init of ws train-seg)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     tmp = Path(a.out or tempfile.mkdtemp(prefix="seg_instance_"))
@@ -70,8 +74,8 @@ def main():
     if a.coco is None:
         coco_from_gt(train, coco)
     common = ["--task", "instance", "--coco", coco, "--arch", "maskrcnn_tiny", "--min-size", a.size, "--max-size",
-              a.size, "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "0", "--batch-size", a.batch,
-              "--force", *th]
+              a.size, "--optimizer", "adam", "--lr", a.lr, "--weight-decay", "0", "--batch-size", a.batch,
+              "--force", *th] + (["--init", a.init] if a.init else [])
     rows = []
     for epochs in (1, a.epochs):
         s, t_train = ws("train-seg", train, *common, "--epochs", epochs, "-o", tmp / f"m{epochs}.pt")
@@ -82,7 +86,7 @@ def main():
                      "mAPr50": ev.get("map_r", {}).get("0.5") if isinstance(ev.get("map_r"), dict) else None,
                      "train_s": t_train, "predict_s": t_pred, "detections": p["detections"]})
     print(f"Mask R-CNN (maskrcnn_tiny) on `ws toy` {a.train} train / {a.val} val images of {a.size} px, batch "
-          f"{a.batch}, CPU {a.threads} threads; training JSON: {'ground-truth instances' if a.coco is None else a.coco}\n")
+          f"{a.batch}, Adam lr {a.lr}, backbone {'from ' + a.init if a.init else 'random'}, CPU {a.threads} threads; training JSON: {'ground-truth instances' if a.coco is None else a.coco}\n")
     print("| epochs | iterations | mask AP | mask AP50 | train s | predict s (val) |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:

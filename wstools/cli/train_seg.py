@@ -398,6 +398,10 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
     if retrain and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise InputError("--retrain does not run under torchrun: run the stages as train-seg, predict --probs / "
                          "labels, train-seg")
+    if retrain:
+        from ..io.atomic import check_output
+
+        check_output(output, force or resume)     # before stage 1, not after it
 
     def stage(output, source, labels_path, loss, grow_fn, grow, grow_crf, dev, extra, quiet_summary=False):
         args = {"manifest": str(manifest), "task": task, "labels": labels_path, "coco": coco_path, "val": val_manifest,
