@@ -269,6 +269,11 @@ def test_shards_merge_equal_whole_and_overlap_refused(staged, tmp_path):
             np.testing.assert_allclose(a, b, atol=1e-5)
         else:
             np.testing.assert_array_equal(a, b)
+    again = run_ws("features", s["train"], *common, "--shard", "0/2", "--resume", "-o", tmp_path / "p0.h5")
+    assert again.json["resumed"] is True
+    other = run_ws("features", s["train"], *common, "--shard", "0/2", "--resume", "--eta", "0.5", "-o",
+                   tmp_path / "p0.h5", expect=None)
+    assert_bad_input(other, "cannot resume")
     bad = run_ws("merge", tmp_path / "x.h5", tmp_path / "p0.h5", tmp_path / "p0.h5", expect=None)
     assert_bad_input(bad, "overlaps")
     assert not (tmp_path / "x.h5").exists()

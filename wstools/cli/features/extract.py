@@ -110,16 +110,16 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
               "proposals_per_image": top, "prob": prob_method if kind == "classifier" else "mil",
               "noise": noise if kind == "classifier" else "softmax", "eta": eta, "feat_dtype": feat_dtype,
               "roi_size": roi_size if kind == "classifier" else int(ckpt.get("roi_size", 7)), "shard": shard}
-    if resume and not force:
-        try:
-            with open_store(output, "features") as old:
-                if old.params == params and old.classes == m.classes:
-                    emit({"output": str(output), "resumed": True, "images": len(old.h5["image_ids"]),
-                          "proposals": int(old.h5["image"].shape[0])})
-                    return
-        except InputError:
-            pass
-        force = True
+    from pathlib import Path
+
+    if resume and not force and Path(output).exists():
+        with open_store(output, "features") as old:
+            if old.params != params or old.classes != m.classes:
+                raise InputError(f"cannot resume: written with other parameters ({old.params} vs {params})",
+                                 path=output)
+            emit({"output": str(output), "resumed": True, "images": len(old.h5["image_ids"]),
+                  "proposals": int(old.h5["image"].shape[0])})
+            return
     records = shard_items(m.images, sh)
     pos = {r.id: i for i, r in enumerate(records)}
     n_rows = n_empty = 0
