@@ -194,8 +194,10 @@ def solve_chunk(gain, allowed, eu, ev, ew, reward, comp, n_comp, time_limit, dea
     MIPs stop there; when the LP does not finish, the chunk goes to :mod:`.anytime`.
     """
     n = gain.shape[0]
+    t0 = _now()
     prog = build_program(gain, allowed, eu, ev, ew, reward)
-    z = solve_lp(prog, None if deadline is None else deadline - _now())
+    # the LP gets 70 % of the time left; the rest is for the anytime fallback when it does not finish
+    z = solve_lp(prog, None if deadline is None else 0.7 * (deadline - t0) - (_now() - t0))
     slack = np.zeros(n_comp)
     exact = np.ones(n_comp, dtype=bool)
     if z is None:
@@ -363,7 +365,7 @@ def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4, d
 
 def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, workers: int = 0,
           chunk_vars: int = 40000, kovtun: bool = True, progress=None, deadline: float | None = None,
-          anytime_nodes: int = 5000) -> Solution:
+          anytime_nodes: int = 500) -> Solution:
     """Maximise F (module docstring) exactly where the time allows. Shapes: gain, allowed
     (n, L); eu, ev, ew (E,) one entry per undirected edge; reward (L,) bool. ``kovtun``: apply
     Kovtun's partial optimality (:func:`_kovtun`) for the rewarded labels.
