@@ -253,3 +253,26 @@ def test_importer_refuses_to_overwrite(voc_root, tmp_path):
     out.write_text("keep me")
     assert_bad_input(run_ws("dataset", "voc", voc_root, "-o", out, expect=2), "--force")
     assert out.read_text() == "keep me"
+
+
+def test_voc_import_accepts_vocdevkit(voc_root, tmp_path):
+    """The folder the archive unpacks to (VOCdevkit/ holding VOC2012/) is accepted as well."""
+    devkit = tmp_path / "VOCdevkit"
+    devkit.mkdir()
+    (devkit / "VOC2012").symlink_to(voc_root, target_is_directory=True)
+    direct = run_ws("dataset", "voc", voc_root, "--split", "train", "-o", tmp_path / "a.json").json
+    via = run_ws("dataset", "voc", devkit, "--split", "train", "-o", tmp_path / "b.json").json
+    assert via["images"] == direct["images"] == 2
+    a, b = load_manifest(tmp_path / "a.json"), load_manifest(tmp_path / "b.json")
+    assert [(r.id, r.tags) for r in b.images] == [(r.id, r.tags) for r in a.images]
+
+
+def test_voc_import_names_the_folder_to_pass(tmp_path):
+    empty = tmp_path / "VOCdevkit"
+    empty.mkdir()
+    assert_bad_input(run_ws("dataset", "voc", empty, "-o", tmp_path / "x.json", expect=2), "VOCdevkit/VOC2012")
+    assert not (tmp_path / "x.json").exists()
+    for year in ("VOC2007", "VOC2012"):
+        (empty / year / "JPEGImages").mkdir(parents=True)
+    assert_bad_input(run_ws("dataset", "voc", empty, "-o", tmp_path / "x.json", expect=2), "VOC2007, VOC2012")
+    assert not (tmp_path / "x.json").exists()

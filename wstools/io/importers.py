@@ -80,17 +80,31 @@ def _voc_tags_from_xml(xml_path: Path, image_id: str):
     return sorted(names, key=VOC_CLASSES.index), wh
 
 
+def _voc_root(root: Path) -> Path:
+    """The folder holding ``JPEGImages/``: ``root`` itself, or the single ``VOC20xx/`` inside a
+    ``VOCdevkit/`` (how the archives unpack)."""
+    if (root / "JPEGImages").is_dir():
+        return root
+    inner = sorted(p for p in root.glob("VOC20*") if (p / "JPEGImages").is_dir()) if root.is_dir() else []
+    if len(inner) == 1:
+        return inner[0]
+    if inner:
+        raise InputError(f"holds {len(inner)} VOC folders ({', '.join(p.name for p in inner)}); pass one of "
+                         "them, e.g. " + str(inner[-1]), path=root)
+    raise InputError("not a VOC folder (no JPEGImages/): pass VOCdevkit/VOC2012 (or the VOCdevkit folder "
+                     "holding it)", path=root)
+
+
 def import_voc(root, split: str, out_path, list_file=None) -> Manifest:
     """Manifest of a PASCAL VOC 2012 split (``train``, ``val``, ``trainval`` or ``train_aug``).
 
+    ``root`` is ``VOCdevkit/VOC2012`` or the ``VOCdevkit`` folder holding a single ``VOC20xx/``.
     Tags come from ``Annotations/<id>.xml`` (every object, difficult ones too),
     or from the class PNG when there is no XML. Semantic GT is
     ``SegmentationClassAug/<id>.png`` for ``train_aug`` when present, else
     ``SegmentationClass/<id>.png``; instance GT is ``SegmentationObject/<id>.png``.
     """
-    root = Path(root)
-    if not (root / "JPEGImages").is_dir():
-        raise InputError("not a VOC folder (no JPEGImages/)", path=root)
+    root = _voc_root(Path(root))
     if list_file is not None:
         ids = [Path(line.split()[0]).stem for line in Path(list_file).read_text().splitlines() if line.strip()]
     else:
