@@ -141,3 +141,23 @@ def test_cli_bad_inputs(toy_dir, tmp_path):
     nogt.write_text(json.dumps(data))
     assert_bad_input(run_ws("eval", "semantic", part, "--gt", nogt, expect=2), "semantic ground truth")
     assert_bad_input(run_ws("eval", "semantic", tmp_path / "none.h5", "--gt", val, expect=2), "does not exist")
+
+
+def test_cli_pred_that_is_not_labels_says_what_pred_may_be(toy_dir, tmp_path):
+    """Issue 14: `ws eval semantic MANIFEST.json` named only 'not an HDF5 file'; the error now says
+    what PRED may be (a `labels` store or a folder of PNGs), for a non-HDF5 file and a wrong store."""
+    val = toy_dir / "val.json"
+    r = run_ws("eval", "semantic", val, "--gt", val, expect=2)
+    assert_bad_input(r, str(val), "not an HDF5 file", "`labels` store", "folder of <id>.png")
+    assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1, r.stderr
+    m = load_manifest(val)
+    cams = tmp_path / "cams.h5"
+    from wstools.io.cams import write_cam_group
+    from wstools.io.store import create_store
+    with create_store(cams, "cams", classes=m.classes, params={}, dataset=m) as store:
+        for rec in m.images:
+            labels = m.tag_labels(rec)
+            with store.write_image(rec.id) as g:
+                write_cam_group(g, np.zeros((len(labels), rec.height, rec.width), np.float32), labels,
+                                m.tag_vector(rec))
+    assert_bad_input(run_ws("eval", "semantic", cams, "--gt", val, expect=2), "'cams' store", "`labels` store")
