@@ -284,3 +284,24 @@ def test_train_under_torchrun_ddp(toy_dir, tmp_path):
     assert len(summaries) == 1 and summaries[0]["processes"] == 2
     assert torch.load(tmp_path / "ddp.pt", weights_only=True)["arch"] == "tiny"
     assert len((tmp_path / "ddp.log.jsonl").read_text().splitlines()) == 2
+
+
+class _Pickled:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("content", ["code", "text"])
+def test_refused_checkpoint_error_stands_alone(toy_dir, tmp_path, content):
+    """Issue 14: torch printed a multi-line UserWarning (pickle protocol) before the one-line error;
+    the error must be the only line on stderr, for pickled code and for a file that is no pickle."""
+    bad = tmp_path / "bad.pt"
+    if content == "code":
+        torch.save({"state_dict": {}, "x": _Pickled()}, bad)
+    else:
+        bad.write_text("not a checkpoint\n")
+    r = run_ws("cam", "infer", toy_dir / "val.json", "--model", bad, "-o", tmp_path / "c.h5", expect=None)
+    assert_bad_input(r, "bad.pt", "weights_only=True")
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Warning" not in r.stderr, r.stderr
+    assert not (tmp_path / "c.h5").exists()
