@@ -305,3 +305,20 @@ def test_refused_checkpoint_error_stands_alone(toy_dir, tmp_path, content):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Warning" not in r.stderr, r.stderr
     assert not (tmp_path / "c.h5").exists()
+
+
+def test_recipe_toy_sets_defaults_and_explicit_options_win(toy_dir, tmp_path):
+    """--recipe toy: tiny residual CNN at stride 8 with Adam; an option on the command line wins."""
+    from wstools.cli.cam.train import RECIPES
+    from wstools.io.checkpoint import load_checkpoint
+
+    out = tmp_path / "cls.pt"
+    run_ws("cam", "train", toy_dir / "train.json", "--recipe", "toy", "--epochs", "1", "--crop", "64",
+           "--device", "cpu", "--threads", "1", "-o", out)
+    ckpt = load_checkpoint(out, "classifier")
+    args, toy = ckpt["args"], RECIPES["toy"]
+    assert (ckpt["arch"], ckpt["stride"]) == ("tiny", 8)
+    assert (args["optimizer"], args["lr"], args["head_lr_mult"], args["weight_decay"], args["batch_size"]) == \
+        ("adam", toy["lr"], 1.0, 0.0, toy["batch_size"])
+    assert args["crop"] == 64 and args["epochs"] == 1           # given explicitly
+    assert RECIPES["irn"] == {}                                   # the default recipe is the option defaults

@@ -16,8 +16,9 @@ Architectures (``ARCHS``):
   (stride 8) and conv5_3 are replaced by identities (indices are kept, so a
   torchvision state dict loads unchanged); conv5 is dilated by 2 at stride 8.
   Top two stages are conv4_3 and conv5_3 (after ReLU).
-- ``tiny``: a small 5-stage CNN (conv-BN-ReLU pairs) for
-  CPU smoke runs and tests (16 to 128 channels); no pretrained weights exist for it.
+- ``tiny``: a small residual CNN (stem + four basic residual blocks with BatchNorm,
+  32-64-128-128 channels) that trains from scratch on the CPU (``ws cam train --recipe toy``);
+  no pretrained weights exist for it.
 
 Parameter names match torchvision's models, so ``--weights PATH`` accepts the
 ``.pth`` files torchvision downloads (``resnet50-0676ba61.pth`` ...).
@@ -116,27 +117,46 @@ class VGGBackbone(Backbone):
         return [f4, self.features[self._RELU4_3 + 1:](f4)]
 
 
-def _block(cin, cout, stride, dilation=1):
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+class _Residual(nn.Module):
+    """Basic residual block (He et al. 2016): 3x3 conv-BN-ReLU, 3x3 conv-BN, plus the input
+    (through a 1x1 conv-BN when the shape changes), then ReLU. (B, cin, H, W) ->
+    (B, cout, H / stride, W / stride)."""
+
+    def __init__(self, cin, cout, stride, dilation=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
 class TinyBackbone(Backbone):
-    """Stem (stride 2) and four stages of two 3x3 conv-BN-ReLU; 16-32-64-128 channels."""
+    """A small residual CNN that trains from scratch on the CPU in minutes.
 
-    def __init__(self, arch: str = "tiny", stride: int = 16, width: int = 16):
+    Stem: 3x3 conv (stride 2)-BN-ReLU, ``width`` channels. Four stages of one basic residual
+    block each, ``width``, ``2 width``, ``4 width``, ``4 width`` channels (32-64-128-128 by
+    default); stages 1-2 halve the resolution, stage 3 halves it at stride 16 and is dilated
+    by 2 at stride 8, stage 4 keeps the resolution (dilation 2 at stride 16, 4 at stride 8).
+    """
+
+    def __init__(self, arch: str = "tiny", stride: int = 16, width: int = 32):
         super().__init__()
         self.arch, self.stride = arch, stride
         w = width
-        self.stem = _block(3, w, 2)
-        self.stage1 = _block(w, w, 2)
-        self.stage2 = _block(w, 2 * w, 2)
-        self.stage3 = _block(2 * w, 4 * w, 2 if stride == 16 else 1, 1 if stride == 16 else 2)
-        self.stage4 = _block(4 * w, 8 * w, 1, 2 if stride == 16 else 4)
-        self.out_channels = 8 * w
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
+                                  nn.ReLU(inplace=True))
+        self.stage1 = _Residual(w, w, 2)
+        self.stage2 = _Residual(w, 2 * w, 2)
+        self.stage3 = _Residual(2 * w, 4 * w, 2 if stride == 16 else 1, 1 if stride == 16 else 2)
+        self.stage4 = _Residual(4 * w, 4 * w, 1, 2 if stride == 16 else 4)
+        self.out_channels = 4 * w
 
     def forward(self, x):
         f3 = self.stage3(self.stage2(self.stage1(self.stem(x))))

@@ -12,6 +12,30 @@ from ..common import (Timer, command, device_option, emit, force_option, log, ou
 
 ARCH_CHOICES = ["tiny", "resnet18", "resnet50", "resnet101", "vgg16"]
 
+# --recipe: defaults of the options a recipe sets (an option given on the command line wins)
+RECIPES = {
+    # IRN (Ahn et al. 2019): an ImageNet-initialised ResNet-50 on real images; the option defaults
+    "irn": {},
+    # a `tiny` residual CNN from scratch on `ws toy` images (96 px) on the CPU, tuned with
+    # benchmarks/cam_toy.py: Adam, no head multiplier, flips and mild rescaling that keep the
+    # tagged objects in view, output stride 8 for finer CAMs
+    "toy": {"arch": "tiny", "stride": "8", "weights": "none", "optimizer": "adam", "lr": 0.008,
+            "head_lr_mult": 1.0, "weight_decay": 0.0, "batch_size": 16, "crop": 96, "scale_range": "1,1",
+            "epochs": 3},
+}
+
+
+def _apply_recipe(recipe: str, values: dict) -> dict:
+    """``values`` with the recipe's settings for every option left at its default."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    out = dict(values)
+    for name, value in RECIPES[recipe].items():
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            out[name] = value
+    return out
+
 
 def _training_records(manifest, strict: bool, what: str):
     untagged = [r for r in manifest.images if not r.tags]
@@ -33,6 +57,11 @@ def _training_records(manifest, strict: bool, what: str):
                "while training, NAME.last.pt (the last epoch, for --resume).")
 @click.option("--val", "val_manifest", type=click.Path(dir_okay=False), default=None,
               help="Validation manifest: its classification mAP is logged after every epoch.")
+@click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="irn", show_default=True,
+              help="Option defaults: `irn` (the defaults shown: IRN's ResNet-50 recipe, for real images with "
+                   "--weights imagenet) or `toy` (a tiny residual CNN from scratch on `ws toy` images on the "
+                   "CPU: --arch tiny --stride 8 --optimizer adam --lr 0.008 --head-lr-mult 1 --weight-decay 0 "
+                   "--batch-size 16 --crop 96 --scales 1,1 --epochs 3). Options given explicitly win.")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="resnet50", show_default=True,
               help="Backbone (torchvision; `tiny` is a small CNN for CPU smoke runs). IRN and LIID use "
                    "ResNet-50, Fan et al. VGG-16 or ResNet-101.")
@@ -75,9 +104,9 @@ def _training_records(manifest, strict: bool, what: str):
 @force_option
 @click.option("--resume", is_flag=True, help="Continue from NAME.last.pt (the last finished epoch) with the "
                                               "same arguments.")
-def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, batch_size, lr, head_lr_mult,
-          momentum, weight_decay, crop, scale_range, optimizer, strict, stop_after, device, workers, seed, force,
-          resume):
+def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, epochs, batch_size, lr,
+          head_lr_mult, momentum, weight_decay, crop, scale_range, optimizer, strict, stop_after, device, workers,
+          seed, force, resume):
     """Train the multi-label FCN classifier on MANIFEST's image-level tags.
 
     A backbone, a 1x1 convolution giving K score maps, global average pooling
@@ -88,15 +117,26 @@ def train(manifest, output, val_manifest, arch, stride, weights, gray, epochs, b
     NAME.log.jsonl beside the checkpoint. Runs under `torchrun` with
     DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
 
+    Real images: keep the default recipe (`irn`) with --weights imagenet (or
+    a PATH to the ImageNet .pth on an offline machine). On `ws toy` data on a
+    CPU: --recipe toy (a tiny residual CNN trained from scratch).
+
     \b
     Example:
-      ws cam train data/toy/train.json --val data/toy/val.json --arch tiny \\
-          --optimizer adam --lr 0.002 --head-lr-mult 1 --weight-decay 0 \\
-          --crop 128 --scales 1,1 --epochs 10 -o cls.pt
-      ws cam train data/toy/train.json --gray --arch tiny --optimizer adam \\
-          --lr 0.002 --crop 128 --scales 1,1 -o cls_gray.pt
+      ws cam train voc_train.json --weights imagenet -o cls.pt
+      ws toy data/camtoy --train 2000 --val 50 --size 96
+      ws cam train data/camtoy/train.json --val data/camtoy/val.json \\
+          --recipe toy --device cpu -o cls.pt
+      ws cam train data/camtoy/train.json --recipe toy --gray -o cls_gray.pt
       torchrun --nproc_per_node 4 -m wstools cam train voc_train.json --weights imagenet -o cls.pt
     """
+    v = _apply_recipe(recipe, {"arch": arch, "stride": stride, "weights": weights, "optimizer": optimizer,
+                               "lr": lr, "head_lr_mult": head_lr_mult, "weight_decay": weight_decay,
+                               "batch_size": batch_size, "crop": crop, "scale_range": scale_range,
+                               "epochs": epochs})
+    arch, stride, weights, optimizer, lr = v["arch"], v["stride"], v["weights"], v["optimizer"], v["lr"]
+    head_lr_mult, weight_decay, batch_size = v["head_lr_mult"], v["weight_decay"], v["batch_size"]
+    crop, scale_range, epochs = v["crop"], v["scale_range"], v["epochs"]
     import torch
 
     from ...cam.augment import normalize, random_scale_flip_crop, to_gray
