@@ -10,6 +10,7 @@ and ws graph + ws cut --method multiway / --method fan ("with", w2).
 
     OMP_NUM_THREADS=1 python benchmarks/features_quality.py              # ~10 min on 2 busy cores
     OMP_NUM_THREADS=1 python benchmarks/features_quality.py --train 200 --cam-epochs 4   # quicker
+    python benchmarks/features_quality.py --out DIR    # a re-run keeps the files DIR already has
 
 Reports accuracy over all proposals (true label: GT instance of mask IoU >= 0.5, else noise),
 noisy proposals kept, good ones rejected, wrong class, and instance coverage (share of GT
@@ -27,8 +28,15 @@ import time
 from pathlib import Path
 
 
-def ws(*args, env=None) -> dict:
-    out = subprocess.run(["ws", *map(str, args)], capture_output=True, text=True, env=env)
+def ws(*args, env=None, timeout=None, reuse=None) -> dict | None:
+    """Run ``ws ARGS``; its JSON summary. ``reuse``: an output file that, when it exists already
+    (a re-run with --out), is kept (returns {}); ``timeout``: seconds, then None."""
+    if reuse is not None and Path(reuse).exists():
+        return {}
+    try:
+        out = subprocess.run(["ws", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     if out.returncode != 0:
         raise SystemExit(f"ws {' '.join(map(str, args))} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -44,6 +52,7 @@ def main():
     ap.add_argument("--mil-optimizer", default="adam", help="adam (tiny net from the classifier) or sgd (LIID)")
     ap.add_argument("--mil-lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fan-timeout", type=float, default=90.0, help="seconds per `ws cut --method fan` run")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
@@ -51,28 +60,31 @@ def main():
     d.mkdir(parents=True, exist_ok=True)
     T = ["--threads", a.threads, "-q", "--force"]
     t0 = time.perf_counter()
-    ws("toy", d / "toy", "--train", a.train, "--val", 0, "--size", a.size, "--seed", 0, "--force", "-q", env=env)
     m = d / "toy" / "train.json"
-    ws("propose", m, "--top", a.top, "-o", d / "props.h5", "--force", "-q", env=env)
-    cls = ws("cam", "train", m, "--arch", "tiny", "--optimizer", "adam", "--lr", 0.002, "--head-lr-mult", 1,
+    ws("toy", d / "toy", "--train", a.train, "--val", 0, "--size", a.size, "--seed", 0, "--force", "-q", env=env,
+       reuse=m)
+    ws("propose", m, "--top", a.top, "-o", d / "props.h5", "--force", "-q", env=env, reuse=d / "props.h5")
+    ws("cam", "train", m, "--arch", "tiny", "--optimizer", "adam", "--lr", 0.002, "--head-lr-mult", 1,
              "--weight-decay", 0, "--crop", a.size, "--scales", "1,1", "--epochs", a.cam_epochs, *T,
-             "-o", d / "cls.pt", env=env)
-    ws("cam", "infer", m, "--model", d / "cls.pt", "--scales", "1.0", "--no-flip", *T, "-o", d / "cams.h5", env=env)
+             "-o", d / "cls.pt", env=env, reuse=d / "cls.pt")
+    cls = {"metrics": json.loads((d / "cls.log.jsonl").read_text().splitlines()[-1])}
+    ws("cam", "infer", m, "--model", d / "cls.pt", "--scales", "1.0", "--no-flip", *T, "-o", d / "cams.h5", env=env,
+       reuse=d / "cams.h5")
     sources = {}
     for prob in ("box-mean", "mean+max"):
         f = d / f"f_{prob}.h5"
         ws("features", m, "--proposals", d / "props.h5", "--cams", d / "cams.h5", "--model", d / "cls.pt",
-           "--prob", prob, "--proposals-per-image", a.top, *T, "-o", f, env=env)
+           "--prob", prob, "--proposals-per-image", a.top, *T, "-o", f, env=env, reuse=f)
         sources[f"CAM {prob}"] = f
     mil = {}
     for name, (alpha, beta) in {"MIL a=b=0.5": (0.5, 0.5), "MIL CAM-only a=1 b=0": (1.0, 0.0)}.items():
         ck = d / f"mil_{alpha}_{beta}.pt"
         r = ws("features", "train-mil", m, "--proposals", d / "props.h5", "--cams", d / "cams.h5", "--arch", "tiny",
                "--init", d / "cls.pt", "--epochs", a.mil_epochs, "--optimizer", a.mil_optimizer, "--lr", a.mil_lr,
-               "--alpha", alpha, "--beta", beta, "--proposals-per-image", a.top, *T, "-o", ck, env=env)
-        mil[name] = r["metrics"]
+               "--alpha", alpha, "--beta", beta, "--proposals-per-image", a.top, *T, "-o", ck, env=env, reuse=ck)
+        mil[name] = json.loads(ck.with_suffix(".log.jsonl").read_text().splitlines()[-1])
         f = d / f"f_mil_{alpha}_{beta}.h5"
-        ws("features", m, "--proposals", d / "props.h5", "--model", ck, *T, "-o", f, env=env)
+        ws("features", m, "--proposals", d / "props.h5", "--model", ck, *T, "-o", f, env=env, reuse=f)
         sources[name] = f
     rows = []
     for name, f in sources.items():
@@ -82,9 +94,14 @@ def main():
         for cut, graph, extra in (("attention", g_fan, []), ("multiway", g_liid, []),
                                   ("fan", g_fan, ["--beta", 30, "--retention", 0.9])):
             asg = d / "asg.h5"
-            ws("cut", graph, "-o", asg, "--method", cut, *extra, "-q", "--force", env=env)
+            t1 = time.perf_counter()
+            c = ws("cut", graph, "-o", asg, "--method", cut, *extra, "-q", "--force", env=env,
+                   timeout=a.fan_timeout if cut == "fan" else None)
+            if c is None:
+                rows.append((name, cut, None, time.perf_counter() - t1))
+                continue
             e = ws("eval", "assignment", asg, "--proposals", d / "props.h5", "--gt", m, "-q", env=env)
-            rows.append((name, cut, e))
+            rows.append((name, cut, e, time.perf_counter() - t1))
     print(f"\n`ws toy --train {a.train} --size {a.size}`, `ws propose --top {a.top}`, tiny classifier "
           f"{a.cam_epochs} epochs (train mAP {cls['metrics'].get('train_map', float('nan')):.3f}), MIL "
           f"{a.mil_epochs} epochs ({a.mil_optimizer}, lr {a.mil_lr}); "
@@ -92,8 +109,11 @@ def main():
           f"{rows[0][2]['instances']} GT instances, oracle coverage {rows[0][2]['oracle_coverage']:.3f}\n")
     print("| probabilities | cut | accuracy | noisy kept | good rejected | wrong class | coverage |")
     print("|---|---|---|---|---|---|---|")
-    for name, cut, e in rows:
+    for name, cut, e, secs in rows:
         label = {"attention": "argmax (no graph)", "multiway": "graph + multiway", "fan": "graph + fan"}[cut]
+        if e is None:
+            print(f"| {name} | {label} | not finished in {secs:.0f} s | | | | |")
+            continue
         print(f"| {name} | {label} | {e['accuracy']:.3f} | {e['noisy_kept']} | {e['good_rejected']} | "
               f"{e['wrong_class']} | {e['coverage']:.3f} |")
     print("\nMIL final epoch: " + "; ".join(f"{k}: " + ", ".join(f"{n} {v:.3f}" for n, v in r.items()
