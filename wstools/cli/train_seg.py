@@ -201,7 +201,9 @@ def instance_evaluator(val, device, mask_threshold=0.5):
 
     from ..eval.instance import InstanceEvaluator
     from ..io.dataset import load_instances
-    from .eval import _coco_order
+
+    def _coco_order(ids):   # the order pycocotools visits images (numeric when all ids are)
+        return sorted(ids, key=int) if ids and all(i.isdigit() for i in ids) else sorted(ids)
 
     def evaluate(model, rank, world):
         if rank != 0:
