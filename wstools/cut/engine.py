@@ -365,7 +365,7 @@ def _kovtun(gain, allowed, eu, ev, ew, reward, fixed, active, rounds: int = 4, d
 
 def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, workers: int = 0,
           chunk_vars: int = 40000, kovtun: bool = True, progress=None, deadline: float | None = None,
-          anytime_nodes: int = 500) -> Solution:
+          anytime_nodes: int = 5000) -> Solution:
     """Maximise F (module docstring) exactly where the time allows. Shapes: gain, allowed
     (n, L); eu, ev, ew (E,) one entry per undirected edge; reward (L,) bool. ``kovtun``: apply
     Kovtun's partial optimality (:func:`_kovtun`) for the rewarded labels.

@@ -73,7 +73,7 @@ def potts_energy(labels, unary, eu, ev, ew) -> float:
 
 
 def multiway_cut(indptr, indices, weights, unary, allowed, *, time_limit: float = 60.0, workers: int = 0,
-                 progress=None, deadline: float | None = None, anytime_nodes: int = 500) -> CutResult:
+                 progress=None, deadline: float | None = None, anytime_nodes: int = 5000) -> CutResult:
     """Minimise E (module docstring) over labels in ``allowed``; exact per component within ``time_limit``
     (seconds per component integer program) and ``deadline`` (``time.monotonic()`` seconds for the
     whole solve; see :func:`wstools.cut.engine.solve`, which also explains ``anytime_nodes``).
