@@ -161,7 +161,7 @@ def test_report_by_hand():
 @pytest.fixture(scope="module")
 def hard_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("hard") / "features.h5"
-    f = make_features(150, 5, 16, seed=3, **HARD)
+    f = make_features(400, 5, 16, seed=3, **HARD)     # ~5,400 proposals: one component above anytime_nodes
     with create_store(path, "features", classes=f.classes, params={}) as s:
         write_features(s, image_ids=f.image_ids, image=f.image, proposal=f.proposal, box=f.box, feat=f.feat,
                        prob=f.prob, allowed=f.allowed, truth=f.truth)
