@@ -127,11 +127,14 @@ def main():
            "-o", res, out=res)
         ev, _ = ws("eval", "instance", res, "--gt", val, "--force")
         rows.append((name, ev["map_r"], ev["abo"], ev["detections"]))
+    ep, _ = ws("eval", "proposals", out / "props_val.h5", "--gt", val)
+    ceiling = ep["mask"]["by_n"]["all"]
     base = rows[0][1]["0.5"] or float("nan")
     print(f"\ntoy: {a.train} train / {a.val} val images of {a.size} px (seed 1); classifier `--arch tiny --stride 8` "
           f"{a.cls_epochs} epochs (val mAP {val_map:.3f}, {t_cls:.0f} s); ICN tiny trained on "
           f"{s_icn['instances']} instances of {a.icn_images} training images, {a.icn_epochs} epochs at "
-          f"{a.icn_size} px ({t_icn:.0f} s); {s_pk['peaks']} peaks on the val images\n")
+          f"{a.icn_size} px ({t_icn:.0f} s); {s_pk['peaks']} peaks on the val images; proposals: ABO "
+          f"{ceiling['abo']:.3f} over {ep['mask']['objects']} target instances (the ceiling of any matching)\n")
     print("| variant | mAP^r@0.25 | mAP^r@0.5 | mAP^r@0.75 | ABO | detections | mAP^r@0.5 / baseline |")
     print("|---|---|---|---|---|---|---|")
     for name, mr, abo, n in rows:
