@@ -313,12 +313,12 @@ def test_recipe_toy_sets_defaults_and_explicit_options_win(toy_dir, tmp_path):
     from wstools.io.checkpoint import load_checkpoint
 
     out = tmp_path / "cls.pt"
-    run_ws("cam", "train", toy_dir / "train.json", "--recipe", "toy", "--epochs", "1", "--crop", "64",
+    run_ws("cam", "train", toy_dir / "train.json", "--recipe", "toy", "--epochs", "1", "--crop", "48",
            "--device", "cpu", "--threads", "1", "-o", out)
     ckpt = load_checkpoint(out, "classifier")
     args, toy = ckpt["args"], RECIPES["toy"]
     assert (ckpt["arch"], ckpt["stride"]) == ("tiny", 8)
     assert (args["optimizer"], args["lr"], args["head_lr_mult"], args["weight_decay"], args["batch_size"]) == \
         ("adam", toy["lr"], 1.0, 0.0, toy["batch_size"])
-    assert args["crop"] == 64 and args["epochs"] == 1           # given explicitly
+    assert args["crop"] == 48 and args["epochs"] == 1           # given explicitly
     assert RECIPES["irn"] == {}                                   # the default recipe is the option defaults
