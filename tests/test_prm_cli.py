@@ -55,8 +55,9 @@ def test_match_then_eval(route, toy_dir):
         assert r.json["detections"] > 0 and r.json["detections"] <= r.json["instances"]
         dets = json.loads(res.read_text())
         assert {"image_id", "category_id", "segmentation", "score"} <= set(dets[0])
-        ev = run_ws("eval", "instance", res, "--gt", toy_dir / "val.json").json
-        assert set(ev["map_r"]) == {"0.25", "0.5", "0.75"} and 0 <= ev["abo"] <= 1
+        assert all(d["category_id"] in range(1, 6) and d["segmentation"]["size"] == [64, 64] for d in dets)
+    ev = run_ws("eval", "instance", route / "res_rebalanced.json", "--gt", toy_dir / "val.json").json
+    assert set(ev["map_r"]) == {"0.25", "0.5", "0.75"} and 0 <= ev["abo"] <= 1
 
 
 def test_icn_train_infer_match(route, toy_dir):
