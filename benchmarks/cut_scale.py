@@ -8,6 +8,7 @@
     python benchmarks/cut_scale.py knn-large --images 21800 --dim 2048   # ~200k proposals
     python benchmarks/cut_scale.py graph-cli --images 21800 --dim 2048   # the `ws graph` command: time, peak RSS
     python benchmarks/cut_scale.py hard --images 1500 --time-limit 10     # weak evidence, one giant component
+    python benchmarks/cut_scale.py hard-rows --graphs g3_0.3.npz --limits 10,60   # graphs kept by hard --keep-graphs
 
 Every table has its baseline in the same run (exact kNN; the attention method).
 Timings on a shared machine are noisy: compare ratios. Peak RSS is measured in a
@@ -235,6 +236,9 @@ def bench_hard(args):
     from wstools.graph import knn, knn_graph
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
+        if args.keep_graphs:
+            os.makedirs(args.keep_graphs, exist_ok=True)
+            tmp = args.keep_graphs
         for k in [int(x) for x in args.ks.split(",")]:
             idx, sims = knn(f.feat, k, method="ivf" if M > 250_000 else "exact")
             for delta in [float(x) for x in args.deltas.split(",")]:
@@ -262,6 +266,23 @@ def bench_hard(args):
                     p.join()
                     print(f"| {k} | {delta:g} | {name} | {sec:.2f} | {rss:.0f} | {gap:.1e} | {fixed} | {ex}/{nc} | "
                           f"{big} | {noise:.3f} | {acc:.3f} |", flush=True)
+
+
+def bench_hard_rows(args):
+    """Rows of the hard table on graphs saved by ``hard --keep-graphs DIR`` (no kNN again):
+    ``hard-rows --graphs DIR/g3_0.3.npz,DIR/g3_5.0.npz --limits 10,60``."""
+    ctx = mp.get_context("spawn")
+    print("| graph | engine | seconds | peak RSS MB | gap | % settled by dominance/kovtun/trivial/lp/anytime "
+          "| exact components | noise fraction | accuracy |\n|---|---|---|---|---|---|---|---|---|")
+    for path in args.graphs.split(","):
+        for tl in [float(x) for x in args.limits.split(",")]:
+            q = ctx.Queue()
+            p = ctx.Process(target=_hard_child, args=(q, path, "anytime", tl))
+            p.start()
+            sec, rss, gap, fixed, ex, nc, noise, acc = q.get(timeout=args.timeout)
+            p.join()
+            print(f"| {path.rsplit('/', 1)[-1]} | anytime, --time-limit {tl:g} | {sec:.2f} | {rss:.0f} | {gap:.1e} | "
+                  f"{fixed} | {ex}/{nc} | {noise:.3f} | {acc:.3f} |", flush=True)
 
 
 def _write_feature_store(path, images, dim):
@@ -308,7 +329,11 @@ def bench_graph_cli(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["knn", "knn-large", "graph-cli", "scale", "accuracy", "retention", "hard"])
+    ap.add_argument("what", choices=["knn", "knn-large", "graph-cli", "scale", "accuracy", "retention", "hard",
+                                     "hard-rows"])
+    ap.add_argument("--keep-graphs", default=None, help="hard: save the graphs (npz) in this folder")
+    ap.add_argument("--graphs", default="", help="hard-rows: comma-separated npz graphs from --keep-graphs")
+    ap.add_argument("--limits", default="10,60", help="hard-rows: --time-limit values")
     ap.add_argument("--time-limit", type=float, default=10.0, help="hard: the --time-limit of the anytime rows")
     ap.add_argument("--long-limit", type=float, default=120.0, help="hard: a second, generous limit (0 = skip)")
     ap.add_argument("--deltas", default="0.3,5")
@@ -325,4 +350,5 @@ if __name__ == "__main__":
     a.ks = a.ks or ("3,5" if a.what == "hard" else "3,2")
     if a.what != "scale":
         a.images = int(a.images)
-    {"knn": bench_knn, "knn-large": bench_knn_large, "graph-cli": bench_graph_cli, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention, "hard": bench_hard}[a.what](a)
+    {"knn": bench_knn, "knn-large": bench_knn_large, "graph-cli": bench_graph_cli, "scale": bench_scale, "accuracy": bench_accuracy, "retention": bench_retention, "hard": bench_hard,
+     "hard-rows": bench_hard_rows}[a.what](a)
