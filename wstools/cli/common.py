@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -87,8 +88,12 @@ class WsCommand(click.Command):
 
     def invoke(self, ctx):
         name = ctx.command_path
+        previous = _install_sigterm()
         try:
             return super().invoke(ctx)
+        except Terminated:
+            click.echo(f"{name}: terminated (resume with --resume)", err=True)
+            ctx.exit(143)
         except InputError as e:
             click.echo(f"{name}: error: {e}", err=True)
             ctx.exit(2)
@@ -98,7 +103,7 @@ class WsCommand(click.Command):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
-            click.echo(f"{name}: interrupted", err=True)
+            click.echo(f"{name}: interrupted (resume with --resume)", err=True)
             ctx.exit(130)
         except MemoryError:
             click.echo(f"{name}: failed: out of memory (lower --batch-size or shard the input)", err=True)
@@ -108,6 +113,31 @@ class WsCommand(click.Command):
                 traceback.print_exc()
             click.echo(f"{name}: failed: {e.__class__.__name__}: {e} (WS_DEBUG=1 shows the traceback)", err=True)
             ctx.exit(1)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler so ``finally``/``except BaseException`` cleanup runs
+    (stores keep their completed images for ``--resume``); the command exits 143."""
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)     # a second TERM must not interrupt the cleanup
+    raise Terminated()
+
+
+def _install_sigterm():
+    """Turn SIGTERM into :class:`Terminated` in the main thread; returns the old handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):
+        return None
 
 
 class WsGroup(click.Group):

@@ -113,6 +113,7 @@ class Store:
         self.h5 = h5
         self.path = Path(path)
         self.writable = writable
+        self._open_parts = []
 
     # provenance --------------------------------------------------------
     @property
@@ -163,42 +164,84 @@ class Store:
         return {"path": str(self.path), "kind": self.kind, "uid": self.uid}
 
     # per-image groups --------------------------------------------------
-    def image_ids(self) -> list:
-        """Ids of the complete images, in the order they were written."""
+    # While a per-image store is written (``self.parts`` is set), every completed image
+    # lives in its own small HDF5 file ``.NAME.partial/NNNNNNNN.h5``, written under a
+    # ``.tmp`` name, closed, fsync'ed and renamed: a kill at any instant leaves either a
+    # whole part or an ignored temp file. ``create_store`` assembles the parts at the end.
+    parts = None
+
+    def _base_keys(self) -> list:
         if "images" not in self.h5:
             return []
         grp = self.h5["images"]
         keys = [k for k in grp.keys() if grp[k].attrs.get("complete", 0)]
         order = {k: int(grp[k].attrs.get("order", 0)) for k in keys}
-        return [image_id_of(k) for k in sorted(keys, key=lambda k: order[k])]
+        return sorted(keys, key=lambda k: order[k])
+
+    def image_ids(self) -> list:
+        """Ids of the complete images, in the order they were written."""
+        keys = self._base_keys()
+        if self.parts is not None:
+            keys = [k for k in keys if k not in self.parts] + list(self.parts)
+        return [image_id_of(k) for k in keys]
 
     def has_image(self, image_id: str) -> bool:
         key = image_key(image_id)
+        if self.parts is not None and key in self.parts:
+            return True
         return "images" in self.h5 and key in self.h5["images"] and \
             bool(self.h5["images"][key].attrs.get("complete", 0))
 
     def image(self, image_id: str) -> h5py.Group:
         if not self.has_image(image_id):
             raise InputError("has no data for this image", path=self.path, image_id=image_id)
-        return self.h5["images"][image_key(image_id)]
+        key = image_key(image_id)
+        if self.parts is not None and key in self.parts:
+            f = h5py.File(self.parts[key], "r")
+            self._open_parts.append(f)
+            return f["images"][key]
+        return self.h5["images"][key]
 
     @contextlib.contextmanager
     def write_image(self, image_id: str):
         """Yield the group of one image to fill; it is marked complete only if the block succeeds."""
-        images = self.h5.require_group("images")
         key = image_key(image_id)
-        if key in images:
-            del images[key]
-        grp = images.create_group(key)
-        grp.attrs["id"] = image_id
-        grp.attrs["order"] = len(images) - 1
-        try:
-            yield grp
-        except BaseException:
+        if self.parts is None:
+            images = self.h5.require_group("images")
             if key in images:
                 del images[key]
+            grp = images.create_group(key)
+            grp.attrs["id"] = image_id
+            grp.attrs["order"] = len(images) - 1
+            try:
+                yield grp
+            except BaseException:
+                if key in images:
+                    del images[key]
+                raise
+            grp.attrs["complete"] = 1
+            return
+        self._seq += 1
+        final = self._folder / f"{self._seq:08d}.h5"
+        tmp = self._folder / f"{self._seq:08d}.h5.tmp"
+        f = h5py.File(tmp, "w")
+        try:
+            grp = f.require_group("images").create_group(key)
+            grp.attrs["id"] = image_id
+            yield grp
+            grp.attrs["complete"] = 1
+            f.close()
+            _fsync(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(self._folder)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.close()
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
             raise
-        grp.attrs["complete"] = 1
+        self.parts.pop(key, None)
+        self.parts[key] = final
 
     # checks ------------------------------------------------------------
     def check_classes(self, classes, other_path=None) -> None:
@@ -221,6 +264,10 @@ class Store:
                                  path=self.path, image_id=missing[0])
 
     def close(self):
+        for f in self._open_parts:
+            with contextlib.suppress(Exception):
+                f.close()
+        self._open_parts = []
         self.h5.close()
 
     def __enter__(self):
@@ -270,20 +317,73 @@ def open_store(path, kind=None) -> Store:
     return store
 
 
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)
+
+
+def _scan_parts(folder: Path) -> tuple[dict, int]:
+    """Completed part files of ``folder`` as ``{key: path}`` in write order, and the last
+    sequence number; leftover ``.tmp`` files (a kill mid-write) and unreadable parts are removed."""
+    parts, seq = {}, 0
+    for p in sorted(folder.iterdir()):
+        if p.name.endswith(".tmp"):
+            p.unlink()
+            continue
+        if not (p.suffix == ".h5" and p.stem.isdigit()):
+            continue
+        seq = max(seq, int(p.stem))
+        try:
+            with h5py.File(p, "r") as f:
+                keys = [k for k in f.get("images", {}).keys() if f["images"][k].attrs.get("complete", 0)]
+        except (OSError, KeyError):
+            keys = []
+        if not keys:
+            p.unlink()
+            continue
+        parts.pop(keys[0], None)
+        parts[keys[0]] = p
+    return parts, seq
+
+
+def _new_root(root: Path, kind, params, classes) -> h5py.File:
+    h5 = h5py.File(root, "w")
+    h5.attrs["ws_kind"] = kind
+    h5.attrs["ws_schema"] = KINDS[kind]
+    h5.attrs["ws_uid"] = uuid.uuid4().hex
+    h5.attrs["params"] = _json_attr(params)
+    h5.attrs["classes"] = _json_attr(list(classes))
+    return h5
+
+
 @contextlib.contextmanager
 def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs=(), command=None,
                  force: bool = False, resume: bool = False):
-    """Write a store atomically: yields a writable :class:`Store` on a hidden temporary file.
+    """Write a store atomically: yields a writable :class:`Store`.
 
-    On success the file is marked complete and renamed onto ``path``. On an
-    ``InputError`` the temporary file is removed; on an interruption or a
-    runtime failure of a per-image kind it is kept so ``resume=True`` can
-    continue it (images already complete are kept, see ``Store.has_image``).
+    Dataset-level kinds are written to a hidden temporary file renamed onto
+    ``path`` on success (removed on any failure). Per-image kinds are written
+    into a hidden folder ``.NAME.partial/``: ``root.h5`` (attributes and
+    non-image datasets), ``meta.json`` (kind, params, classes) and one small
+    part file per completed image, each renamed into place atomically after an
+    fsync, so SIGKILL or SIGTERM at any instant keeps every completed image. On
+    success the parts are assembled into ``root.h5``, which is marked complete
+    and renamed onto ``path`` (one HDF5 file, groups ``/images/<key>``), and the
+    folder is removed. On an ``InputError`` the folder is removed; on an
+    interruption or a runtime failure it is kept for ``resume=True``.
 
-    ``resume`` continues ``.NAME.partial`` if present, else the finished
+    ``resume`` continues ``.NAME.partial/`` if present, else the finished
     ``path`` itself (to add images a shard or a larger manifest lacks); the
-    parameters must match. ``dataset`` is a :class:`~wstools.io.dataset.Manifest`
-    or ``None``; ``inputs`` are open input stores.
+    parameters and classes must match. ``dataset`` is a
+    :class:`~wstools.io.dataset.Manifest` or ``None``; ``inputs`` are open input stores.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind}")
@@ -291,54 +391,122 @@ def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs
     tmp = partial_path(path)
     dataset_attr = None if dataset is None else dataset.provenance()
     params_json = json.loads(_json_attr(params))
-    resumed = False
-    if resume and kind in PER_IMAGE_KINDS and (tmp.exists() or path.exists()):
-        if not tmp.exists():
-            shutil.copyfile(path, tmp)
-        try:
-            h5 = h5py.File(tmp, "r+")
-        except OSError:
+    per_image = kind in PER_IMAGE_KINDS
+    if not per_image:
+        check_output(path, force)
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        elif tmp.exists():
             tmp.unlink()
-            h5 = None
-        if h5 is not None:
-            old = Store(h5, path)
-            old_kind, old_params, old_classes = old.kind, old.params, old.classes
-            if old_kind != kind or old_params != params_json or old_classes != list(classes):
-                h5.close()
+        h5 = _new_root(tmp, kind, params, classes)
+        _set_run_attrs(h5, command, dataset_attr, inputs)
+        store = Store(h5, path, writable=True)
+        try:
+            yield store
+        except BaseException:
+            h5.close()
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        h5.attrs["complete"] = 1
+        h5.close()
+        os.replace(tmp, path)
+        return
+
+    root, meta = tmp / "root.h5", tmp / "meta.json"
+    h5 = None
+    parts, seq = {}, 0
+    if resume and (tmp.exists() or path.exists()):
+        if tmp.exists() and not tmp.is_dir():       # a partial file of an older ws: start afresh
+            tmp.unlink()
+        if tmp.is_dir() and meta.exists():
+            try:
+                old = json.loads(meta.read_text())
+            except ValueError:
+                old = None
+            if old is not None and (old.get("kind") != kind or old.get("params") != params_json
+                                    or old.get("classes") != list(classes)):
                 raise InputError("cannot resume: the earlier run had other parameters or classes "
-                                 f"({old_params} vs {params_json})", path=path)
-            resumed = True
+                                 f"({old.get('params')} vs {params_json})", path=path)
+        elif tmp.is_dir():
+            shutil.rmtree(tmp)
+        if tmp.is_dir():
+            parts, seq = _scan_parts(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                (tmp / "root.h5.tmp").unlink()
+            try:
+                h5 = h5py.File(root, "r+")
+            except OSError:                          # killed while assembling or never made
+                h5 = None
+        if h5 is None and path.exists():
+            try:
+                with h5py.File(path, "r") as f:
+                    prev = Store(f, path)
+                    same = prev.kind == kind and prev.params == params_json and prev.classes == list(classes)
+                    prev_desc = prev.params
+            except OSError:
+                same, prev_desc = None, None
+            if same is False:
+                raise InputError("cannot resume: the earlier run had other parameters or classes "
+                                 f"({prev_desc} vs {params_json})", path=path)
+            if same:
+                tmp.mkdir(exist_ok=True)
+                shutil.copyfile(path, tmp / "root.h5.tmp")
+                os.replace(tmp / "root.h5.tmp", root)
+                h5 = h5py.File(root, "r+")
     else:
-        if not (resume and kind in PER_IMAGE_KINDS):
+        if not resume:
             check_output(path, force)
         elif not path.parent.exists():
             raise InputError("output folder does not exist", path=path.parent)
-        if tmp.exists():
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        elif tmp.exists():
             tmp.unlink()
-    if not resumed:
-        h5 = h5py.File(tmp, "w")
-        h5.attrs["ws_kind"] = kind
-        h5.attrs["ws_schema"] = KINDS[kind]
-        h5.attrs["ws_uid"] = uuid.uuid4().hex
-        h5.attrs["params"] = _json_attr(params)
-        h5.attrs["classes"] = _json_attr(list(classes))
+    if h5 is None:
+        tmp.mkdir(exist_ok=True)
+        h5 = _new_root(root, kind, params, classes)
+    if not meta.exists():
+        with open(tmp / "meta.json.tmp", "w") as f:
+            json.dump({"kind": kind, "params": params_json, "classes": list(classes)}, f)
+        os.replace(tmp / "meta.json.tmp", meta)
+    _set_run_attrs(h5, command, dataset_attr, inputs)
+    h5.flush()
+    store = Store(h5, path, writable=True)
+    store.parts, store._seq, store._folder = parts, seq, tmp
+    try:
+        yield store
+    except BaseException as e:
+        store.close()
+        if isinstance(e, InputError):
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for f in store._open_parts:
+        with contextlib.suppress(Exception):
+            f.close()
+    store._open_parts = []
+    images = h5.require_group("images")
+    n = len([k for k in images.keys() if images[k].attrs.get("complete", 0)])
+    for key, part in store.parts.items():
+        if key in images:
+            del images[key]
+        with h5py.File(part, "r") as f:
+            f.copy(f["images"][key], images, name=key)
+        images[key].attrs["order"] = n
+        n += 1
+    h5.attrs["complete"] = 1
+    h5.close()
+    _fsync(root)
+    os.replace(root, path)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _set_run_attrs(h5, command, dataset_attr, inputs) -> None:
     h5.attrs["ws_version"] = __version__
     h5.attrs["command"] = command if command is not None else command_line()
     h5.attrs["dataset"] = _json_attr(dataset_attr)
     h5.attrs["inputs"] = _json_attr([s.as_input() if isinstance(s, Store) else s for s in inputs])
     h5.attrs["complete"] = 0
-    store = Store(h5, path, writable=True)
-    try:
-        yield store
-    except BaseException as e:
-        h5.close()
-        if isinstance(e, InputError) or kind not in PER_IMAGE_KINDS:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
-    h5.attrs["complete"] = 1
-    h5.close()
-    os.replace(tmp, path)
 
 
 def parse_shard(text):
