@@ -1,4 +1,4 @@
-"""CAM quality on `ws toy` data (96 px images) with `ws cam train --recipe toy` on the CPU.
+"""CAM quality on `ws toy` data (64 px images) with `ws cam train --recipe toy` on the CPU.
 
 Trains the tiny residual classifier through `ws cam train`, extracts CAMs of the held-out
 val images with `ws cam infer`, and scores them with `ws eval cams`: training time (wall
@@ -47,9 +47,9 @@ def ws(*args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=int, default=2000, help="training images")
+    ap.add_argument("--train", type=int, default=6000, help="training images")
     ap.add_argument("--val", type=int, default=50)
-    ap.add_argument("--size", type=int, default=96, help="image side of the toy data (px)")
+    ap.add_argument("--size", type=int, default=64, help="image side of the toy data (px)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--train-args", default="--recipe toy --threads 1")
