@@ -7,9 +7,9 @@ clock and CPU seconds of the training process), val classification mAP, and the 
 baselines written as `cams` stores and scored the same way: everything background, and the
 whole image labelled with the image's tag (the first tag for multi-tag images).
 
-    OMP_NUM_THREADS=1 python benchmarks/cam_toy.py                 # --recipe toy, 2000 images
-    OMP_NUM_THREADS=1 python benchmarks/cam_toy.py --train 3000 --size 64 \
-        --train-args "--recipe toy --crop 64 --lr 0.003 --batch-size 32"
+    OMP_NUM_THREADS=1 python benchmarks/cam_toy.py                 # --recipe toy, 6000 images, 5 epochs
+    OMP_NUM_THREADS=1 python benchmarks/cam_toy.py --train 3000 --epochs 3 \
+        --train-args "--recipe toy --batch-size 32 --threads 1"
 
 On a machine shared with other jobs the wall clock overstates the cost: the CPU time of the
 training process (user + system) is printed beside it.
