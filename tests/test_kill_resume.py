@@ -94,7 +94,8 @@ def _kill_and_resume(args, out, sig, n_images):
     else:
         assert proc.returncode == -signal.SIGKILL
     r = run_ws(*args, "--resume", env=ENV).json
-    assert r["skipped"] == done and r["images"] == n_images - done
+    skipped = r["skipped"] if "skipped" in r else r["skipped_existing"]      # ws cam infer's name
+    assert skipped == done and r["images"] == n_images - done
     assert out.exists() and not out.with_name(f".{out.name}.partial").exists()
 
 
