@@ -1,0 +1,132 @@
+"""Library tests for wstools.grow (seeds, snapping, region growing, CRF)."""
+
+from collections import deque
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from wstools.grow import (cam_seeds, fuse_seeds, seeded_region_growing, snap_to_superpixels, background_mask)
+from wstools.grow.crf import dense_crf, require_crf
+
+
+def bfs_reference(probs, seeds, present, theta_fg=0.85, theta_bg=0.99):
+    """Per-pixel breadth-first DSRG growth (the reference)."""
+    c_, h, w = probs.shape
+    classes = [c for c in range(c_) if present[c]]
+    out = seeds.copy()
+    for c in classes:
+        theta = theta_bg if c == 0 else theta_fg
+        def ok(y, x):
+            if seeds[y, x] == c:
+                return True
+            best = max(classes, key=lambda k: (probs[k, y, x], -k))
+            return best == c and probs[c, y, x] > theta
+        seen = np.zeros((h, w), bool)
+        q = deque((y, x) for y, x in zip(*np.nonzero(seeds == c)))
+        for y, x in q:
+            seen[y, x] = True
+        while q:
+            y, x = q.popleft()
+            if seeds[y, x] == 255:
+                out[y, x] = c
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy < h and 0 <= xx < w and not seen[yy, xx] and ok(yy, xx):
+                        seen[yy, xx] = True
+                        q.append((yy, xx))
+    return out
+
+
+def test_region_hand_case():
+    probs = np.zeros((3, 3, 4), np.float32)
+    probs[1] = [[0.9, 0.9, 0.1, 0.9], [0.1, 0.9, 0.1, 0.9], [0.1, 0.1, 0.1, 0.9]]
+    probs[0] = 1 - probs[1]
+    seeds = np.full((3, 4), 255, np.uint8)
+    seeds[0, 0] = 1
+    out = seeded_region_growing(probs, seeds, np.array([True, True, False]))
+    # right column is 0.9 but not connected to the seed; background 0.9 < 0.99 never grows
+    assert out.tolist() == [[1, 1, 255, 255], [255, 1, 255, 255], [255, 255, 255, 255]]
+
+
+def test_other_seed_does_not_split_component():
+    probs = np.zeros((2, 1, 5), np.float32)
+    probs[1] = 0.95
+    probs[0] = 0.05
+    # pixel 2 holds a background seed but its class-1 probability passes theta_f:
+    # it is not overwritten, yet it still connects the seed to the pixels beyond it
+    seeds = np.array([[1, 255, 0, 255, 255]], np.uint8)
+    out = seeded_region_growing(probs, seeds, np.array([True, True]))
+    assert out.tolist() == [[1, 1, 0, 1, 1]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 4), st.integers(3, 9), st.integers(3, 9))
+def test_region_matches_bfs(seed, c, h, w):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(c, h, w)) * 4
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    present = rng.random(c) < 0.7
+    present[0] = True
+    seeds = np.full((h, w), 255, np.uint8)
+    pick = rng.random((h, w)) < 0.15
+    seeds[pick] = rng.choice(np.flatnonzero(present), size=int(pick.sum()))
+    th = (float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.3, 0.99)))
+    got = seeded_region_growing(probs, seeds, present, *th)
+    assert np.array_equal(got, bfs_reference(probs, seeds, present, *th))
+    assert np.all(got[seeds != 255] == seeds[seeds != 255])
+
+
+def test_region_bad_shape():
+    with pytest.raises(ValueError):
+        seeded_region_growing(np.zeros((2, 4, 4)), np.zeros((3, 3), np.uint8), np.ones(2, bool))
+
+
+def test_cam_seeds_top_and_rel():
+    cams = np.zeros((2, 1, 10), np.float32)
+    cams[0, 0] = np.arange(10) / 9.0
+    cams[1, 0, :2] = 1.0
+    s = cam_seeds(cams, [3, 5], ("top", 0.2))
+    assert s[0].tolist() == [5, 5, 255, 255, 255, 255, 255, 255, 3, 3]
+    s = cam_seeds(cams, [3], ("rel", 0.5))[0]  # only first CAM (labels pairs)
+    s = cam_seeds(cams[:1], [3], ("rel", 0.5), bg_mask=background_mask(cams[0], 0.15))[0]
+    assert s.tolist() == [0, 0, 255, 255, 255, 3, 3, 3, 3, 3]
+
+
+def test_cam_seeds_conflict_is_ignore():
+    cams = np.ones((2, 2, 2), np.float32)
+    s = cam_seeds(cams, [1, 2], ("rel", 0.5))
+    assert (s == 255).all()
+
+
+def test_fuse_seeds():
+    a = np.array([[1, 255, 2, 0]], np.uint8)
+    b = np.array([[1, 3, 1, 255]], np.uint8)
+    assert fuse_seeds([a, b]).tolist() == [[1, 3, 255, 0]]
+
+
+def test_snap():
+    segs = np.array([[0, 0, 1, 1, 2, 2]])
+    cue = np.array([[[1.0, 0.0, 0.2, 0.2, 0.0, 0.0]]])
+    out = snap_to_superpixels(cue, segs, 0.3)
+    # means 0.5, 0.2, 0 ; max 0.5 -> keep > 0.15: segments 0 and 1
+    assert out[0].tolist() == [[True, True, True, True, False, False]]
+
+
+def test_dense_crf_normalised_and_sharpens():
+    require_crf()
+    rng = np.random.default_rng(0)
+    img = np.zeros((20, 20, 3), np.uint8)
+    img[:, 10:] = 255
+    probs = np.full((2, 20, 20), 0.5, np.float32)
+    probs[1, :, 10:] = 0.6
+    probs[0, :, 10:] = 0.4
+    probs[1, :, :10] = 0.45
+    probs[0, :, :10] = 0.55
+    probs += rng.normal(0, 0.01, probs.shape).astype(np.float32)
+    probs /= probs.sum(0)
+    q = dense_crf(img, probs, 5)
+    assert q.shape == probs.shape and q.dtype == np.float32
+    assert np.allclose(q.sum(0), 1, atol=1e-4)
+    assert (q.argmax(0)[:, 10:] == 1).all() and (q.argmax(0)[:, :10] == 0).all()
