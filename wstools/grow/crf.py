@@ -35,7 +35,7 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, iterations: int = 10, *, gau
     dcrf = require_crf()
     from pydensecrf.utils import unary_from_softmax
 
-    image = np.ascontiguousarray(image, dtype=np.uint8)
+    image = np.array(image, dtype=np.uint8, order="C", copy=True)
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 3 or image.shape[:2] != probs.shape[1:] or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image {image.shape} and probs {probs.shape} do not match")
