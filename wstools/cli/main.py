@@ -28,6 +28,7 @@ COMMANDS = {
                 "Semantic labels (+ probabilities) or instance results of a trained train-seg network."),
     "icn": ("wstools.cli.icn", "icn", "Train / apply the ICN enhancer of peak response maps (Huang et al. 2021)."),
     "match": ("wstools.cli.match", "match", "Instance masks: match response maps to proposals (Eq. 5), NMS, COCO results."),
+    "export-coco": ("wstools.cli.export_coco", "export_coco", "Pseudo labels out: COCO instances JSON (RLE) or VOC PNGs."),
     "grow": ("wstools.cli.grow", "grow", "Pixel pseudo labels: CAM seed cues, snapping, DSRG region growing, dense CRF."),
     "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }

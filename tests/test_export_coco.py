@@ -1,0 +1,117 @@
+"""`ws export-coco`: assignment + proposals -> COCO JSON (pycocotools, one Mask R-CNN step), PNGs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_bad_input, run_ws
+from eval_stores import gt_instance_masks, load_manifest, write_assignment, write_labels, write_proposals
+from wstools.io.images import read_label_png
+
+
+@pytest.fixture(scope="module")
+def setup(toy_dir, tmp_path_factory):
+    man = toy_dir / "val.json"
+    m = load_manifest(man)
+    d = tmp_path_factory.mktemp("coco")
+    masks, entries, expect = {}, [], {}
+    for n, rec in enumerate(m.images):
+        gm, gl = gt_instance_masks(m, rec)
+        noise = np.zeros((1, rec.height, rec.width), bool)
+        noise[0, :4, :4] = True
+        allm = np.concatenate([gm, gm, noise]) if n else noise  # image 0: only noise
+        masks[rec.id] = allm
+        g = len(gm)
+        if n:
+            entries += [(rec.id, i, int(gl[i])) for i in range(g)]           # originals
+            entries += [(rec.id, g + i, int(gl[i])) for i in range(g)]       # duplicates: removed by NMS
+            entries.append((rec.id, 2 * g, 0))                              # noise
+            expect[rec.id] = g
+        else:
+            entries.append((rec.id, 0, 0))
+            expect[rec.id] = 0
+    write_proposals(d / "p.h5", m, masks)
+    write_assignment(d / "a.h5", m, entries)
+    return d, man, m, expect
+
+
+def test_export_pycocotools_and_maskrcnn(setup, tmp_path):
+    import torch
+    from pycocotools.coco import COCO
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    d, man, m, expect = setup
+    r = run_ws("export-coco", d / "a.h5", "--proposals", d / "p.h5", "--manifest", man, "-o", tmp_path / "x.json",
+               "--semantic", tmp_path / "png", "-q")
+    assert r.json["annotations"] == sum(expect.values())
+    coco = COCO(str(tmp_path / "x.json"))
+    assert len(coco.getImgIds()) == len(m.images)
+    by_ws = {im["ws_id"]: im["id"] for im in coco.dataset["images"]}
+    for rid, n in expect.items():
+        assert len(coco.getAnnIds(imgIds=[by_ws[rid]])) == n
+    assert sorted(coco.getCatIds()) == list(m.category_ids())
+    rec = m.images[1]
+    gm, gl = gt_instance_masks(m, rec)
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[by_ws[rec.id]]))
+    got = sorted((a["category_id"], int(coco.annToMask(a).sum())) for a in anns)
+    assert got == sorted((int(l), int(x.sum())) for x, l in zip(gm, gl))
+    png = read_label_png(tmp_path / "png" / f"{rec.id}.png")
+    assert set(np.unique(png)) <= {0} | set(int(x) for x in gl)
+    assert (read_label_png(tmp_path / "png" / f"{m.images[0].id}.png") == 0).all()
+    # one Mask R-CNN training step on the exported file
+    torch.manual_seed(0)
+    k = len(m.classes)
+    net = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=k + 1, min_size=64, max_size=128)
+    net.train()
+    cat_to_label = {c: i + 1 for i, c in enumerate(m.category_ids())}
+    images, targets = [], []
+    for im in coco.dataset["images"][1:3]:
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[im["id"]]))
+        rec = m.by_id()[im["ws_id"]]
+        images.append(torch.from_numpy(m.read_image(rec)).permute(2, 0, 1).float() / 255)
+        b = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in anns], dtype=torch.float32)
+        targets.append({"boxes": b, "labels": torch.tensor([cat_to_label[a["category_id"]] for a in anns]),
+                        "masks": torch.from_numpy(np.stack([coco.annToMask(a) for a in anns]))})
+    opt = torch.optim.SGD(net.parameters(), lr=0.001)
+    losses = net(images, targets)
+    loss = sum(losses.values())
+    assert torch.isfinite(loss) and "loss_mask" in losses
+    loss.backward()
+    opt.step()
+
+
+def test_labels_to_png(setup, tmp_path):
+    d, man, m, _ = setup
+    labs = {rec.id: np.full((rec.height, rec.width), 255, np.uint8) for rec in m.images}
+    labs[m.images[0].id][:5, :5] = 2
+    write_labels(tmp_path / "l.h5", m, labs)
+    r = run_ws("export-coco", tmp_path / "l.h5", "--manifest", man, "--semantic", tmp_path / "png", "-q")
+    assert r.json["pngs"] == len(m.images)
+    assert np.array_equal(read_label_png(tmp_path / "png" / f"{m.images[0].id}.png"), labs[m.images[0].id])
+
+
+def test_bad_ids_disagree(setup, tmp_path, toy_dir):
+    d, man, m, _ = setup
+    r = run_ws("export-coco", d / "a.h5", "--proposals", d / "p.h5", "--manifest", toy_dir / "train.json",
+               "-o", tmp_path / "x.json", expect=2)
+    assert_bad_input(r, "not in")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_bad_proposal_count(setup, tmp_path):
+    d, man, m, _ = setup
+    write_assignment(tmp_path / "a.h5", m, [(m.images[1].id, 999, 1)])
+    r = run_ws("export-coco", tmp_path / "a.h5", "--proposals", d / "p.h5", "--manifest", man,
+               "-o", tmp_path / "x.json", "--semantic", tmp_path / "png", expect=2)
+    assert_bad_input(r, "proposal index")
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "png").exists()
+
+
+def test_bad_empty_store(setup, tmp_path):
+    d, man, m, _ = setup
+    write_labels(tmp_path / "l.h5", m, {}, ids=[])
+    r = run_ws("export-coco", tmp_path / "l.h5", "--manifest", man, "--semantic", tmp_path / "png", expect=2)
+    assert_bad_input(r, "no images")
+    assert not (tmp_path / "png").exists()

@@ -1,0 +1,177 @@
+"""``ws export-coco``: assignments (+ proposals) or labels stores to COCO JSON / VOC PNGs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import InputError
+from .common import Timer, command, emit, force_option, output_option, progress
+
+
+def _semantic_map(masks: np.ndarray, labels, scores, h, w, unassigned: str) -> np.ndarray:
+    """Instances of one class merged; overlaps resolved by score (higher wins); rest 0 or 255."""
+    out = np.full((h, w), 255 if unassigned == "ignore" else 0, np.uint8)
+    for i in np.argsort(scores, kind="stable"):  # ascending: the best is painted last
+        out[masks[i]] = labels[i]
+    return out
+
+
+@command("export-coco")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--proposals", "proposals_path", type=click.Path(dir_okay=False), default=None,
+              help="Proposals store the assignment's (image, proposal) indices refer to.")
+@click.option("--manifest", required=True, type=click.Path(dir_okay=False), help="Manifest of the images.")
+@output_option("COCO instances JSON to write (assignment input).", required=False)
+@click.option("--nms-iou", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+              help="Per image and class box NMS IoU (LIID: 0.4).")
+@click.option("--semantic", "semantic_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write VOC-palette PNGs (one per image) into this folder.")
+@click.option("--unassigned", type=click.Choice(["background", "ignore"]), default="background",
+              show_default=True, help="Semantic PNG value of pixels no kept proposal covers: 0 or 255.")
+@force_option
+def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, force):
+    """Export SOURCE as training data.
+
+    An `assignment` store (ws cut) with --proposals: proposals with label > 0, box NMS
+    per image and class (torchvision batched_nms), written as COCO instances JSON with
+    compressed RLE masks (-o) and/or VOC PNGs (--semantic). A `labels` store: VOC PNGs
+    (--semantic) only. Every manifest image is listed in `images`, with or without
+    annotations; category ids follow the manifest.
+
+    \b
+    Example:
+      ws export-coco assignment.h5 --proposals proposals.h5 --manifest data/toy/train.json -o pseudo.json
+      ws export-coco grown.h5 --manifest data/toy/train.json --semantic pseudo_png/
+    """
+    import torch
+    from torchvision.ops import batched_nms
+
+    from ..io import coco
+    from ..io import masks as mask_io
+    from ..io.dataset import load_manifest
+    from ..io.images import write_label_png
+    from ..io.labels import read_labels_group
+    from ..io.store import open_store, read_rles
+
+    m = load_manifest(manifest)
+    src = open_store(source)
+    src.check_classes(m.classes, manifest)
+    if src.kind not in ("assignment", "labels"):
+        raise InputError(f"store kind {src.kind!r}: SOURCE must be an `assignment` or `labels` store", path=source)
+    if src.kind == "labels" and not semantic_dir:
+        raise InputError("a `labels` store exports to PNGs only: give --semantic DIR", path=source)
+    if src.kind == "assignment" and not (output or semantic_dir):
+        raise InputError("give -o JSON and/or --semantic DIR")
+    if src.kind == "assignment" and not proposals_path:
+        raise InputError("an `assignment` store needs --proposals", path=source)
+    if output and Path(output).exists() and not force:
+        raise InputError("exists (use --force to overwrite)", path=output)
+    sem_tmp = None
+    if semantic_dir:
+        sd = Path(semantic_dir)
+        if sd.exists() and not force:
+            raise InputError("exists (use --force to overwrite)", path=semantic_dir)
+        sem_tmp = sd.with_name("." + sd.name + ".partial")
+        shutil.rmtree(sem_tmp, ignore_errors=True)
+    records = m.by_id()
+    n_ann = n_png = 0
+    try:
+        with Timer() as t:
+            if sem_tmp is not None:
+                sem_tmp.mkdir(parents=True)
+            if src.kind == "labels":
+                ids = src.image_ids()
+                if not ids:
+                    raise InputError("store holds no images", path=source)
+                for image_id in progress(ids, desc="png"):
+                    rec = records.get(image_id)
+                    if rec is None:
+                        raise InputError("image not in the manifest", path=source, image_id=image_id)
+                    lab = read_labels_group(src.image(image_id))
+                    if lab.shape != (rec.height, rec.width):
+                        raise InputError(f"labels {lab.shape} differ from the manifest's "
+                                         f"{(rec.height, rec.width)}", path=source, image_id=image_id)
+                    write_label_png(sem_tmp / f"{image_id}.png", lab)
+                    n_png += 1
+            else:
+                props = open_store(proposals_path, "proposals")
+                props.check_classes(m.classes, manifest)
+                h5 = src.h5
+                try:
+                    labels = np.asarray(h5["labels"][()], np.int64)
+                    image_idx = np.asarray(h5["image"][()], np.int64)
+                    prop_idx = np.asarray(h5["proposal"][()], np.int64)
+                    ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["image_ids"][()]]
+                except KeyError as e:
+                    raise InputError(f"lacks dataset {e}", path=source) from None
+                if not ids or not len(labels):
+                    raise InputError("assignment holds no proposals", path=source)
+                if not (len(labels) == len(image_idx) == len(prop_idx)):
+                    raise InputError("labels, image and proposal have different lengths", path=source)
+                if image_idx.min() < 0 or image_idx.max() >= len(ids):
+                    raise InputError("image index outside image_ids", path=source)
+                if labels.min() < 0 or labels.max() > len(m.classes):
+                    raise InputError(f"labels outside 0..K={len(m.classes)}", path=source)
+                for i in ids:
+                    if i not in records:
+                        raise InputError(f"image id not in {manifest}", path=source, image_id=i)
+                    if not props.has_image(i):
+                        raise InputError("image id not in the proposals store", path=proposals_path, image_id=i)
+                cat_ids = m.category_ids()
+                images, anns = [], []
+                by_image = {}
+                for j in range(len(labels)):
+                    by_image.setdefault(ids[image_idx[j]], []).append(j)
+                for index, rec in enumerate(progress(m.images, desc="export")):
+                    images.append(coco.image_entry(index, rec))
+                    sel = [j for j in by_image.get(rec.id, []) if labels[j] > 0]
+                    h, w = rec.height, rec.width
+                    keep_counts, keep_lab, keep_score, keep_box = [], [], [], []
+                    if sel:
+                        g = props.image(rec.id)
+                        if (int(g.attrs.get("height", -1)), int(g.attrs.get("width", -1))) != (h, w):
+                            raise InputError("proposals are for another image size than the manifest's",
+                                             path=proposals_path, image_id=rec.id)
+                        counts = read_rles(g["masks"])
+                        pj = prop_idx[sel]
+                        if pj.min() < 0 or pj.max() >= len(counts):
+                            raise InputError(f"proposal index {int(pj.max())} but the image has {len(counts)} "
+                                             "proposals", path=source, image_id=rec.id)
+                        scores = np.asarray(g["scores"][()], np.float32)[pj] if "scores" in g \
+                            else np.ones(len(pj), np.float32)
+                        cs = [counts[p] for p in pj]
+                        boxes = mask_io.boxes(cs, h, w).astype(np.float32).reshape(-1, 4)
+                        keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores),
+                                           torch.from_numpy(labels[sel]), nms_iou).numpy()
+                        areas = mask_io.area(cs, h, w)
+                        for k in keep:
+                            if areas[k] <= 0:
+                                continue
+                            keep_counts.append(cs[k])
+                            keep_lab.append(int(labels[sel][k]))
+                            keep_score.append(float(scores[k]))
+                            keep_box.append(boxes[k])
+                            anns.append(coco.annotation(len(anns) + 1, index + 1, cat_ids[keep_lab[-1] - 1], cs[k],
+                                                        h, w, boxes[k], areas[k], scores[k]))
+                    if sem_tmp is not None:
+                        mk = mask_io.decode(keep_counts, h, w)
+                        write_label_png(sem_tmp / f"{rec.id}.png",
+                                        _semantic_map(mk, keep_lab, np.array(keep_score), h, w, unassigned))
+                        n_png += 1
+                n_ann = len(anns)
+                if output:
+                    coco.write_instances(output, images, anns, m.classes, cat_ids, force=force)
+            if sem_tmp is not None:
+                sd = Path(semantic_dir)
+                if sd.exists():
+                    shutil.rmtree(sd)
+                sem_tmp.rename(sd)
+    finally:
+        if sem_tmp is not None and sem_tmp.exists():
+            shutil.rmtree(sem_tmp, ignore_errors=True)
+    emit({"output": output, "semantic": semantic_dir, "annotations": n_ann, "pngs": n_png,
+          "seconds": round(t.seconds, 3)})
