@@ -65,6 +65,21 @@ for src in cam mil; do
   ws eval assignment "$OUT/assign_$src.h5" --proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json"
 done
 
+echo "== grow + export-coco: seed cues, region growing, CRF, pseudo labels out (Sun et al., DSRG, LIID)" >&2
+ws grow seeds "$OUT/cams.h5" --fg top:0.2 --bg cams:0.05 -o "$OUT/seeds.h5" --force
+# Sun et al.: colour cues (background from the features map) and gray cues, snapped, fused by OR
+ws grow seeds "$OUT/cams.h5" --fg rel:0.3 --bg features:0.2 --snap felzenszwalb \
+    --manifest "$OUT/toy/train.json" -o "$OUT/seeds_rgb.h5" --force
+ws grow seeds "$OUT/cams_gray.h5" --fg rel:0.3 --bg cams:0.05 --snap felzenszwalb \
+    --manifest "$OUT/toy/train.json" -o "$OUT/seeds_gray.h5" --force
+ws grow seeds "$OUT/seeds_rgb.h5" "$OUT/seeds_gray.h5" -o "$OUT/seeds_sun.h5" --force
+ws grow region "$OUT/seeds.h5" --probs "$OUT/cams.h5" -o "$OUT/grown.h5" --force
+ws grow crf "$OUT/cams.h5" --manifest "$OUT/toy/train.json" -o "$OUT/crf.h5" --force
+ws eval semantic "$OUT/grown.h5" --gt "$OUT/toy/train.json" --unlabeled ignore
+ws export-coco "$OUT/assign_cam.h5" --proposals "$OUT/proposals.h5" --manifest "$OUT/toy/train.json" \
+    -o "$OUT/pseudo.json" --semantic "$OUT/pseudo_png" --force
+ws export-coco "$OUT/grown.h5" --manifest "$OUT/toy/train.json" --semantic "$OUT/grown_png" --force
+
 echo "== prm + icn + match: instances from peak response maps and proposals (Huang et al. 2021)" >&2
 # peaks (Eq. 1) and one back-propagated response map per peak (Eq. 2) on the training and val images
 ws cam peaks "$OUT/toy/train.json" --model "$OUT/cls.pt" --device cpu -o "$OUT/prm.h5" --force

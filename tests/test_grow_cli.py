@@ -104,3 +104,21 @@ def test_bad_empty_store(cams, tmp_path):
     r = run_ws("grow", "region", tmp_path / "empty.h5", "--probs", d / "cams.h5", "-o", tmp_path / "x.h5", expect=2)
     assert_bad_input(r, "no images")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_features_background(cams, tmp_path):
+    from wstools.io.cams import read_cam_group, write_cam_group
+    from wstools.io.store import create_store
+    d, m, gts = cams
+    src = open_store(d / "cams.h5", "cams")
+    with create_store(tmp_path / "bg.h5", "cams", classes=m.classes, params={"test": True}, dataset=m) as st:
+        for i in src.image_ids():
+            g = read_cam_group(src.image(i))
+            bg = 1.0 - (g["cams"].max(0) if len(g["cams"]) else np.zeros(gts[i].shape))
+            with st.write_image(i) as w:
+                write_cam_group(w, g["cams"], g["labels"], g["scores"], bg)
+    r = run_ws("grow", "seeds", tmp_path / "bg.h5", "--fg", "rel:0.3", "--bg", "features:0.2",
+               "-o", tmp_path / "s.h5", "-q")
+    lab = labels_of(tmp_path / "s.h5")
+    assert any((x == 0).any() for x in lab.values())
+    assert precision(lab, gts)[0] > 0.8
