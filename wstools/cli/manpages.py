@@ -33,7 +33,7 @@ def _walk(command: click.Command, ctx: click.Context, path: list[str]):
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
-            sub_ctx = click.Context(sub, info_name=name, parent=ctx)
+            sub_ctx = click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
             yield from _walk(sub, sub_ctx, path + [name])
 
 
@@ -73,7 +73,8 @@ def _page(path: list[str], command: click.Command, ctx: click.Context, children:
 
 def generate() -> dict[str, str]:
     """File name -> page text for ``ws`` and every command and sub-command."""
-    root_ctx = click.Context(cli, info_name="ws")
+    # the settings a real invocation applies (make_context), so -h shows whatever click version runs
+    root_ctx = click.Context(cli, info_name="ws", **cli.context_settings)
     entries = list(_walk(cli, root_ctx, ["ws"]))
     pages = {}
     for path, command, ctx in entries:
