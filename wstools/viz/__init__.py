@@ -32,6 +32,8 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -
 
 def distinct_colours(n: int, seed: int = 0) -> np.ndarray:
     """(n, 3) uint8 colours spread over hue."""
+    if n <= 0:
+        return np.zeros((0, 3), np.uint8)
     hues = (np.arange(n) * 0.618034 + (seed * 0.1)) % 1.0
     hsv = np.stack([hues * 179, np.full(n, 220), np.full(n, 255)], -1).astype(np.uint8)[None]
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
@@ -64,12 +66,49 @@ def overlay_heatmap(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> 
     return np.clip((1 - alpha) * image.astype(np.float32) + alpha * colour, 0, 255).astype(np.uint8)
 
 
+def mark_point(image: np.ndarray, y: float, x: float, size: int = 7) -> np.ndarray:
+    """A white cross with a black outline at pixel (row ``y``, column ``x``) of an image (a copy)."""
+    out = image.copy()
+    p = (int(round(x)), int(round(y)))
+    cv2.drawMarker(out, p, (0, 0, 0), cv2.MARKER_CROSS, size + 2, 3)
+    cv2.drawMarker(out, p, (255, 255, 255), cv2.MARKER_CROSS, size, 1)
+    return out
+
+
+def overlay_response(image: np.ndarray, heat: np.ndarray, y: float, x: float) -> np.ndarray:
+    """A peak response map (H, W) in [0, 1] as a heat map, its peak (row ``y``, column ``x``) marked."""
+    return mark_point(overlay_heatmap(image, heat), y, x)
+
+
+def overlay_instances(image: np.ndarray, masks: np.ndarray, texts=None, alpha: float = 0.45) -> np.ndarray:
+    """Draw (N, H, W) boolean instance masks, one colour each (first on top), with ``texts[i]``
+    (e.g. class and score) written at the top-left corner of mask i's box."""
+    out = overlay_masks(image, masks, alpha=alpha)
+    if texts is None:
+        return out
+    colours = distinct_colours(len(masks))
+    for i in range(len(masks) - 1, -1, -1):
+        ys, xs = np.nonzero(masks[i])
+        if not len(ys) or not texts[i]:
+            continue
+        org = (int(xs.min()), max(int(ys.min()) + 8, 8))
+        cv2.putText(out, str(texts[i]), org, cv2.FONT_HERSHEY_SIMPLEX, 0.28, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.putText(out, str(texts[i]), org, cv2.FONT_HERSHEY_SIMPLEX, 0.28, tuple(int(c) for c in colours[i]), 1,
+                    cv2.LINE_AA)
+    return out
+
+
 def caption(panel: np.ndarray, text: str) -> np.ndarray:
     """Add a one-line caption strip above a panel."""
-    h = 14
+    h, width = 14, panel.shape[1] - 3
     strip = np.full((h, panel.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text[: max(1, panel.shape[1] // 6)], (2, h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = 0.35   # shrunk (down to 0.22) to fit a narrow panel, then cut
+    while scale > 0.22 and cv2.getTextSize(text, font, scale, 1)[0][0] > width:
+        scale -= 0.01
+    while len(text) > 1 and cv2.getTextSize(text, font, scale, 1)[0][0] > width:
+        text = text[:-1]
+    cv2.putText(strip, text, (2, h - 4), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, panel], 0)
 
 
