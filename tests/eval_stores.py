@@ -82,3 +82,23 @@ def rect_mask(h, w, y0, y1, x0, x1):
     m = np.zeros((h, w), bool)
     m[y0:y1, x0:x1] = True
     return m
+
+
+def write_gt_cams(path, manifest, sigma: float = 3.0):
+    """A `cams` store of Gaussian-blurred ground truth (one map per present class, max 1); returns
+    ``{image id: GT label map}``. Stands in for a classifier's CAMs in the `ws grow` tests."""
+    from scipy import ndimage
+
+    from wstools.io.dataset import load_semantic
+
+    cams, scores, gts = {}, {}, {}
+    for rec in manifest.images:
+        gt = load_semantic(manifest, rec)
+        gts[rec.id] = gt
+        labels = [c for c in range(1, len(manifest.classes) + 1) if (gt == c).any()]
+        maps = [ndimage.gaussian_filter((gt == c).astype(np.float32), sigma) for c in labels]
+        maps = [x / max(x.max(), 1e-6) for x in maps]
+        cams[rec.id] = (np.array(labels, np.int64), np.array(maps, np.float32).reshape(-1, *gt.shape))
+        scores[rec.id] = np.zeros(len(manifest.classes), np.float32)
+    write_cams(path, manifest, cams, scores)
+    return gts

@@ -3,11 +3,10 @@
 import h5py
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from conftest import assert_bad_input, run_ws
-from eval_stores import write_cams, write_labels
-from wstools.io.dataset import load_manifest, load_semantic
+from eval_stores import write_gt_cams, write_labels
+from wstools.io.dataset import load_manifest
 from wstools.io.labels import read_labels_group
 from wstools.io.store import open_store
 
@@ -16,16 +15,7 @@ from wstools.io.store import open_store
 def cams(toy_dir, tmp_path_factory):
     m = load_manifest(toy_dir / "train.json")
     out = tmp_path_factory.mktemp("growcams")
-    cams, scores, gts = {}, {}, {}
-    for rec in m.images:
-        gt = load_semantic(m, rec)
-        gts[rec.id] = gt
-        labels = [c for c in range(1, len(m.classes) + 1) if (gt == c).any()]
-        maps = [ndimage.gaussian_filter((gt == c).astype(np.float32), 3) for c in labels]
-        maps = [x / max(x.max(), 1e-6) for x in maps]
-        cams[rec.id] = (np.array(labels, np.int64), np.array(maps, np.float32).reshape(-1, *gt.shape))
-        scores[rec.id] = np.zeros(len(m.classes), np.float32)
-    write_cams(out / "cams.h5", m, cams, scores)
+    gts = write_gt_cams(out / "cams.h5", m)
     return out, m, gts
 
 
@@ -122,3 +112,105 @@ def test_features_background(cams, tmp_path):
     lab = labels_of(tmp_path / "s.h5")
     assert any((x == 0).any() for x in lab.values())
     assert precision(lab, gts)[0] > 0.8
+
+
+# per-image stage conventions: --shard + ws merge, --workers, --resume -------------------------
+
+@pytest.fixture(scope="module")
+def gt_seeds(cams, tmp_path_factory):
+    """A seeds store: GT on a random 5 % of the pixels, else 255 (no `ws` call)."""
+    d, m, gts = cams
+    rng = np.random.default_rng(0)
+    seeds = {i: np.where(rng.random(g.shape) < 0.05, g, 255).astype(np.uint8) for i, g in gts.items()}
+    path = tmp_path_factory.mktemp("growseeds") / "seeds.h5"
+    write_labels(path, m, seeds)
+    return path
+
+
+def _stage_args(stage, d, man, seeds):
+    if stage == "seeds":      # CPU-bound per image: saliency + Felzenszwalb snapping
+        return ["seeds", d / "cams.h5", "--fg", "rel:0.3", "--bg", "saliency:0.06", "--snap", "felzenszwalb",
+                "--manifest", man]
+    if stage == "region":
+        return ["region", seeds, "--probs", d / "cams.h5", "--theta-fg", "0.5", "--theta-bg", "0.5", "--crf",
+                "--manifest", man]
+    return ["crf", d / "cams.h5", "--manifest", man, "--iterations", "3"]
+
+
+def _same_maps(a, b):
+    assert sorted(a) == sorted(b)
+    for i in a:
+        assert a[i].dtype == b[i].dtype == np.uint8 and a[i].shape == b[i].shape, i
+        assert a[i].tobytes() == b[i].tobytes(), i
+
+
+@pytest.mark.parametrize("stage", ["seeds", "region", "crf"])
+def test_shard_merge_and_workers_equal_plain_run(cams, gt_seeds, tmp_path, toy_dir, stage):
+    d, m, gts = cams
+    args = ["grow", *_stage_args(stage, d, toy_dir / "train.json", gt_seeds), "-q"]
+    r = run_ws(*args, "-o", tmp_path / "ref.h5")
+    assert r.json["images"] == 24 and r.json["skipped"] == 0
+    ref = labels_of(tmp_path / "ref.h5")
+    assert len(ref) == 24 and any((x != 255).any() for x in ref.values())
+    # --shard 0/2 (with --workers 2) + 1/2 (in the main process), joined by ws merge
+    parts = []
+    for i, workers in ((0, 2), (1, 0)):
+        parts.append(tmp_path / f"part{i}.h5")
+        assert run_ws(*args, "--shard", f"{i}/2", "--workers", workers, "-o", parts[-1]).json["images"] == 12
+    a, b = labels_of(parts[0]), labels_of(parts[1])
+    assert list(a) == list(ref)[0::2] and list(b) == list(ref)[1::2]   # image order kept with workers
+    _same_maps({i: ref[i] for i in a}, a)                              # --workers 2 == --workers 0
+    r = run_ws("merge", tmp_path / "merged.h5", *parts, "-q")
+    assert r.json["kind"] == "labels" and r.json["images"] == 24
+    _same_maps(ref, labels_of(tmp_path / "merged.h5"))
+
+
+def test_resume_of_finished_output_skips_its_images(cams, tmp_path, toy_dir):
+    """--resume on a finished shard with the same parameters skips its images; other parameters are refused."""
+    d, m, gts = cams
+    args = ["grow", "crf", d / "cams.h5", "--manifest", toy_dir / "train.json", "--iterations", "2", "-q"]
+    out = tmp_path / "c.h5"
+    run_ws(*args, "-o", out)
+    r = run_ws(*args, "-o", out, "--resume")
+    assert r.json["skipped"] == 24 and r.json["images"] == 0
+    assert len(labels_of(out)) == 24
+    r = run_ws("grow", "crf", d / "cams.h5", "--manifest", toy_dir / "train.json", "--iterations", "3",
+               "-o", out, "--resume", expect=2)
+    assert_bad_input(r, "cannot resume")
+
+
+def test_bad_shard(cams, tmp_path):
+    d, m, gts = cams
+    r = run_ws("grow", "seeds", d / "cams.h5", "--shard", "2/2", "-o", tmp_path / "x.h5", expect=2)
+    assert_bad_input(r, "--shard")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def _fail_on_b(job):
+    from wstools.errors import InputError
+    if job == "b":
+        raise InputError("bad map", path="in.h5", image_id=job)
+    return job * 2
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_worker_map_order_and_errors(workers):
+    from wstools.cli.common import worker_map
+    from wstools.errors import InputError
+
+    consumed = []
+
+    def jobs(items):
+        for x in items:
+            consumed.append(x)
+            yield x
+
+    with worker_map(_fail_on_b, jobs(list("acdefghij")), workers) as results:
+        first = next(results)
+        assert first == "aa"
+        assert len(consumed) <= 1 + 2 * max(workers, 1)   # jobs are read lazily, a bounded number ahead
+        assert [first, *results] == [x * 2 for x in "acdefghij"]
+    with pytest.raises(InputError) as e:
+        with worker_map(_fail_on_b, jobs("abc"), workers) as results:
+            list(results)
+    assert e.value.path == "in.h5" and e.value.image_id == "b" and "bad map" in str(e.value)

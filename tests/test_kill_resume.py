@@ -119,3 +119,25 @@ def test_cam_infer_survives_signal(big_toy, classifier, tmp_path, sig):
     out = tmp_path / "c.h5"
     _kill_and_resume([*args, "-o", out], out, sig, 60)
     _same(_dump(ref), _dump(out))
+
+
+@pytest.fixture(scope="module")
+def grow_ref(big_toy, tmp_path_factory):
+    """`ws grow crf` of blurred-GT CAMs of the 60 images: the CAM store and an uninterrupted run."""
+    from eval_stores import write_gt_cams
+    from wstools.io.dataset import load_manifest
+
+    out = tmp_path_factory.mktemp("killgrow")
+    write_gt_cams(out / "cams.h5", load_manifest(big_toy / "train.json"))
+    args = ["grow", "crf", out / "cams.h5", "--manifest", big_toy / "train.json", "--iterations", "20", "--quiet"]
+    run_ws(*args, "-o", out / "ref.h5", env=ENV)
+    return args, out / "ref.h5"
+
+
+@pytest.mark.parametrize("sig,workers", [(signal.SIGKILL, 0), (signal.SIGTERM, 2)])
+def test_grow_survives_signal(grow_ref, tmp_path, sig, workers):
+    """SIGTERM with a worker pool: still one line and exit 143 (the workers end without tracebacks)."""
+    args, ref = grow_ref
+    out = tmp_path / "g.h5"
+    _kill_and_resume([*args, "--workers", workers, "-o", out], out, sig, 60)
+    _same(_dump(ref), _dump(out))

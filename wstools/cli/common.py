@@ -11,6 +11,7 @@ set ``WS_DEBUG=1`` to see the traceback of a runtime failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -197,6 +198,73 @@ threads_option = click.option("--threads", type=click.IntRange(0), default=0, sh
                                    "set it to the cores you own: oversubscribed threads can run many times slower.")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                              show_default=True, help="auto = CUDA when available, else CPU.")
+
+
+def _pool_init(initializer):
+    """Worker start: default SIGTERM (the pool's terminate() must just end it, no traceback),
+    Ctrl-C left to the parent, one OpenCV thread per worker."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - OpenCV is a dependency
+        pass
+    if initializer is not None:
+        initializer()
+
+
+def _pool_call(fn, job):
+    try:
+        return True, fn(job)
+    except InputError as e:                        # keeps path and image id across the pipe
+        return False, (e.problem, e.path, e.image_id)
+
+
+def _ordered_results(pool, fn, jobs, in_flight):
+    import collections
+
+    pending = collections.deque()
+    for job in jobs:
+        pending.append(pool.apply_async(_pool_call, (fn, job)))
+        if len(pending) >= in_flight:
+            yield _unwrap(pending.popleft().get())
+    while pending:
+        yield _unwrap(pending.popleft().get())
+
+
+def _unwrap(res):
+    ok, value = res
+    if ok:
+        return value
+    problem, path, image_id = value
+    raise InputError(problem, path=path, image_id=image_id)
+
+
+@contextlib.contextmanager
+def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
+    """``with worker_map(fn, jobs, workers) as results: for r in results: ...``
+
+    ``fn(job)`` for every job, results in job order (so the output does not depend on
+    ``--workers``). ``workers = 0`` runs in this process; else a fork pool of ``workers``
+    processes with at most ``workers * ahead`` jobs in flight: ``jobs`` (a lazy iterable,
+    e.g. a generator reading the inputs) is consumed in this process as results are taken,
+    so memory stays bounded. ``fn`` must be a module-level function; an ``InputError`` it
+    raises is re-raised here with its path and image id. The pool is terminated on exit
+    (SIGTERM, Ctrl-C and errors included).
+    """
+    if workers <= 0:
+        yield (fn(job) for job in jobs)
+        return
+    import multiprocessing as mp
+
+    pool = mp.get_context("fork").Pool(workers, initializer=_pool_init, initargs=(initializer,))
+    try:
+        yield _ordered_results(pool, fn, jobs, max(1, workers * ahead))
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def resolve_device(name: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import Timer, command, emit, force_option, output_option, progress
+from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
+                      worker_map, workers_option)
 from .common import probs_from_group
 
 
@@ -15,8 +16,11 @@ from .common import probs_from_group
 @output_option("`labels` store to write.")
 @click.option("--iterations", type=click.IntRange(1), default=10, show_default=True,
               help="Mean-field iterations (IRN / AffinityNet crf_inference: 10).")
+@workers_option
+@shard_option
+@resume_option
 @force_option
-def crf(probs_path, manifest, output, iterations, force):
+def crf(probs_path, manifest, output, iterations, workers, shard, resume, force):
     """Dense CRF (pydensecrf2) of every image of PROBS (a `probs` or `cams` store), argmax labels.
 
     Pairwise terms are IRN's / AffinityNet's crf_inference values: Gaussian sxy 3
@@ -26,26 +30,29 @@ def crf(probs_path, manifest, output, iterations, force):
     \b
     Example:
       ws grow crf cams.h5 --manifest data/toy/train.json -o crf.h5
+      ws grow crf cams.h5 --manifest data/toy/train.json --workers 4 -o crf.h5
     """
-    import numpy as np
-
-    from ...grow.crf import dense_crf, require_crf
+    from ...grow.crf import require_crf
     from ...io.dataset import load_manifest
     from ...io.labels import write_labels_group
-    from ...io.store import create_store, open_store
+    from ...io.store import create_store, open_store, parse_shard, shard_items
 
     require_crf()
+    sh = parse_shard(shard)
     store = open_store(probs_path)
     m = load_manifest(manifest)
     store.check_classes(m.classes, manifest)
     ids = store.image_ids()
     if not ids:
         raise InputError("store holds no images", path=probs_path)
+    by_id = m.by_id()
     k = len(m.classes)
-    with Timer() as t, create_store(output, "labels", classes=m.classes, params={"iterations": iterations},
-                                    dataset=m, inputs=[store], force=force) as out:
-        for image_id in progress(ids, desc="crf"):
-            rec = m.by_id().get(image_id)
+    ids = shard_items(ids, sh)
+
+    def jobs(todo):
+        """Read one image and its probabilities here; _crf_job runs the CRF."""
+        for image_id in todo:
+            rec = by_id.get(image_id)
             if rec is None:
                 raise InputError("image not in the manifest", path=manifest, image_id=image_id)
             image = m.read_image(rec)
@@ -53,9 +60,31 @@ def crf(probs_path, manifest, output, iterations, force):
             if dense.shape[1:] != image.shape[:2]:
                 raise InputError(f"probability maps {dense.shape[1:]} differ from the image {image.shape[:2]}",
                                  path=probs_path, image_id=image_id)
-            idx = np.flatnonzero(present)
-            p = dense[idx] / np.maximum(dense[idx].sum(0, keepdims=True), 1e-6)
-            q = dense_crf(image, p.astype(np.float32), iterations)
-            with out.write_image(image_id) as g:
-                write_labels_group(g, idx[q.argmax(0)].astype(np.uint8))
-    emit({"output": str(output), "images": len(ids), "iterations": iterations, "seconds": round(t.seconds, 3)})
+            yield image, dense, present, iterations
+
+    with Timer() as t, create_store(output, "labels", classes=m.classes,
+                                    params={"iterations": iterations, "shard": shard},
+                                    dataset=m, inputs=[store], force=force, resume=resume) as out:
+        todo = [i for i in ids if not (resume and out.has_image(i))]
+        skipped = len(ids) - len(todo)
+        if skipped:
+            log(f"resuming: {skipped} images already done")
+        with worker_map(_crf_job, jobs(todo), workers) as results:
+            for image_id, lab in progress(zip(todo, results), total=len(todo), desc="crf"):
+                with out.write_image(image_id) as g:
+                    write_labels_group(g, lab)
+    emit({"output": str(output), "images": len(todo), "skipped": skipped, "iterations": iterations,
+          "seconds": round(t.seconds, 3)})
+
+
+def _crf_job(job):
+    """CRF argmax labels of one image (runs in a --workers process)."""
+    import numpy as np
+
+    from ...grow.crf import dense_crf
+
+    image, dense, present, iterations = job
+    idx = np.flatnonzero(present)
+    p = dense[idx] / np.maximum(dense[idx].sum(0, keepdims=True), 1e-6)
+    q = dense_crf(image, p.astype(np.float32), iterations)
+    return idx[q.argmax(0)].astype(np.uint8)

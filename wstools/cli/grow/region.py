@@ -6,7 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import Timer, command, emit, force_option, output_option, progress
+from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
+                      worker_map, workers_option)
 from .common import crf_option, manifest_option, probs_from_group
 
 
@@ -22,8 +23,11 @@ from .common import crf_option, manifest_option, probs_from_group
               help="Background growing threshold theta_b (DSRG Sect. 3.2).")
 @crf_option
 @manifest_option
+@workers_option
+@shard_option
+@resume_option
 @force_option
-def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest, force):
+def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest, workers, shard, resume, force):
     """Grow the seeds of SEEDS (a `labels` store) with per-class probabilities (DSRG Sect. 3.2).
 
     An unlabelled pixel joins class c when c is its most probable present class, its
@@ -34,12 +38,13 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
     \b
     Example:
       ws grow region seeds.h5 --probs cams.h5 -o grown.h5
+      ws grow region seeds.h5 --probs cams.h5 --crf --manifest train.json --workers 4 -o grown_crf.h5
     """
-    from ...grow import seeded_region_growing
     from ...io.dataset import load_manifest
     from ...io.labels import read_labels_group, write_labels_group
-    from ...io.store import create_store, open_store
+    from ...io.store import create_store, open_store, parse_shard, shard_items
 
+    sh = parse_shard(shard)
     seeds_store = open_store(seeds_path, "labels")
     probs_store = open_store(probs_path)
     classes = seeds_store.classes
@@ -53,12 +58,15 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
         require_crf()
         if m is None:
             raise InputError("--crf needs --manifest for the images")
+    by_id = m.by_id() if m is not None else {}
     k = len(classes)
     grown_px = seeded_px = 0
-    params = {"probs": str(probs_path), "theta_fg": theta_fg, "theta_bg": theta_bg, "crf": use_crf}
-    with Timer() as t, create_store(output, "labels", classes=classes, params=params,
-                                    inputs=[seeds_store, probs_store], force=force) as out:
-        for image_id in progress(ids, desc="grow"):
+    params = {"probs": str(probs_path), "theta_fg": theta_fg, "theta_bg": theta_bg, "crf": use_crf, "shard": shard}
+    ids = shard_items(ids, sh)
+
+    def jobs(todo):
+        """Read one image's seeds, probabilities (and image for --crf) here; _grow_job grows them."""
+        for image_id in todo:
             seeds = read_labels_group(seeds_store.image(image_id))
             if not probs_store.has_image(image_id):
                 raise InputError("image missing from the probability store", path=probs_path, image_id=image_id)
@@ -67,17 +75,41 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
                 raise InputError(f"probability maps {dense.shape[1:]} differ from the seeds {seeds.shape}",
                                  path=probs_path, image_id=image_id)
             present[np.unique(seeds[seeds != 255])] = True
-            lab = seeded_region_growing(dense, seeds, present, theta_fg, theta_bg)
+            image = None
             if use_crf:
-                from .common import refine_crf
-                rec = m.by_id().get(image_id)
+                rec = by_id.get(image_id)
                 if rec is None:
                     raise InputError("image not in the manifest", path=manifest, image_id=image_id)
-                refined = refine_crf(m.read_image(rec), dense, present)
-                lab = np.where(lab == 255, refined, lab).astype(np.uint8)
-            seeded_px += int((seeds != 255).sum())
-            grown_px += int((lab != 255).sum())
-            with out.write_image(image_id) as g:
-                write_labels_group(g, lab)
-    emit({"output": str(output), "images": len(ids), "seeded_pixels": seeded_px, "labelled_pixels": grown_px,
-          "crf": use_crf, "seconds": round(t.seconds, 3)})
+                image = m.read_image(rec)
+                if image.shape[:2] != seeds.shape:
+                    raise InputError(f"the image {image.shape[:2]} differs from the seeds {seeds.shape}",
+                                     path=manifest, image_id=image_id)
+            yield dense, seeds, present, theta_fg, theta_bg, image
+
+    with Timer() as t, create_store(output, "labels", classes=classes, params=params,
+                                    inputs=[seeds_store, probs_store], force=force, resume=resume) as out:
+        todo = [i for i in ids if not (resume and out.has_image(i))]
+        skipped = len(ids) - len(todo)
+        if skipped:
+            log(f"resuming: {skipped} images already done")
+        with worker_map(_grow_job, jobs(todo), workers) as results:
+            for image_id, (n_seeded, lab) in progress(zip(todo, results), total=len(todo), desc="grow"):
+                seeded_px += n_seeded
+                grown_px += int((lab != 255).sum())
+                with out.write_image(image_id) as g:
+                    write_labels_group(g, lab)
+    emit({"output": str(output), "images": len(todo), "skipped": skipped, "seeded_pixels": seeded_px,
+          "labelled_pixels": grown_px, "crf": use_crf, "seconds": round(t.seconds, 3)})
+
+
+def _grow_job(job):
+    """Region growing (+ CRF of the unlabelled pixels) of one image (runs in a --workers process)."""
+    from ...grow import seeded_region_growing
+
+    dense, seeds, present, theta_fg, theta_bg, image = job
+    lab = seeded_region_growing(dense, seeds, present, theta_fg, theta_bg)
+    if image is not None:
+        from .common import refine_crf
+        refined = refine_crf(image, dense, present)
+        lab = np.where(lab == 255, refined, lab).astype(np.uint8)
+    return int((seeds != 255).sum()), lab

@@ -6,7 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import Timer, command, emit, force_option, output_option, progress
+from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
+                      worker_map, workers_option)
 from .common import crf_option, manifest_option, parse_rule, probs_from_group
 
 
@@ -29,8 +30,11 @@ from .common import crf_option, manifest_option, parse_rule, probs_from_group
 @click.option("--snap-k", type=float, default=100.0, show_default=True, help="Felzenszwalb scale k.")
 @crf_option
 @manifest_option
+@workers_option
+@shard_option
+@resume_option
 @force_option
-def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, force):
+def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, workers, shard, resume, force):
     """Seed cues (0 = background, 1..K, 255 = unlabelled) from one or more INPUTS.
 
     Each input is a `cams` store (cues computed with --fg/--bg/--snap) or a `labels`
@@ -44,15 +48,17 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, f
       ws grow seeds cams.h5 --fg top:0.2 --bg cams:0.05 -o seeds.h5
       ws grow seeds cams_rgb.h5 cams_gray.h5 --fg rel:0.3 --bg features:0.2 \\
           --snap felzenszwalb --manifest data/toy/train.json -o seeds.h5
+      ws grow seeds cams.h5 --shard 0/2 -o s0.h5; ws grow seeds cams.h5 --shard 1/2 -o s1.h5
+      ws merge seeds.h5 s0.h5 s1.h5
     """
-    from ...grow import background_mask, cam_seeds, fuse_seeds, snap_seeds
     from ...io.cams import read_cam_group
     from ...io.dataset import load_manifest
     from ...io.labels import read_labels_group, write_labels_group
-    from ...io.store import create_store, open_store
+    from ...io.store import create_store, open_store, parse_shard, shard_items
 
     fg_rule = parse_rule(fg, "--fg", ("top", "rel"))
     bg_rule = ("none", 0.0) if bg == "none" else parse_rule(bg, "--bg", ("cams", "features", "saliency"))
+    sh = parse_shard(shard)
     stores = [open_store(p) for p in inputs]
     for s in stores:
         if s.kind not in ("cams", "labels"):
@@ -74,61 +80,106 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, f
         from ...grow.crf import require_crf
         require_crf()
     m = load_manifest(manifest) if manifest else None
+    by_id = m.by_id() if m is not None else {}
     k = len(classes)
+    cfg = {"fg": fg_rule, "bg": bg_rule, "snap": snap, "snap_ratio": snap_ratio, "snap_k": snap_k, "labels": k + 1}
+    crf_store = next((s for s in stores if s.kind == "cams"), None) if use_crf else None
     labelled = total = 0
-    params = {"fg": fg, "bg": bg, "snap": snap, "snap_ratio": snap_ratio, "snap_k": snap_k, "crf": use_crf}
-    with Timer() as t, create_store(output, "labels", classes=classes, params=params, dataset=m,
-                                    inputs=stores, force=force) as out:
-        for image_id in progress(ids, desc="seeds"):
+    params = {"fg": fg, "bg": bg, "snap": snap, "snap_ratio": snap_ratio, "snap_k": snap_k, "crf": use_crf,
+              "shard": shard}
+    ids = shard_items(ids, sh)
+
+    def jobs(todo):
+        """Read one image's inputs (this process); the cue computation runs in _seed_job."""
+        for image_id in todo:
             image = None
             if m is not None:
-                rec = m.by_id().get(image_id)
+                rec = by_id.get(image_id)
                 if rec is None:
                     raise InputError("image not in the manifest", path=manifest, image_id=image_id)
                 if need_images:
                     image = m.read_image(rec)
-            maps = []
+            maps, shape = [], None
             for s in stores:
                 g = s.image(image_id)
                 if s.kind == "labels":
-                    maps.append(read_labels_group(g))
-                    continue
-                d = read_cam_group(g)
-                cams, labels = d["cams"], np.asarray(d["labels"])
-                if cams.ndim != 3 or cams.shape[0] == 0:
-                    raise InputError("no CAMs stored for this image", path=s.path, image_id=image_id)
-                bgm = None
-                if bg_rule[0] == "cams":
-                    bgm = background_mask(cams.max(0), bg_rule[1])
-                elif bg_rule[0] == "features":
-                    if d["background"] is None:
+                    x = read_labels_group(g)
+                    maps.append(("labels", x))
+                    size = x.shape
+                else:
+                    d = read_cam_group(g)
+                    cams, labels = d["cams"], np.asarray(d["labels"])
+                    if cams.ndim != 3 or cams.shape[0] == 0:
+                        raise InputError("no CAMs stored for this image", path=s.path, image_id=image_id)
+                    if bg_rule[0] == "features" and d["background"] is None:
                         raise InputError("--bg features needs the `background` map "
                                          "(ws cam infer --background features)", path=s.path, image_id=image_id)
-                    bgm = background_mask(1.0 - d["background"], bg_rule[1])
-                elif bg_rule[0] == "saliency":
-                    from ...proposals.hierarchy import superpixels
-                    from ...proposals.saliency import saliency_map
-                    bgm = background_mask(saliency_map(image), bg_rule[1])
-                sd = cam_seeds(cams, labels, fg_rule, bgm)
-                if snap == "felzenszwalb":
-                    from ...proposals.hierarchy import superpixels
-                    sd = snap_seeds(sd, superpixels(image, snap_k), k + 1, snap_ratio)
-                maps.append(sd)
-            shape = maps[0].shape
-            for s, mp in zip(stores, maps):
-                if mp.shape != shape:
-                    raise InputError(f"maps {mp.shape} differ in size from {shape}", path=s.path, image_id=image_id)
-            lab = fuse_seeds(maps)
-            if use_crf:
-                from .common import refine_crf
-                cs = next((s for s in stores if s.kind == "cams"), None)
-                if cs is not None:
-                    dense, present = probs_from_group(cs, cs.image(image_id), image_id, k)
-                    refined = refine_crf(image, dense, present)
-                    lab = np.where(refined == lab, lab, 255).astype(np.uint8)
-            labelled += int((lab != 255).sum())
-            total += lab.size
-            with out.write_image(image_id) as g:
-                write_labels_group(g, lab)
-    emit({"output": str(output), "images": len(ids), "inputs": len(stores),
+                    maps.append(("cams", (cams, labels, d["background"])))
+                    size = cams.shape[1:]
+                if shape is None:
+                    shape = size
+                elif size != shape:
+                    raise InputError(f"maps {size} differ in size from {shape}", path=s.path, image_id=image_id)
+            if image is not None and image.shape[:2] != shape:
+                raise InputError(f"maps {shape} differ in size from the image {image.shape[:2]}",
+                                 path=stores[0].path, image_id=image_id)
+            crf_in = None
+            if crf_store is not None:
+                crf_in = probs_from_group(crf_store, crf_store.image(image_id), image_id, k)
+            yield cfg, image, maps, crf_in
+
+    with Timer() as t, create_store(output, "labels", classes=classes, params=params, dataset=m,
+                                    inputs=stores, force=force, resume=resume) as out:
+        todo = [i for i in ids if not (resume and out.has_image(i))]
+        skipped = len(ids) - len(todo)
+        if skipped:
+            log(f"resuming: {skipped} images already done")
+        with worker_map(_seed_job, jobs(todo), workers) as results:
+            for image_id, lab in progress(zip(todo, results), total=len(todo), desc="seeds"):
+                labelled += int((lab != 255).sum())
+                total += lab.size
+                with out.write_image(image_id) as g:
+                    write_labels_group(g, lab)
+    emit({"output": str(output), "images": len(todo), "skipped": skipped, "inputs": len(stores),
           "coverage": round(labelled / max(total, 1), 4), "seconds": round(t.seconds, 3)})
+
+
+def _seed_job(job):
+    """Seeds of one image from its inputs' maps (runs in a --workers process)."""
+    from ...grow import background_mask, cam_seeds, fuse_seeds, snap_seeds
+
+    cfg, image, maps, crf_in = job
+    cache = {}
+
+    def once(name, make):
+        if name not in cache:
+            cache[name] = make()
+        return cache[name]
+
+    out = []
+    for kind, payload in maps:
+        if kind == "labels":
+            out.append(payload)
+            continue
+        cams, labels, background = payload
+        mode, thr = cfg["bg"]
+        bgm = None
+        if mode == "cams":
+            bgm = background_mask(cams.max(0), thr)
+        elif mode == "features":
+            bgm = background_mask(1.0 - background, thr)
+        elif mode == "saliency":
+            from ...proposals.saliency import saliency_map
+            bgm = background_mask(once("saliency", lambda: saliency_map(image)), thr)
+        sd = cam_seeds(cams, labels, cfg["fg"], bgm)
+        if cfg["snap"] == "felzenszwalb":
+            from ...proposals.hierarchy import superpixels
+            sd = snap_seeds(sd, once("superpixels", lambda: superpixels(image, cfg["snap_k"])), cfg["labels"],
+                            cfg["snap_ratio"])
+        out.append(sd)
+    lab = fuse_seeds(out)
+    if crf_in is not None:
+        from .common import refine_crf
+        refined = refine_crf(image, *crf_in)
+        lab = np.where(refined == lab, lab, 255).astype(np.uint8)
+    return lab
