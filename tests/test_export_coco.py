@@ -115,3 +115,58 @@ def test_bad_empty_store(setup, tmp_path):
     r = run_ws("export-coco", tmp_path / "l.h5", "--manifest", man, "--semantic", tmp_path / "png", expect=2)
     assert_bad_input(r, "no images")
     assert not (tmp_path / "png").exists()
+
+
+def test_results_json_to_png_higher_score_wins(setup, tmp_path):
+    from wstools.masks import encode
+
+    d, man, m, _ = setup
+    rec = m.images[1]
+    h, w = rec.height, rec.width
+    a = np.zeros((h, w), bool)
+    a[2:10, 2:10] = True
+    b = np.zeros((h, w), bool)
+    b[6:14, 6:14] = True
+    cats = m.category_ids()
+
+    def det(mask, label, score):
+        return {"image_id": rec.id, "category_id": int(cats[label - 1]), "score": score,
+                "segmentation": {"size": [h, w], "counts": encode(mask[None])[0].decode("ascii")}}
+
+    (tmp_path / "r.json").write_text(json.dumps([det(a, 1, 0.9), det(b, 2, 0.5), det(b, 3, 0.05)]))
+    r = run_ws("export-coco", tmp_path / "r.json", "--manifest", man, "--semantic", tmp_path / "png",
+               "--min-score", 0.1, "-q")
+    assert r.json["pngs"] == len(m.images) and r.json["instances"] == 2
+    want = np.zeros((h, w), np.uint8)
+    want[b] = 2
+    want[a] = 1          # 0.9 beats 0.5 on the overlap; the 0.05 detection is below --min-score
+    assert np.array_equal(read_label_png(tmp_path / "png" / f"{rec.id}.png"), want)
+    assert (read_label_png(tmp_path / "png" / f"{m.images[0].id}.png") == 0).all()
+    # a results file exports to PNGs only, and its image ids must be the manifest's
+    r = run_ws("export-coco", tmp_path / "r.json", "--manifest", man, "-o", tmp_path / "x.json", expect=2)
+    assert_bad_input(r, "--semantic")
+    (tmp_path / "bad.json").write_text(json.dumps([dict(det(a, 1, 0.9), image_id="nope")]))
+    r = run_ws("export-coco", tmp_path / "bad.json", "--manifest", man, "--semantic", tmp_path / "png2", expect=2)
+    assert_bad_input(r, "nope")
+    assert not (tmp_path / "png2").exists()
+
+
+def test_exported_pseudo_labels_score_with_eval_instance(setup, tmp_path):
+    d, man, m, expect = setup
+    run_ws("export-coco", d / "a.h5", "--proposals", d / "p.h5", "--manifest", man, "-o", tmp_path / "x.json", "-q")
+    r = run_ws("eval", "instance", tmp_path / "x.json", "--gt", man, "-q")
+    # the kept proposals are exactly the GT instances of every image but the first (noise only):
+    # the same scores as those GT masks written as a results list
+    assert r.json["detections"] == sum(expect.values())
+    from wstools.masks import encode
+    cats = m.category_ids()
+    results = []
+    for rec in m.images[1:]:
+        gm, gl = gt_instance_masks(m, rec)
+        results += [{"image_id": rec.id, "category_id": int(cats[int(l) - 1]), "score": 1.0,
+                     "segmentation": {"size": [rec.height, rec.width], "counts": c.decode("ascii")}}
+                    for c, l in zip(encode(gm), gl)]
+    (tmp_path / "gt_results.json").write_text(json.dumps(results))
+    oracle = run_ws("eval", "instance", tmp_path / "gt_results.json", "--gt", man, "-q")
+    assert 0 < r.json["map_r"]["0.5"] < 1
+    assert r.json["map_r"] == oracle.json["map_r"] and r.json["abo"] == pytest.approx(oracle.json["abo"])

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,4 +77,126 @@ def test_cli_viz_bad_input(stores, tmp_path):
     with create_store(orphan, "labels", classes=m.classes, params={}):
         pass
     assert_bad_input(run_ws("viz", orphan, "-o", tmp_path / "x.png", expect=2), "orphan.h5", "--dataset")
+    assert not (tmp_path / "x.png").exists()
+
+
+# --- every per-image kind of the recipes, on `ws toy --size 48` -----------------------------------
+
+PANEL_H, PANEL_W, PAD = 48 + 14, 48, 2   # a 48 px image under its 14 px caption strip; tile() padding
+
+
+def _grid(rows, cols):
+    return (cols * (PANEL_W + PAD) + PAD, rows * (PANEL_H + PAD) + PAD)   # PIL size: (width, height)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """`ws toy --train 4 --val 2 --size 48` and one file of each COCO / responses / probs kind over val."""
+    from wstools.io import coco
+    from wstools.io.labels import write_probs_group
+    from wstools.io.responses import write_response_group
+
+    d = tmp_path_factory.mktemp("viz")
+    run_ws("toy", d / "toy", "--train", 4, "--val", 2, "--size", 48, "-q")
+    m = load_manifest(d / "toy" / "val.json")
+    h = w = 48
+    yy, xx = np.mgrid[:h, :w]
+    disc = lambda cy, cx, r: (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r   # noqa: E731
+    shapes = [disc(12, 12, 8), disc(30, 30, 10), disc(10, 36, 6)]
+    paths = {"toy": d / "toy", "responses": d / "prm.h5", "probs": d / "probs.h5",
+             "instances": d / "pseudo.json", "results": d / "results.json"}
+    with create_store(paths["responses"], "responses", classes=m.classes, params={}, dataset=m) as s:
+        for rec in m.images:   # 3 peaks on the first image, 1 on the second
+            n = 3 if rec.id == m.ids()[0] else 1
+            peaks = np.array([[k % 5 + 1, 12 + 9 * k, 12 + 9 * k, 0.5 + 0.1 * k] for k in range(n)], np.float32)
+            maps = np.stack([np.exp(-((yy - p[1]) ** 2 + (xx - p[2]) ** 2) / 50.0) for p in peaks])
+            with s.write_image(rec.id) as g:
+                write_response_group(g, peaks, maps)
+    with create_store(paths["probs"], "probs", classes=m.classes, params={}, dataset=m) as s:
+        for rec in m.images:
+            p = np.random.default_rng(0).random((3, h, w)).astype(np.float32)
+            with s.write_image(rec.id) as g:
+                write_probs_group(g, p / p.sum(0), [0, 2, 4])
+    counts = mask_io.encode(np.stack(shapes))
+    boxes = mask_io.boxes(counts, h, w)
+    areas = mask_io.area(counts, h, w)
+    images, anns = [], []
+    for index, rec in enumerate(m.images):   # both images listed, annotations on the second only
+        images.append(coco.image_entry(index, rec))
+        if index == 1:
+            anns += [coco.annotation(len(anns) + 1, index + 1, k + 1, counts[k], h, w, boxes[k], areas[k], 0.9 - k / 10)
+                     for k in range(3)]
+    coco.write_instances(paths["instances"], images, anns, m.classes, m.category_ids())
+    results = [{"image_id": m.ids()[1], "category_id": k + 2, "score": s,
+                "segmentation": {"size": [h, w], "counts": counts[k].decode()}} for k, s in enumerate([0.9, 0.6, 0.1])]
+    paths["results"].write_text(json.dumps(results))
+    return m, paths
+
+
+def test_cli_viz_responses_one_panel_per_map(small, tmp_path):
+    m, paths = small
+    out = tmp_path / "prm.png"
+    s = run_ws("viz", paths["responses"], "--top", 2, "-o", out).json
+    assert s["kind"] == "responses" and s["images"] == m.ids() and s["columns"] == 1 + 2   # image + top 2 of 3
+    with Image.open(out) as im:
+        assert im.size == _grid(2, 3)
+    s = run_ws("viz", paths["responses"], "--gt", "-o", out, "--force").json
+    assert s["columns"] == 1 + 1 + 3
+    with Image.open(out) as im:
+        assert im.size == _grid(2, 5)
+        pix = np.asarray(im.convert("RGB"))
+    # the peak marker: a white cross centred on the first (best-scored: 0.7 at y = x = 30) map's peak
+    x0, y0 = 2 * (PANEL_W + PAD) + PAD, PAD + 14
+    assert (pix[y0 + 30, x0 + 30] == 255).all() and (pix[y0 + 30, x0 + 28] == 255).all()
+
+
+def test_cli_viz_probs(small, tmp_path):
+    m, paths = small
+    s = run_ws("viz", paths["probs"], "-o", tmp_path / "p.png").json
+    assert s["kind"] == "probs" and s["columns"] == 1 + 3
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.size == _grid(2, 4)
+
+
+def test_cli_viz_coco_instances_and_results(small, tmp_path):
+    m, paths = small
+    toy = paths["toy"]
+    s = run_ws("viz", paths["instances"], "--dataset", toy / "val.json", "--gt", "-o", tmp_path / "i.png").json
+    assert s["kind"] == "coco-instances" and s["images"] == m.ids() and s["columns"] == 3
+    with Image.open(tmp_path / "i.png") as im:
+        assert im.size == _grid(2, 3)
+        pix = np.asarray(im.convert("RGB")).astype(int)
+    # the first image has no annotation (its panel is the image), the second has three masks drawn
+    y0, x0 = PAD + 14, 2 * (PANEL_W + PAD) + PAD
+    row2 = y0 + PANEL_H + PAD
+    assert (pix[y0:y0 + 48, x0:x0 + 48] == pix[y0:y0 + 48, PAD:PAD + 48]).all()
+    assert (pix[row2 + 30, x0 + 30] != pix[row2 + 30, PAD + 30]).any()
+    s = run_ws("viz", paths["results"], "--dataset", toy / "val.json", "--score-threshold", 0.5,
+               "-o", tmp_path / "r.png").json
+    # results: the images with detections above the threshold (only the second)
+    assert s["kind"] == "coco-results" and s["images"] == [m.ids()[1]] and s["columns"] == 2
+    with Image.open(tmp_path / "r.png") as im:
+        assert im.size == _grid(1, 2)
+        pix = np.asarray(im.convert("RGB")).astype(int)
+    y0, x0 = PAD + 14, PANEL_W + 2 * PAD
+    assert (pix[y0 + 30, x0 + 30] != pix[y0 + 30, PAD + 30]).any()     # score 0.6 drawn
+    assert (pix[y0 + 15, x0 + 36] == pix[y0 + 15, PAD + 36]).all()     # score 0.1 not drawn
+
+
+def test_cli_viz_bad_json(small, tmp_path):
+    m, paths = small
+    toy = paths["toy"]
+    neither = tmp_path / "neither.json"
+    neither.write_text(json.dumps({"hello": 1}))
+    assert_bad_input(run_ws("viz", neither, "-o", tmp_path / "x.png", expect=2), "neither.json", "neither a manifest")
+    stray = tmp_path / "stray.json"
+    stray.write_text(json.dumps([{"image_id": "val_999", "category_id": 1, "score": 0.5,
+                                  "segmentation": {"size": [48, 48], "counts": mask_io.encode(
+                                      np.ones((48, 48), bool))[0].decode()}}]))
+    assert_bad_input(run_ws("viz", stray, "--dataset", toy / "val.json", "-o", tmp_path / "x.png", expect=2),
+                     "stray.json", "image val_999")
+    assert_bad_input(run_ws("viz", paths["results"], "-o", tmp_path / "x.png", expect=2), "results.json", "--dataset")
+    # a COCO instances file for another manifest: its images are not in train.json
+    assert_bad_input(run_ws("viz", paths["instances"], "--dataset", toy / "train.json", "-o", tmp_path / "x.png",
+                            expect=2), "pseudo.json", "val_000000")
     assert not (tmp_path / "x.png").exists()

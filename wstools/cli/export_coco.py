@@ -32,20 +32,26 @@ def _semantic_map(masks: np.ndarray, labels, scores, h, w, unassigned: str) -> n
               help="Also write VOC-palette PNGs (one per image) into this folder.")
 @click.option("--unassigned", type=click.Choice(["background", "ignore"]), default="background",
               show_default=True, help="Semantic PNG value of pixels no kept proposal covers: 0 or 255.")
+@click.option("--min-score", type=float, default=0.0, show_default=True,
+              help="COCO results input: detections scored below this are not painted.")
 @force_option
-def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, force):
+def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, min_score, force):
     """Export SOURCE as training data.
 
     An `assignment` store (ws cut) with --proposals: proposals with label > 0, box NMS
     per image and class (torchvision batched_nms), written as COCO instances JSON with
     compressed RLE masks (-o) and/or VOC PNGs (--semantic). A `labels` store: VOC PNGs
-    (--semantic) only. Every manifest image is listed in `images`, with or without
-    annotations; category ids follow the manifest.
+    (--semantic) only. A COCO results JSON (ws match, ws predict --task instance):
+    VOC PNGs (--semantic) only, the instances of each image merged into one label
+    map (a higher score wins an overlap; Huang et al.'s semantic results). Every
+    manifest image is listed in `images`, with or without annotations; category ids
+    follow the manifest.
 
     \b
     Example:
       ws export-coco assignment.h5 --proposals proposals.h5 --manifest data/toy/train.json -o pseudo.json
       ws export-coco grown.h5 --manifest data/toy/train.json --semantic pseudo_png/
+      ws export-coco prm_results.json --manifest data/toy/val.json --semantic prm_png/
     """
     import torch
     from torchvision.ops import batched_nms
@@ -58,6 +64,9 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
     from ..io.store import open_store, read_rles
 
     m = load_manifest(manifest)
+    if str(source).lower().endswith(".json"):
+        _export_results(source, m, semantic_dir, unassigned, min_score, force)
+        return
     src = open_store(source)
     src.check_classes(m.classes, manifest)
     if src.kind not in ("assignment", "labels"):
@@ -174,4 +183,38 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
         if sem_tmp is not None and sem_tmp.exists():
             shutil.rmtree(sem_tmp, ignore_errors=True)
     emit({"output": output, "semantic": semantic_dir, "annotations": n_ann, "pngs": n_png,
+          "seconds": round(t.seconds, 3)})
+
+
+def _export_results(source, m, semantic_dir, unassigned, min_score, force):
+    """COCO results JSON -> one VOC PNG per manifest image (instances merged by score)."""
+    from ..io.coco import read_results
+    from ..io.images import write_label_png
+    from ..masks import decode
+
+    if not semantic_dir:
+        raise InputError("a COCO results file exports to PNGs only: give --semantic DIR", path=source)
+    sd = Path(semantic_dir)
+    if sd.exists() and not force:
+        raise InputError("exists (use --force to overwrite)", path=semantic_dir)
+    results = read_results(source, m)
+    tmp = sd.with_name("." + sd.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    n_inst = 0
+    try:
+        with Timer() as t:
+            tmp.mkdir(parents=True)
+            for rec in progress(m.images, desc="png"):
+                dets = [d for d in results.get(rec.id, []) if d[2] >= min_score]
+                n_inst += len(dets)
+                masks = decode([d[1]["counts"] for d in dets], rec.height, rec.width)
+                write_label_png(tmp / f"{rec.id}.png", _semantic_map(
+                    masks, [d[0] for d in dets], np.array([d[2] for d in dets], np.float64),
+                    rec.height, rec.width, unassigned))
+            if sd.exists():
+                shutil.rmtree(sd)
+            tmp.rename(sd)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    emit({"output": None, "semantic": semantic_dir, "instances": n_inst, "pngs": len(m.images),
           "seconds": round(t.seconds, 3)})

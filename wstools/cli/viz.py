@@ -1,7 +1,8 @@
-"""``ws viz FILE``: a picture of a manifest's ground truth or of a per-image store."""
+"""``ws viz FILE``: a picture of a manifest's ground truth, of a per-image store or of a COCO file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -10,12 +11,16 @@ import numpy as np
 from ..errors import InputError
 from ..io import masks as mask_io
 from ..io.atomic import atomic_path
-from ..io.dataset import load_instances, load_manifest, load_semantic
+from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_from_json
 from ..io.images import write_image
 from ..io.inspect import is_hdf5
 from ..io.store import open_store, read_rles
-from ..viz import caption, overlay_heatmap, overlay_labels, overlay_masks, tile
+from ..viz import caption, overlay_heatmap, overlay_instances, overlay_labels, overlay_masks, overlay_response, tile
 from .common import command, emit, force_option, output_option
+
+STORE_KINDS = ("proposals", "cams", "labels", "probs", "responses")
+# kinds whose --gt column shows GT instances (the others show the GT semantic map)
+_INSTANCE_KINDS = ("proposals", "responses", "coco-instances", "coco-results")
 
 
 def _manifest_for(store, dataset_opt):
@@ -28,63 +33,181 @@ def _manifest_for(store, dataset_opt):
     return load_manifest(recorded)
 
 
-def _panels(kind, m, rec, group, top):
+def _read_json(file):
+    try:
+        with open(file) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError("file does not exist", path=file) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"neither a ws store (HDF5) nor a JSON file ({e.__class__.__name__})", path=file) from None
+
+
+def _json_kind(data) -> str:
+    """'coco-results' (a list of detections), 'coco-instances' (images + annotations) or 'dataset'."""
+    if isinstance(data, list):
+        return "coco-results"
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list) and isinstance(data.get("images"), list):
+        return "coco-instances"
+    if isinstance(data, dict) and "images" in data and "classes" in data:
+        return "dataset"
+    return ""
+
+
+def _check_size(arr, rec, what, file):
+    if tuple(arr.shape[-2:]) != (rec.height, rec.width):
+        raise InputError(f"{what} are {arr.shape[-1]}x{arr.shape[-2]}, the image is {rec.width}x{rec.height}",
+                         path=file, image_id=rec.id)
+
+
+def _gt_panel(kind, m, rec, image):
+    """The manifest's GT of one image: instances for instance kinds, else the semantic map (whichever exists)."""
+    order = ("instances", "semantic") if kind in _INSTANCE_KINDS else ("semantic", "instances")
+    for what in order:
+        if what == "semantic" and rec.semantic is not None:
+            return caption(overlay_labels(image, load_semantic(m, rec)), "GT semantic")
+        if what == "instances" and rec.instances is not None:
+            gt = load_instances(m, rec)
+            names = [m.classes[int(lab) - 1] for lab in gt.labels]
+            return caption(overlay_instances(image, gt.masks(), names), f"GT instances ({len(gt.labels)})")
+    raise InputError("has no ground truth for this image (--gt)", path=m.path, image_id=rec.id)
+
+
+def _coco_panel(m, rec, image, dets, top, threshold):
+    """One panel: the image's COCO instances (label, rle, score) scored >= threshold, best --top first."""
+    keep = [d for d in dets if d[2] is None or d[2] >= threshold]
+    keep.sort(key=lambda d: -(d[2] if d[2] is not None else np.inf))
+    shown = keep[:top]
+    masks = mask_io.decode([d[1]["counts"] for d in shown], rec.height, rec.width)
+    texts = [m.classes[d[0] - 1] + ("" if d[2] is None else f" {d[2]:.2f}") for d in shown]
+    title = f"{len(keep)} instances" + (f" (top {len(shown)})" if len(shown) < len(keep) else "")
+    return caption(overlay_instances(image, masks, texts), title)
+
+
+def _panels(kind, m, rec, source, top, threshold, gt, file):
+    """One row: the image, optionally its GT, then the kind's panels."""
     image = m.read_image(rec)
     panels = [caption(image, rec.id)]
     if kind == "dataset":
         if rec.semantic is not None:
             panels.append(caption(overlay_labels(image, load_semantic(m, rec)), "GT semantic"))
         if rec.instances is not None:
-            gt = load_instances(m, rec)
-            panels.append(caption(overlay_masks(image, gt.masks()), f"GT instances ({len(gt.labels)})"))
-    elif kind == "proposals":
+            gt_inst = load_instances(m, rec)
+            panels.append(caption(overlay_masks(image, gt_inst.masks()), f"GT instances ({len(gt_inst.labels)})"))
+        return panels
+    if gt:
+        panels.append(_gt_panel(kind, m, rec, image))
+    if kind in ("coco-instances", "coco-results"):
+        panels.append(_coco_panel(m, rec, image, source.get(rec.id, []), top, threshold))
+        return panels
+    group = source.image(rec.id)
+    if kind == "proposals":
         counts = read_rles(group["masks"])[:top]
         masks = mask_io.decode(counts, rec.height, rec.width)
         boxes = group["boxes"][:top]
         panels.append(caption(overlay_masks(image, masks, boxes), f"top {len(counts)} proposals"))
     elif kind == "cams":
-        labels = group["labels"][()]
-        for c, lab in enumerate(labels):
-            panels.append(caption(overlay_heatmap(image, group["cams"][c].astype(np.float32)),
-                                  f"CAM {m.classes[int(lab) - 1]}"))
-        if "background" in group:
-            panels.append(caption(overlay_heatmap(image, group["background"][()].astype(np.float32)),
-                                  "background"))
+        from ..io.cams import read_cam_group
+
+        g = read_cam_group(group)
+        _check_size(g["cams"], rec, "CAMs", file)
+        for c, lab in enumerate(g["labels"]):
+            panels.append(caption(overlay_heatmap(image, g["cams"][c]), f"CAM {m.classes[int(lab) - 1]}"))
+        if g["background"] is not None:
+            panels.append(caption(overlay_heatmap(image, g["background"]), "background"))
     elif kind == "labels":
-        panels.append(caption(overlay_labels(image, group["labels"][()]), "labels"))
+        from ..io.labels import read_labels_group
+
+        lab = read_labels_group(group)
+        _check_size(lab, rec, "labels", file)
+        panels.append(caption(overlay_labels(image, lab), "labels"))
+    elif kind == "probs":
+        from ..io.labels import read_probs_group
+
+        probs, labels = read_probs_group(group)
+        _check_size(probs, rec, "probability maps", file)
+        for p, lab in zip(probs, labels):
+            name = "background" if lab == 0 else m.classes[int(lab) - 1]
+            panels.append(caption(overlay_heatmap(image, p), f"P {name}"))
+    elif kind == "responses":
+        from ..io.responses import read_response_group
+
+        r = read_response_group(group, m.num_classes, path=file, image_id=rec.id)
+        _check_size(r["maps"], rec, "response maps", file)
+        order = np.argsort(-r["peaks"][:, 3], kind="stable")[:top]
+        for i in order:
+            _, y, x, score = (float(v) for v in r["peaks"][i])
+            panels.append(caption(overlay_response(image, r["maps"][i], y, x),
+                                  f"{m.classes[int(r['labels'][i]) - 1]} {score:.2f}"))
     return panels
 
 
 @command("viz")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_opt", type=click.Path(dir_okay=False), default=None,
-              help="Manifest of the images (default: the one recorded in the store's provenance).")
+              help="Manifest of the images (default: the one recorded in the store's provenance; "
+                   "required for COCO JSON files, which name none).")
 @click.option("--images", "image_ids", default=None, help="Comma-separated image ids (default: the first --first).")
 @click.option("--first", type=click.IntRange(1, 100), default=4, show_default=True, help="How many images.")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True,
-              help="Proposals drawn per image (best ranked first).")
+              help="Proposals, response maps (one panel each) or COCO instances drawn per image, best first.")
+@click.option("--score-threshold", type=float, default=0.0, show_default=True,
+              help="COCO files: instances scored below this are not drawn.")
+@click.option("--gt", is_flag=True, default=False,
+              help="Add a column with the manifest's ground truth after the image (instances for proposals, "
+                   "responses and COCO files; the semantic map for the other kinds).")
 @output_option("PNG file to write.")
 @force_option
-def viz(file, dataset_opt, image_ids, first, top, output, force):
-    """Draw FILE over its images: a manifest's ground truth, proposals (masks and
-    boxes), CAMs (one heat map per class) or labels (seeds, grown labels,
-    predictions; 255 = unlabeled is hatched). One row per image.
+def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, output, force):
+    """Draw FILE over its images, one row per image: the image, its ground truth
+    (--gt), then the file's panels. FILE is a manifest (its GT), a per-image
+    store: proposals (masks and boxes), cams (a heat map per class), labels
+    (seeds, grown labels, predictions; 255 = unlabeled is hatched), probs (a heat
+    map per stored label), responses (the --top peak response maps, peak marked,
+    class and peak score), or a COCO JSON (needs --dataset): instances (ws
+    export-coco; images matched by ws_id, else id, else file name) or results
+    (ws match, ws predict --task instance; image_id is the manifest id), masks
+    drawn per instance with class and score.
 
     \b
     Example:
       ws viz data/toy/train.json -o gt.png
       ws viz proposals.h5 --images train_000003 --top 5 -o props.png
+      ws viz prm.h5 --top 4 --gt -o prm.png
+      ws viz results.json --dataset data/toy/val.json --score-threshold 0.3 -o results.png
     """
     store = None
     if is_hdf5(file):
-        store = open_store(file, ("proposals", "cams", "labels"))
+        store = open_store(file, STORE_KINDS)
         kind = store.kind
         m = _manifest_for(store, dataset_opt)
         available = store.image_ids()
+        source = store
+        drawable = available
     else:
-        m = load_manifest(file)
-        kind = "dataset"
-        available = m.ids()
+        data = _read_json(file)
+        kind = _json_kind(data)
+        if kind == "dataset":
+            m = manifest_from_json(data, Path(file))
+            available = drawable = m.ids()
+            source = None
+        elif kind:
+            if not dataset_opt:
+                raise InputError("a COCO file names no manifest; pass --dataset MANIFEST", path=file)
+            m = load_manifest(dataset_opt)
+            from ..io.coco import read_instances, read_results
+
+            if kind == "coco-instances":
+                source = read_instances(file, m, data)
+                available = list(source)
+                drawable = available
+            else:
+                source = read_results(file, m)
+                available = m.ids()
+                with_dets = [i for i in available if any(d[2] >= score_threshold for d in source.get(i, []))]
+                drawable = with_dets or available
+        else:
+            raise InputError("JSON file is neither a manifest nor a COCO instances or results file", path=file)
     try:
         if image_ids:
             wanted = [i.strip() for i in image_ids.split(",") if i.strip()]
@@ -92,7 +215,7 @@ def viz(file, dataset_opt, image_ids, first, top, output, force):
             if missing:
                 raise InputError("has no such image", path=file, image_id=missing[0])
         else:
-            wanted = available[:first]
+            wanted = drawable[:first]
         if not wanted:
             raise InputError("has no images to draw", path=file)
         by_id = m.by_id()
@@ -100,12 +223,12 @@ def viz(file, dataset_opt, image_ids, first, top, output, force):
         for image_id in wanted:
             if image_id not in by_id:
                 raise InputError(f"image is not in {m.path}", path=file, image_id=image_id)
-            group = store.image(image_id) if store is not None else None
-            rows.append(_panels(kind, m, by_id[image_id], group, top))
+            rows.append(_panels(kind, m, by_id[image_id], source, top, score_threshold, gt, file))
         picture = tile(rows)
     finally:
         if store is not None:
             store.close()
     with atomic_path(output, force) as tmp:
         write_image(tmp, picture, format="PNG")
-    emit({"output": output, "kind": kind, "images": wanted, "width": picture.shape[1], "height": picture.shape[0]})
+    emit({"output": output, "kind": kind, "images": wanted, "columns": max(len(r) for r in rows),
+          "width": picture.shape[1], "height": picture.shape[0]})

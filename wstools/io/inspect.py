@@ -179,7 +179,8 @@ def describe(path, **kw) -> dict:
         head = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError("neither a ws store (HDF5) nor a manifest (JSON)", path=path) from None
-    if isinstance(head, dict) and head.get("ws_kind", "dataset") == "dataset" and "images" in head:
+    if isinstance(head, dict) and head.get("ws_kind", "dataset") == "dataset" and "images" in head \
+            and "annotations" not in head:
         return describe_manifest(path)
     if isinstance(head, (list, dict)):
         return describe_json(path, head)

@@ -5,68 +5,11 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
+from ...io.coco import read_results
 from ...io.dataset import load_instances, load_manifest
 from ...io.tables import format_table, write_csv
 from ..common import Timer, command, emit, force_option, log, progress
 from .options import check_outputs, csv_option, gt_option, parse_iou_thresholds, plot_option
-
-
-def _read_results(path, manifest):
-    """COCO results JSON -> {image id: [(label, rle dict, score), ...]} checked against the manifest."""
-    import json
-
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError("file does not exist", path=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
-    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
-        data = data["annotations"]
-    if not isinstance(data, list):
-        raise InputError("a COCO results file is a JSON list of {image_id, category_id, segmentation, score}",
-                         path=path)
-    cat_to_label = {int(c): i + 1 for i, c in enumerate(manifest.category_ids())}
-    records = manifest.by_id()
-    out = {}
-    for j, r in enumerate(data):
-        if not isinstance(r, dict) or not {"image_id", "category_id", "segmentation", "score"} <= set(r):
-            raise InputError(f"result {j} needs image_id, category_id, segmentation and score", path=path)
-        image_id = str(r["image_id"])
-        rec = records.get(image_id)
-        if rec is None:
-            raise InputError(f"result {j}: image id not in {manifest.path}", path=path, image_id=image_id)
-        try:
-            label = cat_to_label[int(r["category_id"])]
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"result {j}: category_id {r['category_id']!r} is not a category of {manifest.path} "
-                             f"({sorted(cat_to_label)})", path=path, image_id=image_id) from None
-        seg = r["segmentation"]
-        try:
-            score = float(r["score"])
-        except (TypeError, ValueError):
-            raise InputError(f"result {j}: score {r['score']!r} is not a number", path=path, image_id=image_id) \
-                from None
-        if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-            if [int(v) for v in seg["size"]] != [rec.height, rec.width]:
-                raise InputError(f"result {j}: mask size {seg['size']} differs from the image "
-                                 f"({rec.height}, {rec.width})", path=path, image_id=image_id)
-            from ...eval._masks import as_rles
-            try:
-                rle = as_rles([seg])[0]
-            except Exception as e:
-                raise InputError(f"result {j}: bad RLE ({e})", path=path, image_id=image_id) from None
-        elif isinstance(seg, list):
-            from ...io.masks import from_polygons
-            try:
-                rle = {"size": [rec.height, rec.width], "counts": from_polygons(seg, rec.height, rec.width)}
-            except Exception as e:
-                raise InputError(f"result {j}: bad polygons ({e})", path=path, image_id=image_id) from None
-        else:
-            raise InputError(f"result {j}: segmentation is neither RLE nor polygons", path=path, image_id=image_id)
-        out.setdefault(image_id, []).append((label, rle, score))
-    return out
 
 
 def _coco_order(ids):
@@ -96,12 +39,14 @@ def instance(pred, gt, iou_r, csv_path, plot_path, force):
     classes) and ABO (for every ground-truth instance the best IoU among all
     predicted masks of its image, averaged). image_id is matched to manifest
     ids as a string; category_id through the manifest's category ids (1..K
-    unless it lists COCO's). --plot draws per-class precision-recall curves at
-    IoU 0.5.
+    unless it lists COCO's). A COCO instances JSON (the pseudo labels of ws
+    export-coco) is scored the same way, an annotation without a score
+    scoring 1. --plot draws per-class precision-recall curves at IoU 0.5.
 
     \b
     Example:
       ws eval instance results.json --gt toy/val.json
+      ws eval instance pseudo.json --gt toy/train.json
       ws eval instance results.json --gt coco_val.json --csv per_class.csv --plot pr.png
     """
     from ...eval.instance import InstanceEvaluator
@@ -112,7 +57,7 @@ def instance(pred, gt, iou_r, csv_path, plot_path, force):
     if not manifest.has_instance_gt():
         raise InputError("has no instance ground truth for every image", path=gt)
     with Timer() as timer:
-        results = _read_results(pred, manifest)
+        results = read_results(pred, manifest)
         ev = InstanceEvaluator(range(1, manifest.num_classes + 1), mapr_thresholds=mapr_thrs,
                                keep_curves=plot_path is not None)
         records = manifest.by_id()
