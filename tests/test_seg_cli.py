@@ -289,3 +289,27 @@ def test_crf_missing_is_one_line(seg_run, toy_dir, tmp_path):
                expect=None)
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c.h5").exists()
+
+
+def test_coco_images_are_matched_by_ws_id_before_numeric_ids(toy_dir, tmp_path):
+    # a manifest whose ids are numbers in another order than its records (as from ws dataset coco):
+    # export-coco's id = index + 1 would name the wrong image; its ws_id names the right one
+    from wstools.cli.train_seg import read_coco_training
+    from wstools.io.dataset import load_manifest
+
+    data = json.loads((toy_dir / "train.json").read_text())
+    data["images"] = data["images"][:3]
+    for rec, new_id in zip(data["images"], ["3", "1", "2"]):
+        rec["id"] = new_id
+        for key in ("image", "semantic", "instances", "objects"):
+            if rec.get(key):
+                rec[key] = str(toy_dir / rec[key])
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    m = load_manifest(tmp_path / "m.json")
+    coco = {"images": [{"id": i + 1, "ws_id": rec.id, "file_name": "x.png"} for i, rec in enumerate(m.images)],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": int(m.category_ids()[0]),
+                             "segmentation": [[0, 0, 4, 0, 4, 4]], "iscrowd": 0}],
+            "categories": [{"id": int(c), "name": n} for c, n in zip(m.category_ids(), m.classes)]}
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    anns = read_coco_training(tmp_path / "c.json", m)
+    assert len(anns[0]) == 1 and anns[1] == [] and anns[2] == []   # record 0 (id "3"), not id "1"

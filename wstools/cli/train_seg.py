@@ -84,7 +84,9 @@ class SemanticLoader:
 
 def read_coco_training(path, manifest):
     """A ``ws export-coco`` (COCO instances) JSON -> ``{record index: [(label, segmentation), ...]}``
-    over the manifest's records. Refuses categories unknown to the manifest and images it lacks."""
+    over the manifest's records. Images are matched by ``ws_id``, else ``str(id)``, else file name
+    (as :func:`wstools.io.coco.read_instances`). Refuses categories unknown to the manifest and
+    images it lacks."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -110,7 +112,9 @@ def read_coco_training(path, manifest):
     coco_to_index = {}
     for im in data["images"]:
         key = str(im.get("id"))
-        idx = ids.get(key)
+        # ws export-coco writes id = manifest index + 1 and the manifest id as ws_id; matching
+        # str(id) first would pair image 1 with a manifest whose ids are numbers (ws dataset coco)
+        idx = ids.get(str(im["ws_id"])) if im.get("ws_id") is not None else ids.get(key)
         if idx is None:
             idx = by_file.get(Path(str(im.get("file_name", ""))).name)
         if idx is None:
