@@ -1,112 +1,275 @@
 #!/usr/bin/env bash
-# End-to-end recipes on the synthetic `ws toy` data. Each stage is one command that
-# reads files and writes one file; open any of them with `ws info FILE`.
-#   bash examples.sh            # everything, into examples-out/
-#   OUT=/tmp/x bash examples.sh
+# The five papers' recipes end to end, `ws` commands only, every stage's output a file in a work
+# folder, then the results table (benchmarks/results.py). Open any file with `ws info FILE`.
+#
+#   bash examples.sh                  # every recipe on fresh `ws toy` data, into examples-out/
+#   bash examples.sh fan dsrg         # only these (plus the shared data / classifier / CAM stages)
+#   bash examples.sh --data DIR       # your own manifests DIR/train.json and DIR/val.json (ws dataset ...)
+#   bash examples.sh --gpu            # train and infer on CUDA
+#   bash examples.sh --full           # the README's results table: more toy images and epochs
+#   bash examples.sh --smoke          # the CI smoke size (tests/test_examples.py): minutes, not numbers
+#   OUT=/tmp/x bash examples.sh       # another work folder
+#
+# Recipes: cam (reference: threshold the CAMs), fan, liid, prm, sun, dsrg, full (reference: GT labels).
 set -euo pipefail
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+RECIPES=()
+DATA=""
+SIZE_PROFILE=default
+DEVICE=cpu
+while [ $# -gt 0 ]; do
+  case "$1" in
+    cam|fan|liid|prm|sun|dsrg|full) RECIPES+=("$1") ;;
+    all) RECIPES+=(cam fan liid prm sun dsrg full) ;;
+    --data) DATA=${2:?--data needs a folder}; shift ;;
+    --full) SIZE_PROFILE=full ;;
+    --smoke) SIZE_PROFILE=smoke ;;
+    --gpu) DEVICE=cuda ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "examples.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[ ${#RECIPES[@]} -gt 0 ] || RECIPES=(cam fan liid prm sun dsrg full)
+want() { local r; for r in "${RECIPES[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
+
 OUT=${OUT:-examples-out}
 mkdir -p "$OUT"
-ws() { command ws "$@"; }
+for r in common "${RECIPES[@]}"; do rm -f "$OUT/$r/times.tsv"; mkdir -p "$OUT/$r"; done
 
-echo "== data: a synthetic weakly-labelled dataset" >&2
-ws toy "$OUT/toy" --train 120 --val 40 --size 96 --seed 0 --force
-ws dataset check "$OUT/toy/train.json"
-ws info "$OUT/toy/train.json"
+# Sizes. default: the README's main job (minutes on 2 CPU cores); full: the README's results table;
+# smoke: the CI test (every stage runs, numbers mean little).
+case $SIZE_PROFILE in
+  default) NTRAIN=120 NVAL=40 SIZE=96  NCAM=3000 CAMSIZE=64 SEG_EPOCHS=6 MRCNN_EPOCHS=3 MIL_EPOCHS=1 ICN_EPOCHS=1 ;;
+  full)    NTRAIN=400 NVAL=100 SIZE=96 NCAM=6000 CAMSIZE=64 SEG_EPOCHS=10 MRCNN_EPOCHS=8 MIL_EPOCHS=4 ICN_EPOCHS=4 ;;
+  smoke)   NTRAIN=16 NVAL=8 SIZE=64    NCAM=200 CAMSIZE=64 SEG_EPOCHS=1 MRCNN_EPOCHS=1 MIL_EPOCHS=1 ICN_EPOCHS=1 ;;
+esac
 
-ws viz "$OUT/toy/train.json" --first 4 -o "$OUT/toy_gt.png" --force
+# Every `ws` call is timed into OUT/<recipe>/times.tsv (stage<TAB>seconds) for the results table.
+STAGE=common
+ws() {
+  local t0 ms
+  t0=$(date +%s%N)
+  command ws "$@"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  printf '%s %s\t%d.%03d\n' "$1" "${2:-}" $((ms / 1000)) $((ms % 1000)) >> "$OUT/$STAGE/times.tsv"
+}
+# `ws eval ...` whose JSON summary line the results table reads: evaluate NAME eval ...
+evaluate() { local name=$1; shift; ws "$@" > "$OUT/$STAGE/$name.json"; }
+json_get() { python -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$@"; }
 
-echo "== proposals: class-agnostic segments with masks (selective-search hierarchy)" >&2
-ws propose "$OUT/toy/train.json" -o "$OUT/proposals.h5" --workers 2 --force
-# the same in two shards (Slurm arrays / GNU parallel), joined with ws merge
-ws propose "$OUT/toy/train.json" -o "$OUT/proposals.0.h5" --shard 0/2 --force
-ws propose "$OUT/toy/train.json" -o "$OUT/proposals.1.h5" --shard 1/2 --force
-ws merge "$OUT/proposals.merged.h5" "$OUT/proposals.0.h5" "$OUT/proposals.1.h5" --force
-ws info "$OUT/proposals.h5"
-ws eval proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json" --objects all
-# salient instances (Fan et al.'s starting point), kept to the 20 best after mask NMS
-ws propose "$OUT/toy/train.json" -o "$OUT/salient.h5" --method saliency --nms 0.7 --top 20 --force
+# Networks: tiny CNNs from scratch on toy data; ImageNet-initialised ResNets on real data. Every
+# segmentation network starts from the colour classifier's backbone (--init, Sun et al. Sect. 3.5).
+if [ -z "$DATA" ]; then
+  CLS=(--recipe toy --threads 1)
+  SEG=(--arch tiny --optimizer adam --lr 0.003 --crop "$SIZE" --scales 0.75,1.25 --loss-at input --batch-size 16)
+  MRCNN=(--arch maskrcnn_tiny --min-size "$SIZE" --max-size "$SIZE")
+  MIL=(--arch tiny --optimizer adam --lr 0.001 --batch-size 8)
+  ICN=(--encoder tiny --size 64)
+  PEAKS=(--max-peaks 3)     # a toy image holds at most a few instances of a class
+else
+  CLS=(--weights imagenet)
+  SEG=(--arch deeplabv3_resnet50)   # its backbone from the ResNet-50 classifier (--init)
+  MRCNN=(--arch maskrcnn_resnet50_fpn)
+  MIL=(--arch resnet50)
+  PEAKS=(--max-peaks 0)
+  ICN=(--encoder vgg16)             # VGG-16 from random weights (no --weights for ICN yet)
+  SEG_EPOCHS=20 MRCNN_EPOCHS=12 MIL_EPOCHS=10 ICN_EPOCHS=120
+fi
+DEV=(--device "$DEVICE")
 
-echo "== graph + cut: dataset-level tag assignment (Fan et al. Eq. 5-8, LIID multi-way cut)" >&2
-ws toy "$OUT/feat" --train 0 --val 0 --features 400 --feature-dim 256 --seed 0 --force
-ws graph "$OUT/feat/features.h5" -o "$OUT/graph_fan.h5" --knn 3 --weights fan --force
-ws graph "$OUT/feat/features.h5" -o "$OUT/graph_liid.h5" --knn 3 --weights liid --delta 5 --force
-ws cut "$OUT/graph_liid.h5" -o "$OUT/assign_multiway.h5" --method multiway --force
-ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_fan.h5" --method fan --beta 30 --retention 0.9 --force
-ws cut "$OUT/graph_fan.h5" -o "$OUT/assign_attention.h5" --method attention --force
-ws info "$OUT/assign_multiway.h5"
+echo "== shared: data, classifier, class activation maps" >&2
+if [ -z "$DATA" ]; then
+  D=$OUT/toy
+  ws toy "$D" --train "$NTRAIN" --val "$NVAL" --size "$SIZE" --seed 0 --force
+  # the classifier learns from its own, larger toy set of the same classes (more distinct images
+  # generalise better than more epochs); real data: the train manifest with --weights imagenet
+  ws toy "$OUT/camtoy" --train "$NCAM" --val 0 --size "$CAMSIZE" --seed 1 --force
+  CLS_TRAIN=$OUT/camtoy/train.json
+else
+  D=$DATA
+  CLS_TRAIN=$D/train.json
+fi
+TRAIN=$D/train.json
+VAL=$D/val.json
+ws dataset check "$TRAIN"
+ws dataset check "$VAL"
+ws viz "$TRAIN" --first 4 -o "$OUT/common/gt.png" --force
+ws cam train "$CLS_TRAIN" "${CLS[@]}" "${DEV[@]}" -o "$OUT/common/cls.pt" --force
+ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --background features "${DEV[@]}" \
+    -o "$OUT/common/cams.h5" --force
+ws viz "$OUT/common/cams.h5" --first 4 -o "$OUT/common/cams.png" --force
+if want liid || want prm; then
+  # segment proposals with masks (selective-search hierarchy), for LIID's cut and Huang et al.'s matching
+  ws propose "$TRAIN" --workers 2 -o "$OUT/common/proposals.h5" --force
+fi
 
-echo "== cam: multi-label classifier (colour and gray) and class activation maps" >&2
-# the tiny residual CNN from scratch on the CPU (--recipe toy), on 3000 distinct toy images of 64 px
-# of its own (same classes; more images generalise better than more epochs); real data: the
-# default recipe with --weights imagenet (IRN's ResNet-50)
-ws toy "$OUT/camtoy" --train 3000 --val 0 --size 64 --seed 1 --force
-ws cam train "$OUT/camtoy/train.json" --recipe toy --device cpu --threads 1 --force -o "$OUT/cls.pt"
-ws cam train "$OUT/camtoy/train.json" --gray --recipe toy --epochs 1 --device cpu --threads 1 --force \
-    -o "$OUT/cls_gray.pt"
-ws cam infer "$OUT/toy/train.json" --model "$OUT/cls.pt" --scales 1.0,0.5 --background features \
-    --device cpu -o "$OUT/cams.h5" --force
-ws cam infer "$OUT/toy/train.json" --model "$OUT/cls_gray.pt" --scales 1.0 --subtract-others \
-    --device cpu -o "$OUT/cams_gray.h5" --force
-ws info "$OUT/cams.h5"
-ws eval cams "$OUT/cams.h5" --gt "$OUT/toy/train.json"
+if want cam; then
+  echo "== CAM only (reference): every pixel labelled argmax(t, CAMs), t the best threshold on train" >&2
+  STAGE=cam
+  evaluate eval_pseudo_train eval cams "$OUT/common/cams.h5" --gt "$TRAIN"
+  T=$(json_get "$OUT/cam/eval_pseudo_train.json" best_threshold)
+  ws cam infer "$VAL" --model "$OUT/common/cls.pt" --scales 1.0,0.5 "${DEV[@]}" -o "$OUT/cam/cams_val.h5" --force
+  evaluate eval_semantic_val eval cams "$OUT/cam/cams_val.h5" --gt "$VAL" --thresholds "$T"
+fi
 
-echo "== features: per-proposal probabilities + features from pixels -> graph -> cut -> eval (Fan, LIID)" >&2
-# route 1: CAM probabilities (LIID Eq. 3 mean + max in the box) and ROI-Align features of the classifier
-ws features "$OUT/toy/train.json" --proposals "$OUT/proposals.h5" --cams "$OUT/cams.h5" --model "$OUT/cls.pt" \
-    --proposals-per-image 20 --device cpu -o "$OUT/features_cam.h5" --force
-# route 2: LIID's proposal MIL network (Eq. 2-9), backbone from the classifier; real data: --arch resnet50
-ws features train-mil "$OUT/toy/train.json" --proposals "$OUT/proposals.h5" --cams "$OUT/cams.h5" --arch tiny \
-    --init "$OUT/cls.pt" --optimizer adam --lr 0.001 --epochs 1 --device cpu -o "$OUT/mil.pt" --force
-ws features "$OUT/toy/train.json" --proposals "$OUT/proposals.h5" --model "$OUT/mil.pt" --device cpu \
-    -o "$OUT/features_mil.h5" --force
-for src in cam mil; do
-  ws graph "$OUT/features_$src.h5" -o "$OUT/graph_$src.h5" --knn 3 --weights liid --delta 5 --force
-  ws cut "$OUT/graph_$src.h5" -o "$OUT/assign_$src.h5" --method multiway --force
-  ws eval assignment "$OUT/assign_$src.h5" --proposals "$OUT/proposals.h5" --gt "$OUT/toy/train.json"
-done
+# Segmentation training + prediction + scoring on val, shared by the recipes: seg_on NAME LABELS [options]
+seg_on() {
+  local name=$1 labels=$2; shift 2
+  ws train-seg "$TRAIN" --labels "$labels" --init "$OUT/common/cls.pt" --epochs "$SEG_EPOCHS" "${SEG[@]}" \
+      "${DEV[@]}" "$@" -o "$OUT/$STAGE/$name.pt" --force
+}
+predict_eval() {
+  local name=$1 json=$2; shift 2
+  ws predict "$VAL" --model "$OUT/$STAGE/$name.pt" "${DEV[@]}" "$@" -o "$OUT/$STAGE/${name}_val.h5" --force
+  evaluate "$json" eval semantic "$OUT/$STAGE/${name}_val.h5" --gt "$VAL"
+}
+mask_rcnn_on() {
+  ws train-seg "$TRAIN" --task instance --coco "$1" --init "$OUT/common/cls.pt" --epochs "$MRCNN_EPOCHS" \
+      "${MRCNN[@]}" "${DEV[@]}" \
+      -o "$OUT/$STAGE/maskrcnn.pt" --force
+  ws predict "$VAL" --model "$OUT/$STAGE/maskrcnn.pt" "${DEV[@]}" -o "$OUT/$STAGE/instances_val.json" --force
+  evaluate eval_instance_val eval instance "$OUT/$STAGE/instances_val.json" --gt "$VAL"
+}
 
-echo "== grow + export-coco: seed cues, region growing, CRF, pseudo labels out (Sun et al., DSRG, LIID)" >&2
-ws grow seeds "$OUT/cams.h5" --fg top:0.2 --bg cams:0.05 -o "$OUT/seeds.h5" --force
-# Sun et al.: colour cues (background from the features map) and gray cues, snapped, fused by OR
-ws grow seeds "$OUT/cams.h5" --fg rel:0.3 --bg features:0.2 --snap felzenszwalb \
-    --manifest "$OUT/toy/train.json" -o "$OUT/seeds_rgb.h5" --force
-ws grow seeds "$OUT/cams_gray.h5" --fg rel:0.3 --bg cams:0.05 --snap felzenszwalb \
-    --manifest "$OUT/toy/train.json" -o "$OUT/seeds_gray.h5" --force
-ws grow seeds "$OUT/seeds_rgb.h5" "$OUT/seeds_gray.h5" -o "$OUT/seeds_sun.h5" --force
-ws grow region "$OUT/seeds.h5" --probs "$OUT/cams.h5" -o "$OUT/grown.h5" --force
-ws grow crf "$OUT/cams.h5" --manifest "$OUT/toy/train.json" -o "$OUT/crf.h5" --force
-ws eval semantic "$OUT/grown.h5" --gt "$OUT/toy/train.json" --unlabeled ignore
-ws export-coco "$OUT/assign_cam.h5" --proposals "$OUT/proposals.h5" --manifest "$OUT/toy/train.json" \
-    -o "$OUT/pseudo.json" --semantic "$OUT/pseudo_png" --force
-ws export-coco "$OUT/grown.h5" --manifest "$OUT/toy/train.json" --semantic "$OUT/grown_png" --force
+if want fan; then
+  echo "== Fan et al. (ECCV 2018): salient instances, CAM box means + ROI features, kNN graph, Eq. 8 cut" >&2
+  STAGE=fan; F=$OUT/fan
+  ws propose "$TRAIN" --method saliency --nms 0.7 --top 20 --workers 2 -o "$F/salient.h5" --force
+  ws features "$TRAIN" --proposals "$F/salient.h5" --cams "$OUT/common/cams.h5" --model "$OUT/common/cls.pt" \
+      --prob box-mean "${DEV[@]}" -o "$F/features.h5" --force
+  ws graph "$F/features.h5" --knn 3 --weights fan -o "$F/graph.h5" --force
+  ws cut "$F/graph.h5" --method fan --beta 30 --retention 0.9 -o "$F/assignment.h5" --force
+  evaluate eval_assignment eval assignment "$F/assignment.h5" --proposals "$F/salient.h5" --gt "$TRAIN"
+  ws export-coco "$F/assignment.h5" --proposals "$F/salient.h5" --manifest "$TRAIN" -o "$F/pseudo.json" \
+      --semantic "$F/pseudo_png" --force
+  evaluate eval_pseudo_train eval semantic "$F/pseudo_png" --gt "$TRAIN"
+  evaluate eval_pseudo_instances eval instance "$F/pseudo.json" --gt "$TRAIN"
+  # the paper's ablation: the attention (probabilities) alone, without the graph
+  ws cut "$F/graph.h5" --method attention -o "$F/assignment_attention.h5" --force
+  ws export-coco "$F/assignment_attention.h5" --proposals "$F/salient.h5" --manifest "$TRAIN" \
+      -o "$F/pseudo_attention.json" --force
+  evaluate ablation_off eval instance "$F/pseudo_attention.json" --gt "$TRAIN"
+  seg_on deeplab "$F/pseudo_png"
+  predict_eval deeplab eval_semantic_val
+  mask_rcnn_on "$F/pseudo.json"
+  ws viz "$F/salient.h5" --first 4 --top 5 -o "$F/proposals.png" --force
+  ws viz "$F/pseudo.json" --dataset "$TRAIN" --gt --first 4 -o "$F/pseudo.png" --force
+fi
 
-echo "== prm + icn + match: instances from peak response maps and proposals (Huang et al. 2021)" >&2
-# peaks (Eq. 1) and one back-propagated response map per peak (Eq. 2) on the training and val images
-ws cam peaks "$OUT/toy/train.json" --model "$OUT/cls.pt" --device cpu -o "$OUT/prm.h5" --force
-ws cam peaks "$OUT/toy/val.json" --model "$OUT/cls.pt" --device cpu -o "$OUT/prm_val.h5" --force
-ws propose "$OUT/toy/val.json" -o "$OUT/proposals_val.h5" --force
-# ICN enhancer (tiny encoder on the CPU; real data: --encoder vgg16 --epochs 120) on top-3 proposal unions
-ws icn train "$OUT/toy/train.json" --responses "$OUT/prm.h5" --proposals "$OUT/proposals.h5" --encoder tiny \
-    --size 64 --epochs 1 --device cpu -o "$OUT/icn.pt" --force
-ws icn infer "$OUT/toy/val.json" --responses "$OUT/prm_val.h5" --model "$OUT/icn.pt" --steps 3 --device cpu \
-    -o "$OUT/prm_val_icn.h5" --force
-# proposal matching (Eq. 5) + NMS -> COCO results; the plain score of Zhou et al. for comparison
-ws match "$OUT/toy/val.json" --responses "$OUT/prm_val_icn.h5" --proposals "$OUT/proposals_val.h5" \
-    -o "$OUT/prm_results.json" --force
-ws match "$OUT/toy/val.json" --responses "$OUT/prm_val.h5" --proposals "$OUT/proposals_val.h5" --score plain \
-    -o "$OUT/prm_results_plain.json" --force
-ws eval instance "$OUT/prm_results.json" --gt "$OUT/toy/val.json"
-ws eval instance "$OUT/prm_results_plain.json" --gt "$OUT/toy/val.json"
+if want liid; then
+  echo "== LIID (TPAMI): segment proposals, MIL network (CAM + MIL + centre losses), multi-way cut" >&2
+  STAGE=liid; L=$OUT/liid
+  ws features train-mil "$TRAIN" --proposals "$OUT/common/proposals.h5" --cams "$OUT/common/cams.h5" "${MIL[@]}" \
+      --init "$OUT/common/cls.pt" --proposals-per-image 20 --epochs "$MIL_EPOCHS" "${DEV[@]}" -o "$L/mil.pt" --force
+  ws features "$TRAIN" --proposals "$OUT/common/proposals.h5" --model "$L/mil.pt" --proposals-per-image 20 "${DEV[@]}" \
+      -o "$L/features.h5" --force
+  ws graph "$L/features.h5" --knn 3 --weights liid --delta 5 -o "$L/graph.h5" --force
+  ws cut "$L/graph.h5" --method multiway -o "$L/assignment.h5" --force
+  evaluate eval_assignment eval assignment "$L/assignment.h5" --proposals "$OUT/common/proposals.h5" --gt "$TRAIN"
+  ws export-coco "$L/assignment.h5" --proposals "$OUT/common/proposals.h5" --manifest "$TRAIN" --nms-iou 0.4 \
+      -o "$L/pseudo.json" --semantic "$L/pseudo_png" --force
+  evaluate eval_pseudo_train eval semantic "$L/pseudo_png" --gt "$TRAIN"
+  evaluate eval_pseudo_instances eval instance "$L/pseudo.json" --gt "$TRAIN"
+  # the paper's ablation (Table 1): the MIL network's probabilities alone, without the cut
+  ws cut "$L/graph.h5" --method attention -o "$L/assignment_mil.h5" --force
+  ws export-coco "$L/assignment_mil.h5" --proposals "$OUT/common/proposals.h5" --manifest "$TRAIN" --nms-iou 0.4 \
+      -o "$L/pseudo_mil.json" --force
+  evaluate ablation_off eval instance "$L/pseudo_mil.json" --gt "$TRAIN"
+  seg_on deeplab "$L/pseudo_png"
+  predict_eval deeplab eval_semantic_val
+  mask_rcnn_on "$L/pseudo.json"
+  ws viz "$L/pseudo.json" --dataset "$TRAIN" --gt --first 4 -o "$L/pseudo.png" --force
+fi
 
-echo "== train-seg + predict: segmentation network on label maps, scored by ws eval (DSRG, Sun et al.)" >&2
-# tiny network from scratch on the CPU (backbone from the colour classifier, Sun et al.); real data:
-# --arch deeplabv3_resnet101 --init cls.pt with the DSRG defaults (SGD 1e-3, batch 20, crop 321)
-SEG=(--arch tiny --optimizer adam --lr 0.003 --crop 96 --scales 0.75,1.25 --loss-at input --batch-size 16
-     --epochs 2 --device cpu --force)
-# the fully supervised upper bound: the ground-truth label maps (a folder of <id>.png)
-ws train-seg "$OUT/toy/train.json" --labels "$OUT/toy/semantic" --val "$OUT/toy/val.json" --init "$OUT/cls.pt" \
-    "${SEG[@]}" -o "$OUT/seg_gt.pt"
-# multi-scale + flip, prediction-amended testing with the classifier; labels + probabilities
-ws predict "$OUT/toy/val.json" --model "$OUT/seg_gt.pt" --scales 1,0.75 --flip --classifier "$OUT/cls.pt" \
-    --device cpu -o "$OUT/seg_val.h5" --probs "$OUT/seg_val_probs.h5" --force
-ws eval semantic "$OUT/seg_val.h5" --gt "$OUT/toy/val.json"
+if want prm; then
+  echo "== Huang et al. (PRM + ICN): peak response maps, ICN enhancement, proposal matching" >&2
+  STAGE=prm; P=$OUT/prm
+  ws cam peaks "$TRAIN" --model "$OUT/common/cls.pt" "${PEAKS[@]}" "${DEV[@]}" -o "$P/prm.h5" --force
+  ws icn train "$TRAIN" --responses "$P/prm.h5" --proposals "$OUT/common/proposals.h5" "${ICN[@]}" \
+      --epochs "$ICN_EPOCHS" "${DEV[@]}" -o "$P/icn.pt" --force
+  # pseudo instances on train (scored as semantic labels by merging)
+  ws icn infer "$TRAIN" --responses "$P/prm.h5" --model "$P/icn.pt" --steps 3 "${DEV[@]}" -o "$P/prm_icn.h5" --force
+  ws match "$TRAIN" --responses "$P/prm_icn.h5" --proposals "$OUT/common/proposals.h5" -o "$P/instances_train.json" --force
+  ws export-coco "$P/instances_train.json" --manifest "$TRAIN" --semantic "$P/pseudo_png" --force
+  evaluate eval_pseudo_train eval semantic "$P/pseudo_png" --gt "$TRAIN"
+  # val: the method itself is the predictor (no network trained on its output)
+  # val: no tags at test time, the classifier's predicted classes
+  ws cam peaks "$VAL" --model "$OUT/common/cls.pt" --classes-from predicted "${PEAKS[@]}" "${DEV[@]}" \
+      -o "$P/prm_val.h5" --force
+  ws propose "$VAL" --workers 2 -o "$P/proposals_val.h5" --force
+  ws icn infer "$VAL" --responses "$P/prm_val.h5" --model "$P/icn.pt" --steps 3 "${DEV[@]}" \
+      -o "$P/prm_val_icn.h5" --force
+  ws match "$VAL" --responses "$P/prm_val_icn.h5" --proposals "$P/proposals_val.h5" \
+      -o "$P/instances_val.json" --force
+  evaluate eval_instance_val eval instance "$P/instances_val.json" --gt "$VAL"
+  ws export-coco "$P/instances_val.json" --manifest "$VAL" --semantic "$P/val_png" --force
+  evaluate eval_semantic_val eval semantic "$P/val_png" --gt "$VAL"
+  # the paper's ablation (Table 1, semantic mIoU): naive PRMs (no ICN), matched and merged the same way
+  ws match "$VAL" --responses "$P/prm_val.h5" --proposals "$P/proposals_val.h5" \
+      -o "$P/instances_val_naive.json" --force
+  ws export-coco "$P/instances_val_naive.json" --manifest "$VAL" --semantic "$P/val_naive_png" --force
+  evaluate ablation_off eval semantic "$P/val_naive_png" --gt "$VAL"
+  ws viz "$P/prm_val_icn.h5" --first 4 --top 4 -o "$P/responses.png" --force
+  ws viz "$P/instances_val.json" --dataset "$VAL" --gt --first 4 -o "$P/instances.png" --force
+fi
+
+if want sun; then
+  echo "== Sun et al.: colour + gray cues with other-class subtraction, superpixel snapping, OR fusion" >&2
+  STAGE=sun; S=$OUT/sun
+  ws cam train "$CLS_TRAIN" --gray "${CLS[@]}" "${DEV[@]}" -o "$S/cls_gray.pt" --force
+  ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --subtract-others --background features \
+      "${DEV[@]}" -o "$S/cams_rgb.h5" --force
+  ws cam infer "$TRAIN" --model "$S/cls_gray.pt" --scales 1.0,0.5 --subtract-others "${DEV[@]}" \
+      -o "$S/cams_gray.h5" --force
+  ws grow seeds "$S/cams_rgb.h5" --fg rel:0.3 --bg features:0.2 -o "$S/cues_rgb_raw.h5" --force
+  ws grow seeds "$S/cams_rgb.h5" --fg rel:0.3 --bg features:0.2 --snap felzenszwalb --manifest "$TRAIN" \
+      -o "$S/cues_rgb.h5" --force
+  ws grow seeds "$S/cams_gray.h5" --fg rel:0.3 --bg cams:0.05 --snap felzenszwalb --manifest "$TRAIN" \
+      -o "$S/cues_gray.h5" --force
+  ws grow seeds "$S/cues_rgb.h5" "$S/cues_gray.h5" -o "$S/cues.h5" --force
+  evaluate eval_pseudo_train eval semantic "$S/cues.h5" --gt "$TRAIN"
+  # the paper's ablation: the raw colour cues (no snapping, no gray fusion)
+  evaluate ablation_off eval semantic "$S/cues_rgb_raw.h5" --gt "$TRAIN"
+  # seeding + boundary loss, the network initialised from the colour classifier; amended testing + CRF
+  seg_on deeplab "$S/cues.h5" --loss seed --boundary-weight 1
+  predict_eval deeplab eval_semantic_val --classifier "$OUT/common/cls.pt" --crf
+  ws viz "$S/cues.h5" --first 4 --dataset "$TRAIN" --gt -o "$S/cues.png" --force
+  ws viz "$S/deeplab_val.h5" --first 4 --dataset "$VAL" --gt -o "$S/predictions.png" --force
+fi
+
+if want dsrg; then
+  echo "== DSRG (CVPR 2018): CAM top-20% seeds + saliency background, balanced seeding loss, region growing" >&2
+  STAGE=dsrg; G=$OUT/dsrg
+  ws grow seeds "$OUT/common/cams.h5" --fg top:0.2 --bg saliency:0.06 --manifest "$TRAIN" -o "$G/seeds.h5" --force
+  evaluate eval_pseudo_train eval semantic "$G/seeds.h5" --gt "$TRAIN"
+  seg_on deeplab "$G/seeds.h5" --loss balanced-seed --boundary-weight 1 --grow --retrain
+  predict_eval deeplab eval_semantic_val --crf
+  # the paper's ablation: the balanced seeding loss alone (no growing, no retraining)
+  seg_on deeplab_seed_only "$G/seeds.h5" --loss balanced-seed --boundary-weight 1
+  predict_eval deeplab_seed_only ablation_off --crf
+  ws viz "$G/seeds.h5" --first 4 --dataset "$TRAIN" --gt -o "$G/seeds.png" --force
+  ws viz "$G/deeplab_val.h5" --first 4 --dataset "$VAL" --gt -o "$G/predictions.png" --force
+fi
+
+if want full; then
+  echo "== fully supervised (reference): the same network on the ground-truth label maps" >&2
+  STAGE=full
+  [ -d "$D/semantic" ] || echo "examples.sh: no $D/semantic/<id>.png (GT label maps): no fully supervised row" >&2
+  if [ -d "$D/semantic" ]; then
+    seg_on deeplab "$D/semantic"
+    predict_eval deeplab eval_semantic_val
+  fi
+fi
+
+echo "== results" >&2
+# the README's table comes from the --full run (benchmarks/results.md)
+RESULTS=("$OUT/results.md")
+[ "$SIZE_PROFILE" = full ] && [ -z "$DATA" ] && RESULTS+=("$(dirname "$0")/benchmarks/results.md")
+printf '{"caption": "bash examples.sh%s: %s train / %s val toy images of %s px, %s classifier images, seg %s epochs, Mask R-CNN %s, MIL %s, ICN %s; device %s"}\n' \
+    "$([ "$SIZE_PROFILE" = default ] || echo " --$SIZE_PROFILE")" "$NTRAIN" "$NVAL" "$SIZE" "$NCAM" "$SEG_EPOCHS" \
+    "$MRCNN_EPOCHS" "$MIL_EPOCHS" "$ICN_EPOCHS" "$DEVICE" > "$OUT/run.json"
+[ -n "$DATA" ] && printf '{"caption": "bash examples.sh --data %s"}\n' "$DATA" > "$OUT/run.json"
+for r in "${RESULTS[@]}"; do python "$(dirname "$0")/benchmarks/results.py" "$OUT" -o "$r" > /dev/null; done
+cat "$OUT/results.md"
