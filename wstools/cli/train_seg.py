@@ -3,7 +3,6 @@ instance Mask R-CNN), on the shared training loop."""
 
 from __future__ import annotations
 
-import json
 import os
 from functools import partial
 from pathlib import Path
@@ -83,17 +82,13 @@ class SemanticLoader:
 
 
 def read_coco_training(path, manifest):
-    """A ``ws export-coco`` (COCO instances) JSON -> ``{record index: [(label, segmentation), ...]}``
-    over the manifest's records. Images are matched by ``ws_id``, else ``str(id)``, else file name
-    (as :func:`wstools.io.coco.read_instances`). Refuses categories unknown to the manifest and
-    images it lacks."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError("file does not exist", path=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
+    """A ``ws export-coco`` (COCO instances) JSON -> ``{record index: [(label, rle dict), ...]}``
+    over the manifest's records, crowd regions left out. Images are matched as
+    :func:`wstools.io.coco.read_instances` does (``ws_id``, else ``str(id)``, else file name).
+    Refuses categories unknown to the manifest or named otherwise, and images it lacks."""
+    from ..io.coco import read_instances, read_json
+
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
             or not isinstance(data.get("images"), list):
         raise InputError("a COCO instances file is a JSON object with images, annotations and categories", path=path)
@@ -107,33 +102,9 @@ def read_coco_training(path, manifest):
         if name is not None and name != manifest.classes[cat_to_label[cid] - 1]:
             raise InputError(f"category {cid} is named {name!r}, {manifest.path} calls it "
                              f"{manifest.classes[cat_to_label[cid] - 1]!r}", path=path)
-    ids = {r.id: i for i, r in enumerate(manifest.images)}
-    by_file = {Path(r.image).name: i for i, r in enumerate(manifest.images)}
-    coco_to_index = {}
-    for im in data["images"]:
-        key = str(im.get("id"))
-        # ws export-coco writes id = manifest index + 1 and the manifest id as ws_id; matching
-        # str(id) first would pair image 1 with a manifest whose ids are numbers (ws dataset coco)
-        idx = ids.get(str(im["ws_id"])) if im.get("ws_id") is not None else ids.get(key)
-        if idx is None:
-            idx = by_file.get(Path(str(im.get("file_name", ""))).name)
-        if idx is None:
-            raise InputError(f"image {key} ({im.get('file_name')}) is not in {manifest.path}", path=path)
-        coco_to_index[im.get("id")] = idx
-    out = {i: [] for i in coco_to_index.values()}
-    for j, a in enumerate(data["annotations"]):
-        if a.get("image_id") not in coco_to_index:
-            raise InputError(f"annotation {j}: image_id {a.get('image_id')!r} is not among the file's images",
-                             path=path)
-        try:
-            label = cat_to_label[int(a["category_id"])]
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"annotation {j}: category_id {a.get('category_id')!r} is unknown to {manifest.path} "
-                             f"(its category ids: {sorted(cat_to_label)})", path=path) from None
-        if a.get("iscrowd", 0):
-            continue
-        out[coco_to_index[a["image_id"]]].append((label, a.get("segmentation")))
-    return out
+    index = {r.id: i for i, r in enumerate(manifest.images)}
+    return {index[image_id]: [(label, rle) for label, rle, _ in dets]
+            for image_id, dets in read_instances(path, manifest, data, crowd=False).items()}
 
 
 class InstanceLoader:
@@ -146,26 +117,12 @@ class InstanceLoader:
         rec = self.records[i]
         img = self.manifest.read_image(rec)
         h, w = img.shape[:2]
-        masks, labels = [], []
-        for label, seg in self.anns[i]:
-            try:
-                if isinstance(seg, dict):
-                    if [int(v) for v in seg["size"]] != [h, w]:
-                        raise InputError(f"mask size {seg['size']} differs from the image ({h}, {w})",
-                                         path=self.path, image_id=rec.id)
-                    counts = seg["counts"]
-                    counts = codec.from_uncompressed(seg) if isinstance(counts, list) else \
-                        (counts.encode() if isinstance(counts, str) else counts)
-                else:
-                    counts = codec.from_polygons(seg, h, w)
-                masks.append(codec.decode([counts], h, w)[0])
-            except InputError:
-                raise
-            except Exception as e:
-                raise InputError(f"bad segmentation ({e})", path=self.path, image_id=rec.id) from None
-            labels.append(label)
-        m = np.stack(masks) if masks else np.zeros((0, h, w), bool)
-        return img, m, np.asarray(labels, np.int64)
+        if (h, w) != (rec.height, rec.width):
+            raise InputError(f"image is {h}x{w}, the manifest says {rec.height}x{rec.width}", path=self.path,
+                             image_id=rec.id)
+        anns = self.anns[i]
+        m = codec.decode([rle["counts"] for _, rle in anns], h, w) if anns else np.zeros((0, h, w), bool)
+        return img, m, np.asarray([label for label, _ in anns], np.int64)
 
 
 def _rng_of(seed, epoch_box):

@@ -31,6 +31,19 @@ def write_instances(path, images: list, annotations: list, classes, category_ids
                              "annotations": annotations, "categories": cats}, force=force)
 
 
+def read_json(path):
+    """A JSON file, or a one-line InputError naming it."""
+    import json
+
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError("file does not exist", path=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
+
+
 def read_results(path, manifest) -> dict:
     """A COCO results JSON -> ``{image id: [(label, rle dict, score), ...]}``, checked against the manifest.
 
@@ -40,15 +53,7 @@ def read_results(path, manifest) -> dict:
     export-coco`` pseudo labels: ``images`` + ``annotations``) is read by :func:`read_instances`,
     an annotation without a score scoring 1, so pseudo instances are scored like predictions.
     """
-    import json
-
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise InputError("file does not exist", path=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
+    data = read_json(path)
     if isinstance(data, dict) and isinstance(data.get("images"), list) and isinstance(data.get("annotations"), list):
         return {i: [(label, rle, 1.0 if score is None else score) for label, rle, score in dets]
                 for i, dets in read_instances(path, manifest, data).items() if dets}
@@ -125,26 +130,19 @@ def _rle_of(seg, height: int, width: int, where: str, path, image_id) -> dict:
     return {"size": [height, width], "counts": c}
 
 
-def read_instances(path, manifest, data=None) -> dict:
+def read_instances(path, manifest, data=None, crowd: bool = True) -> dict:
     """A COCO instances JSON (``ws export-coco``) -> ``{manifest image id: [(label, rle dict, score), ...]}``.
 
     Each ``images`` entry is matched to a manifest record by its ``ws_id`` (what ``ws export-coco``
     writes next to ``id = manifest index + 1``), else by ``str(id)`` (the manifest ids of ``ws dataset
     coco``), else by the file name; category ids follow the manifest; ``score`` is None where an
     annotation has none. Every listed image is a key, with or without annotations. ``data`` is the
-    parsed file when the caller has read it already.
+    parsed file when the caller has read it already; ``crowd=False`` leaves out ``iscrowd`` annotations.
     """
-    import json
     from pathlib import Path
 
     if data is None:
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise InputError("file does not exist", path=path) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
+        data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise InputError("a COCO instances file is a JSON object with images, annotations and categories", path=path)
@@ -170,6 +168,8 @@ def read_instances(path, manifest, data=None) -> dict:
         if not isinstance(a, dict) or a.get("image_id") not in coco_to_id:
             raise InputError(f"annotation {j}: image_id {a.get('image_id') if isinstance(a, dict) else a!r} is not "
                              "among the file's images", path=path)
+        if not crowd and a.get("iscrowd", 0):
+            continue
         image_id = coco_to_id[a["image_id"]]
         rec = records[image_id]
         try:
