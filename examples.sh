@@ -63,6 +63,7 @@ json_get() { python -c 'import json, sys; print(json.loads(open(sys.argv[1]).rea
 # segmentation network starts from the colour classifier's backbone (--init, Sun et al. Sect. 3.5).
 if [ -z "$DATA" ]; then
   CLS=(--recipe toy --threads 1)
+  GRAY=(--epochs 2)         # Sun et al.'s second cue source; a short run keeps the default job in time
   SEG=(--arch tiny --optimizer adam --lr 0.003 --crop "$SIZE" --scales 0.75,1.25 --loss-at input --batch-size 16)
   MRCNN=(--arch maskrcnn_tiny --min-size "$SIZE" --max-size "$SIZE")
   MIL=(--arch tiny --optimizer adam --lr 0.001 --batch-size 8)
@@ -70,6 +71,7 @@ if [ -z "$DATA" ]; then
   PEAKS=(--max-peaks 3)     # a toy image holds at most a few instances of a class
 else
   CLS=(--weights imagenet)
+  GRAY=()
   SEG=(--arch deeplabv3_resnet50)   # its backbone from the ResNet-50 classifier (--init)
   MRCNN=(--arch maskrcnn_resnet50_fpn)
   MIL=(--arch resnet50)
@@ -218,7 +220,7 @@ fi
 if want sun; then
   echo "== Sun et al.: colour + gray cues with other-class subtraction, superpixel snapping, OR fusion" >&2
   STAGE=sun; S=$OUT/sun
-  ws cam train "$CLS_TRAIN" --gray "${CLS[@]}" "${DEV[@]}" -o "$S/cls_gray.pt" --force
+  ws cam train "$CLS_TRAIN" --gray "${CLS[@]}" "${GRAY[@]}" "${DEV[@]}" -o "$S/cls_gray.pt" --force
   ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --subtract-others --background features \
       "${DEV[@]}" -o "$S/cams_rgb.h5" --force
   ws cam infer "$TRAIN" --model "$S/cls_gray.pt" --scales 1.0,0.5 --subtract-others "${DEV[@]}" \
