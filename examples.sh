@@ -112,6 +112,7 @@ if want cam; then
   STAGE=cam
   evaluate eval_pseudo_train eval cams "$OUT/common/cams.h5" --gt "$TRAIN"
   T=$(json_get "$OUT/cam/eval_pseudo_train.json" best_threshold)
+  # the val images' tagged classes: an oracle a test set lacks, so an upper reference for the recipes
   ws cam infer "$VAL" --model "$OUT/common/cls.pt" --scales 1.0,0.5 "${DEV[@]}" -o "$OUT/cam/cams_val.h5" --force
   evaluate eval_semantic_val eval cams "$OUT/cam/cams_val.h5" --gt "$VAL" --thresholds "$T"
 fi

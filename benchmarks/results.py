@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 
 RECIPES = [
-    ("cam", "CAM only (threshold the CAMs)"),
+    ("cam", "CAM only (threshold the CAMs; val: with its tags)"),
     ("fan", "Fan et al. (ECCV 2018)"),
     ("liid", "LIID (TPAMI)"),
     ("prm", "Huang et al. (PRM + ICN)"),
