@@ -1,8 +1,6 @@
-"""COCO instances JSON writing (pseudo labels for trainers outside the toolkit)."""
+"""COCO JSON: writing instances (ws export-coco) and reading instances and results files."""
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..errors import InputError
 from .atomic import write_json_atomic
@@ -83,28 +81,10 @@ def read_results(path, manifest) -> dict:
         except (TypeError, ValueError):
             raise InputError(f"result {j}: score {r['score']!r} is not a number", path=path, image_id=image_id) \
                 from None
-        if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-            if [int(v) for v in seg["size"]] != [rec.height, rec.width]:
-                raise InputError(f"result {j}: mask size {seg['size']} differs from the image "
-                                 f"({rec.height}, {rec.width})", path=path, image_id=image_id)
-            from ..eval._masks import as_rles
-            try:
-                rle = as_rles([seg])[0]
-            except Exception as e:
-                raise InputError(f"result {j}: bad RLE ({e})", path=path, image_id=image_id) from None
-        elif isinstance(seg, list):
-            from ..masks import from_polygons
-            try:
-                rle = {"size": [rec.height, rec.width], "counts": from_polygons(seg, rec.height, rec.width)}
-            except Exception as e:
-                raise InputError(f"result {j}: bad polygons ({e})", path=path, image_id=image_id) from None
-        else:
-            raise InputError(f"result {j}: segmentation is neither RLE nor polygons", path=path, image_id=image_id)
+        rle = _rle_of(seg, rec.height, rec.width, f"result {j}", path, image_id)
         out.setdefault(image_id, []).append((label, rle, score))
     return out
 
-
-__all__ = ["image_entry", "annotation", "write_instances", "read_results", "np"]
 
 
 def _rle_of(seg, height: int, width: int, where: str, path, image_id) -> dict:
@@ -186,3 +166,6 @@ def read_instances(path, manifest, data=None, crowd: bool = True) -> dict:
         rle = _rle_of(a.get("segmentation"), rec.height, rec.width, f"annotation {j}", path, image_id)
         out[image_id].append((label, rle, score))
     return out
+
+
+__all__ = ["image_entry", "annotation", "write_instances", "read_json", "read_results", "read_instances"]
