@@ -8,8 +8,10 @@ results table is a finite number (benchmarks/results.py refuses anything else).
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,14 +30,49 @@ EXPECTED = {
 }
 
 
+TIMEOUT = 900   # seconds; the smoke takes about 3 minutes on 2 cores
+
+
+def _last_stages(out, n=3):
+    lines = []
+    for times in sorted(out.glob("*/times.tsv"), key=lambda p: p.stat().st_mtime):
+        lines += [f"{times.parent.name}: {line}" for line in times.read_text().splitlines()]
+    return lines[-n:]
+
+
+def _dump_stacks(session):
+    """SIGABRT every python process of the run: with PYTHONFAULTHANDLER=1 each prints its stacks."""
+    ps = subprocess.run(["ps", "-eo", "pid,sid,etime,pcpu,args"], capture_output=True, text=True).stdout
+    tree = [line for line in ps.splitlines()[1:] if line.split()[1] == str(session)]
+    for line in tree:
+        if "python" in line or "/ws " in line or line.split()[4].endswith("ws"):
+            try:
+                os.kill(int(line.split()[0]), signal.SIGABRT)
+            except ProcessLookupError:
+                pass
+    return tree
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("examples")
-    env = dict(os.environ, OUT=str(out))
-    proc = subprocess.run(["bash", str(REPO / "examples.sh"), "--smoke"], env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return out, proc
+    env = dict(os.environ, OUT=str(out), PYTHONFAULTHANDLER="1")
+    with open(out / "stdout.txt", "w") as so, open(out / "stderr.txt", "w") as se:
+        proc = subprocess.Popen(["bash", str(REPO / "examples.sh"), "--smoke"], env=env, stdout=so, stderr=se,
+                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # a hang is only fixable with what was running: the last stages, the process tree, the stacks
+            tree = _dump_stacks(proc.pid)
+            time.sleep(5)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"examples.sh --smoke ran past {TIMEOUT} s; last finished stages: {_last_stages(out)}\n"
+                        + "\n".join(tree) + "\n" + (out / "stderr.txt").read_text()[-12000:])
+    stdout, stderr = (out / "stdout.txt").read_text(), (out / "stderr.txt").read_text()
+    assert proc.returncode == 0, stderr[-4000:]
+    return out, subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def test_every_recipe_ran_and_timed_its_stages(smoke):
