@@ -34,3 +34,29 @@ class WsRuntimeError(WsError):
     """A failure during valid work (exit 1)."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the handler ``ws`` commands install, so that
+    ``finally``/``except BaseException`` cleanup runs (stores keep their completed images for
+    ``--resume``); the command exits 143."""
+
+
+_TERMINATION = {"asked": False}
+
+
+def note_termination() -> None:
+    """Record that SIGTERM arrived (called by the signal handler before it raises)."""
+    _TERMINATION["asked"] = True
+
+
+def raise_if_terminated() -> None:
+    """Raise :class:`Terminated` again when SIGTERM arrived but its exception was swallowed.
+
+    A signal handler's exception surfaces wherever the interpreter happens to be; inside a
+    weakref callback, a ``__del__`` or a thread's bookkeeping Python prints "Exception ignored"
+    and goes on, and the command would run to its end as if never signalled. Loops over images
+    and batches call this at every step.
+    """
+    if _TERMINATION["asked"]:
+        raise Terminated()

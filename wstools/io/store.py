@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, raise_if_terminated
 from .atomic import check_output, partial_path
 
 KINDS = {
@@ -205,6 +205,7 @@ class Store:
     @contextlib.contextmanager
     def write_image(self, image_id: str):
         """Yield the group of one image to fill; it is marked complete only if the block succeeds."""
+        raise_if_terminated()
         key = image_key(image_id)
         if self.parts is None:
             images = self.h5.require_group("images")
@@ -224,8 +225,9 @@ class Store:
         self._seq += 1
         final = self._folder / f"{self._seq:08d}.h5"
         tmp = self._folder / f"{self._seq:08d}.h5.tmp"
-        f = h5py.File(tmp, "w")
-        try:
+        f = None
+        try:                      # the file is made inside: a signal while h5py opens it must remove it too
+            f = h5py.File(tmp, "w")
             grp = f.require_group("images").create_group(key)
             grp.attrs["id"] = image_id
             yield grp
@@ -235,8 +237,9 @@ class Store:
             os.replace(tmp, final)
             _fsync_dir(self._folder)
         except BaseException:
-            with contextlib.suppress(Exception):
-                f.close()
+            if f is not None:
+                with contextlib.suppress(Exception):
+                    f.close()
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..errors import raise_if_terminated
 from ..io.torchdata import collate_stack, raise_errors
 
 
@@ -156,6 +157,7 @@ def fit(model: torch.nn.Module, train_set, *, step: Callable, optimizer: torch.o
         losses, auxes = [], []
         it = progress(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch") if progress else loader
         for i, batch in enumerate(it):
+            raise_if_terminated()
             raise_errors(batch)
             global_step = epoch * steps_per_epoch + i
             for g in optimizer.param_groups:
