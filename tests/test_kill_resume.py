@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import h5py
@@ -82,7 +83,8 @@ def _kill_and_resume(args, out, sig, n_images):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     done = len(_parts(out))
-    assert 0 < done < n_images
+    folder = out.with_name(f".{out.name}.partial")
+    assert 0 < done < n_images, (proc.returncode, err, sorted(os.listdir(folder)) if folder.exists() else None)
     assert not out.exists()
     if sig == signal.SIGTERM:
         assert proc.returncode == 143, err
@@ -141,3 +143,59 @@ def test_grow_survives_signal(grow_ref, tmp_path, sig, workers):
     out = tmp_path / "g.h5"
     _kill_and_resume([*args, "--workers", workers, "-o", out], out, sig, 60)
     _same(_dump(ref), _dump(out))
+
+
+SWALLOWED = """
+import os, signal, weakref
+from wstools.cli.common import _install_sigterm
+from wstools.errors import Terminated, raise_if_terminated
+
+_install_sigterm()
+
+
+class Thing:
+    pass
+
+
+def callback(ref):
+    os.kill(os.getpid(), signal.SIGTERM)     # the handler runs in here, where Python cannot raise
+    for _ in range(10000):
+        pass
+
+
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing
+print("went on", flush=True)
+try:
+    raise_if_terminated()
+except Terminated:
+    print("raised at the next step")
+"""
+
+
+def test_sigterm_swallowed_by_a_callback_is_raised_at_the_next_step():
+    """A signal handler's exception inside a weakref callback is 'ignored' by Python (seen with
+    h5py and process pools): the command must not run to its end as if never signalled."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.stdout.split("\n")[:2] == ["went on", "raised at the next step"], proc
+    assert proc.stderr == "", proc.stderr      # no "Exception ignored ... Traceback" noise
+
+
+def _double_but_die_on_three(job):
+    if job == 3:
+        os.kill(os.getpid(), signal.SIGKILL)        # as the OOM killer would
+    return 2 * job
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    from wstools.cli.common import worker_map
+    from wstools.errors import WsRuntimeError
+
+    got = []
+    with pytest.raises(WsRuntimeError, match="worker process died"):
+        with worker_map(_double_but_die_on_three, iter(range(8)), 2) as results:
+            for r in results:
+                got.append(r)
+    assert got == [0, 2, 4][:len(got)]

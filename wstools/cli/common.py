@@ -23,7 +23,7 @@ import traceback
 import click
 import numpy as np
 
-from ..errors import InputError, WsError
+from ..errors import InputError, Terminated, WsError, WsRuntimeError, note_termination, raise_if_terminated
 
 _STATE = {"quiet": False}
 
@@ -119,14 +119,19 @@ class WsCommand(click.Command):
                 signal.signal(signal.SIGTERM, previous)
 
 
-class Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler so ``finally``/``except BaseException`` cleanup runs
-    (stores keep their completed images for ``--resume``); the command exits 143."""
-
-
 def _on_sigterm(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)     # a second TERM must not interrupt the cleanup
+    note_termination()                                # raised again at the next image or batch if swallowed
     raise Terminated()
+
+
+def _quiet_swallowed_termination(unraisable):
+    """sys.unraisablehook: a Terminated raised where Python cannot propagate it (a weakref
+    callback, a ``__del__``) is not printed; raise_if_terminated raises it again at the next
+    image or batch. Anything else goes to the default hook."""
+    if isinstance(unraisable.exc_value, Terminated):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _install_sigterm():
@@ -136,9 +141,11 @@ def _install_sigterm():
     if threading.current_thread() is not threading.main_thread():
         return None
     try:
-        return signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):
         return None
+    sys.unraisablehook = _quiet_swallowed_termination
+    return previous
 
 
 class WsGroup(click.Group):
@@ -224,14 +231,25 @@ def _pool_call(fn, job):
 
 def _ordered_results(pool, fn, jobs, in_flight):
     import collections
+    from concurrent.futures.process import BrokenProcessPool
 
     pending = collections.deque()
+
+    def take():
+        try:
+            return _unwrap(pending.popleft().result())
+        except BrokenProcessPool:
+            raise WsRuntimeError("a worker process died (killed, or out of memory: lower --workers); "
+                                 "rerun with --resume to keep what was written") from None
+
     for job in jobs:
-        pending.append(pool.apply_async(_pool_call, (fn, job)))
+        raise_if_terminated()
+        pending.append(pool.submit(_pool_call, fn, job))
         if len(pending) >= in_flight:
-            yield _unwrap(pending.popleft().get())
+            yield take()
     while pending:
-        yield _unwrap(pending.popleft().get())
+        raise_if_terminated()
+        yield take()
 
 
 def _unwrap(res):
@@ -247,24 +265,32 @@ def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
     """``with worker_map(fn, jobs, workers) as results: for r in results: ...``
 
     ``fn(job)`` for every job, results in job order (so the output does not depend on
-    ``--workers``). ``workers = 0`` runs in this process; else a fork pool of ``workers``
+    ``--workers``). ``workers = 0`` runs in this process; else a pool of ``workers`` forked
     processes with at most ``workers * ahead`` jobs in flight: ``jobs`` (a lazy iterable,
     e.g. a generator reading the inputs) is consumed in this process as results are taken,
     so memory stays bounded. ``fn`` must be a module-level function; an ``InputError`` it
-    raises is re-raised here with its path and image id. The pool is terminated on exit
-    (SIGTERM, Ctrl-C and errors included).
+    raises is re-raised here with its path and image id. A worker that dies (the OOM killer,
+    a crash in a C library) is an error, not a hang. On exit (SIGTERM, Ctrl-C and errors
+    included) queued jobs are cancelled and the workers are ended.
     """
     if workers <= 0:
         yield (fn(job) for job in jobs)
         return
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
-    pool = mp.get_context("fork").Pool(workers, initializer=_pool_init, initargs=(initializer,))
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_pool_init,
+                               initargs=(initializer,))
     try:
         yield _ordered_results(pool, fn, jobs, max(1, workers * ahead))
     finally:
-        pool.terminate()
-        pool.join()
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:         # the running jobs too: an interrupted command must stop now
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join()
 
 
 def resolve_device(name: str) -> str:

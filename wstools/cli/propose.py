@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -13,7 +12,7 @@ from ..io import masks as mask_io
 from ..io.dataset import load_manifest
 from ..io.store import create_store, parse_shard, shard_items, write_rles
 from .common import (Timer, command, emit, force_option, log, parse_floats, progress, resume_option, seed_option,
-                     shard_option, workers_option)
+                     shard_option, worker_map, workers_option)
 
 METHODS = ("hierarchy", "saliency", "import")
 
@@ -30,58 +29,49 @@ def _parse_list(text, name, allowed=None):
 
 
 def _generate(job):
-    """Worker: proposals of one image. Returns (image id, h, w, boxes, scores, counts) or an error tuple."""
+    """Worker: proposals of one image -> (image id, h, w, boxes, scores, counts); bad input raises InputError."""
     image_id, image_path, size, cfg = job
-    try:
-        from ..io.images import read_image
-        from ..proposals import filtering
+    from ..io.images import read_image
+    from ..proposals import filtering
 
-        method = cfg["method"]
-        if method == "import":
-            h, w = size
-            if cfg["import_kind"] == "png":
-                from ..io.proposal_files import read_instance_png
+    method = cfg["method"]
+    if method == "import":
+        h, w = size
+        if cfg["import_kind"] == "png":
+            from ..io.proposal_files import read_instance_png
 
-                counts = read_instance_png(cfg["pngs"][image_id], h, w, image_id)
-                scores = np.ones(len(counts), dtype=np.float32)
-            else:
-                items = cfg["records"].get(image_id, [])
-                order = sorted(range(len(items)), key=lambda i: -items[i][1])   # stable: file order on ties
-                counts = [items[i][0] for i in order]
-                scores = np.array([items[i][1] for i in order], dtype=np.float32)
-            if cfg["max"]:
-                counts, scores = counts[:cfg["max"]], scores[:cfg["max"]]
-            boxes = mask_io.boxes(counts, h, w)
+            counts = read_instance_png(cfg["pngs"][image_id], h, w, image_id)
+            scores = np.ones(len(counts), dtype=np.float32)
         else:
-            image = read_image(image_path, image_id=image_id)
-            if image.shape[:2] != tuple(size):
-                raise InputError(f"image is {image.shape[1]}x{image.shape[0]} px but the manifest says "
-                                 f"{size[1]}x{size[0]}", path=image_path, image_id=image_id)
-            h, w = image.shape[:2]
-            if method == "hierarchy":
-                from ..proposals.hierarchy import hierarchy_proposals
+            items = cfg["records"].get(image_id, [])
+            order = sorted(range(len(items)), key=lambda i: -items[i][1])   # stable: file order on ties
+            counts = [items[i][0] for i in order]
+            scores = np.array([items[i][1] for i in order], dtype=np.float32)
+        if cfg["max"]:
+            counts, scores = counts[:cfg["max"]], scores[:cfg["max"]]
+        boxes = mask_io.boxes(counts, h, w)
+    else:
+        image = read_image(image_path, image_id=image_id)
+        if image.shape[:2] != tuple(size):
+            raise InputError(f"image is {image.shape[1]}x{image.shape[0]} px but the manifest says "
+                             f"{size[1]}x{size[0]}", path=image_path, image_id=image_id)
+        h, w = image.shape[:2]
+        if method == "hierarchy":
+            from ..proposals.hierarchy import hierarchy_proposals
 
-                boxes, scores, counts = hierarchy_proposals(
-                    image, ks=cfg["k"], sigma=cfg["sigma"], colour_spaces=cfg["colour_spaces"],
-                    strategies=cfg["strategies"], max_proposals=cfg["max"], min_area=cfg["min_area"],
-                    max_aspect=cfg["max_aspect"], seed=cfg["seed"], min_size=cfg["min_size"] or None, dedupe=cfg["dedupe"])
-            else:
-                from ..proposals.saliency import saliency_proposals
+            boxes, scores, counts = hierarchy_proposals(
+                image, ks=cfg["k"], sigma=cfg["sigma"], colour_spaces=cfg["colour_spaces"],
+                strategies=cfg["strategies"], max_proposals=cfg["max"], min_area=cfg["min_area"],
+                max_aspect=cfg["max_aspect"], seed=cfg["seed"], min_size=cfg["min_size"] or None, dedupe=cfg["dedupe"])
+        else:
+            from ..proposals.saliency import saliency_proposals
 
-                boxes, scores, counts = saliency_proposals(
-                    image, threshold=tuple(cfg["saliency_thresholds"]), k=cfg["k"][0], sigma=cfg["sigma"],
-                    min_size=cfg["min_size"] or None, split=cfg["split"], min_area=cfg["min_area"], max_proposals=cfg["max"])
-        keep = filtering.select(boxes, counts, h, w, min_area=cfg["min_area"], max_aspect=cfg["max_aspect"],
-                                nms=cfg["nms"], top=cfg["top"])
-        return ("ok", image_id, h, w, boxes[keep], scores[keep], [counts[i] for i in keep])
-    except InputError as e:
-        return ("error", e.problem, e.path, e.image_id)
-
-
-def _init_worker():
-    import cv2
-
-    cv2.setNumThreads(1)
+            boxes, scores, counts = saliency_proposals(
+                image, threshold=tuple(cfg["saliency_thresholds"]), k=cfg["k"][0], sigma=cfg["sigma"],
+                min_size=cfg["min_size"] or None, split=cfg["split"], min_area=cfg["min_area"], max_proposals=cfg["max"])
+    keep = filtering.select(boxes, counts, h, w, min_area=cfg["min_area"], max_aspect=cfg["max_aspect"],
+                            nms=cfg["nms"], top=cfg["top"])
+    return image_id, h, w, boxes[keep], scores[keep], [counts[i] for i in keep]
 
 
 @command("propose")
@@ -224,19 +214,8 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
         if skipped:
             log(f"resuming: {skipped} images already done")
         jobs = ((r.id, str(man.image_path(r)), (r.height, r.width), cfg) for r in todo)
-        if workers > 0:
-            import multiprocessing as mp
-
-            pool = mp.get_context("fork").Pool(workers, initializer=_init_worker)
-            results = pool.imap(_generate, jobs, chunksize=1)
-        else:
-            pool = None
-            results = map(_generate, jobs)
-        try:
-            for res in progress(results, total=len(todo), desc="propose"):
-                if res[0] == "error":
-                    raise InputError(res[1], path=res[2], image_id=res[3])
-                _, image_id, h, w, boxes, scores, counts = res
+        with worker_map(_generate, jobs, workers) as results:
+            for image_id, h, w, boxes, scores, counts in progress(results, total=len(todo), desc="propose"):
                 with store.write_image(image_id) as grp:
                     grp.attrs["height"] = h
                     grp.attrs["width"] = w
@@ -245,10 +224,6 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
                     write_rles(grp, "masks", counts)
                 n_done += 1
                 n_props += len(counts)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
     emit({"output": output, "method": method, "images": n_done, "skipped": skipped, "proposals": n_props,
           "per_image": round(n_props / max(n_done, 1), 2), "seconds": round(t.seconds, 3),
           "seconds_per_image": round(t.seconds / max(n_done, 1), 4)})
