@@ -190,3 +190,23 @@ def test_cli_time_limit_report_info_and_warning(tmp_path, hard_store):
     assert info["assignment"]["labels"] == s["labels"] and info["assignment"]["fixed"] == s["fixed"]
     out = run_ws("info", tmp_path / "a.h5").stdout
     assert "labels: noise" in out and "settled by:" in out and "WARNING" in out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30))),
+    st.integers(0, 3))
+def test_colour_classes_partition_into_independent_sets(graph, seed):
+    """Every node in exactly one class, no edge inside a class; self loops (which a hand-made edge
+    list may hold) are ignored rather than blocking their node forever."""
+    n, edges = graph
+    eu = np.array([u for u, _ in edges], dtype=np.int64)
+    ev = np.array([v for _, v in edges], dtype=np.int64)
+    classes = anytime.colour_classes(n, eu, ev, seed=seed)
+    nodes = np.concatenate(classes) if classes else np.zeros(0, dtype=np.int64)
+    assert sorted(nodes.tolist()) == list(range(n))
+    colour = np.empty(n, dtype=np.int64)
+    for c, members in enumerate(classes):
+        colour[members] = c
+    for u, v in edges:
+        assert u == v or colour[u] != colour[v]

@@ -70,7 +70,8 @@ def colour_classes(n, eu, ev, seed=0):
     rng = np.random.default_rng(seed)
     prio = rng.permutation(n)
     left = np.ones(n, dtype=bool)
-    au, av = eu, ev
+    loop = eu == ev                    # a self loop would block its node forever
+    au, av = eu[~loop], ev[~loop]
     classes = []
     while left.any():
         keep = left[au] & left[av]
