@@ -234,22 +234,18 @@ def _ordered_results(pool, fn, jobs, in_flight):
     from concurrent.futures.process import BrokenProcessPool
 
     pending = collections.deque()
-
-    def take():
-        try:
-            return _unwrap(pending.popleft().result())
-        except BrokenProcessPool:
-            raise WsRuntimeError("a worker process died (killed, or out of memory: lower --workers); "
-                                 "rerun with --resume to keep what was written") from None
-
-    for job in jobs:
-        raise_if_terminated()
-        pending.append(pool.submit(_pool_call, fn, job))
-        if len(pending) >= in_flight:
-            yield take()
-    while pending:
-        raise_if_terminated()
-        yield take()
+    try:
+        for job in jobs:
+            raise_if_terminated()
+            pending.append(pool.submit(_pool_call, fn, job))
+            if len(pending) >= in_flight:
+                yield _unwrap(pending.popleft().result())
+        while pending:
+            raise_if_terminated()
+            yield _unwrap(pending.popleft().result())
+    except BrokenProcessPool:       # from result() or, once the pool knows, from submit()
+        raise WsRuntimeError("a worker process died (killed, or out of memory: lower --workers); "
+                             "rerun with --resume to keep what was written") from None
 
 
 def _unwrap(res):
@@ -270,8 +266,9 @@ def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
     e.g. a generator reading the inputs) is consumed in this process as results are taken,
     so memory stays bounded. ``fn`` must be a module-level function; an ``InputError`` it
     raises is re-raised here with its path and image id. A worker that dies (the OOM killer,
-    a crash in a C library) is an error, not a hang. On exit (SIGTERM, Ctrl-C and errors
-    included) queued jobs are cancelled and the workers are ended.
+    a crash in a C library) is an error, not a hang. On an error, SIGTERM or Ctrl-C the queued
+    jobs are cancelled and the workers ended at once. (Not multiprocessing.Pool: it waits
+    forever for a dead worker, and its terminate() can deadlock, CPython issues 78178, 96995.)
     """
     if workers <= 0:
         yield (fn(job) for job in jobs)
@@ -283,7 +280,7 @@ def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
                                initargs=(initializer,))
     try:
         yield _ordered_results(pool, fn, jobs, max(1, workers * ahead))
-    finally:
+    except BaseException:
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:         # the running jobs too: an interrupted command must stop now
@@ -291,6 +288,8 @@ def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
                 proc.terminate()
         for proc in processes:
             proc.join()
+        raise
+    pool.shutdown(wait=True)
 
 
 def resolve_device(name: str) -> str:
