@@ -189,6 +189,10 @@ def test_cli_viz_bad_json(small, tmp_path):
     neither = tmp_path / "neither.json"
     neither.write_text(json.dumps({"hello": 1}))
     assert_bad_input(run_ws("viz", neither, "-o", tmp_path / "x.png", expect=2), "neither.json", "neither a manifest")
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{not json")
+    assert_bad_input(run_ws("viz", garbled, "-o", tmp_path / "x.png", expect=2), "garbled.json",
+                     "neither a ws store (HDF5) nor a JSON file (JSONDecodeError")
     stray = tmp_path / "stray.json"
     stray.write_text(json.dumps([{"image_id": "val_999", "category_id": 1, "score": 0.5,
                                   "segmentation": {"size": [48, 48], "counts": mask_io.encode(

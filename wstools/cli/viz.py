@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import masks as mask_io
 from ..io.atomic import atomic_path
+from ..io.coco import read_json
 from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_from_json
 from ..io.images import write_image
 from ..io.inspect import is_hdf5
@@ -31,16 +31,6 @@ def _manifest_for(store, dataset_opt):
         raise InputError("cannot find the dataset manifest it was made from; pass --dataset MANIFEST",
                          path=store.path)
     return load_manifest(recorded)
-
-
-def _read_json(file):
-    try:
-        with open(file) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError("file does not exist", path=file) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"neither a ws store (HDF5) nor a JSON file ({e.__class__.__name__})", path=file) from None
 
 
 def _json_kind(data) -> str:
@@ -185,7 +175,7 @@ def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, output, f
         source = store
         drawable = available
     else:
-        data = _read_json(file)
+        data = read_json(file, "neither a ws store (HDF5) nor a JSON file")
         kind = _json_kind(data)
         if kind == "dataset":
             m = manifest_from_json(data, Path(file))

@@ -29,8 +29,8 @@ def write_instances(path, images: list, annotations: list, classes, category_ids
                              "annotations": annotations, "categories": cats}, force=force)
 
 
-def read_json(path):
-    """A JSON file, or a one-line InputError naming it."""
+def read_json(path, problem: str = "not a readable JSON file"):
+    """A JSON file, or a one-line InputError naming it: ``problem`` and the parser's complaint."""
     import json
 
     try:
@@ -39,7 +39,7 @@ def read_json(path):
     except FileNotFoundError:
         raise InputError("file does not exist", path=path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not a readable JSON file ({e.__class__.__name__}: {e})", path=path) from None
+        raise InputError(f"{problem} ({e.__class__.__name__}: {e})", path=path) from None
 
 
 def read_results(path, manifest) -> dict:
