@@ -199,3 +199,20 @@ def test_a_dead_worker_is_an_error_not_a_hang():
             for r in results:
                 got.append(r)
     assert got == [0, 2, 4][:len(got)]
+
+
+def test_a_new_command_starts_without_an_earlier_termination():
+    """In one process (a notebook, click's test runner) a command after a terminated one runs."""
+    from wstools.cli.common import _install_sigterm
+    from wstools.errors import Terminated, note_termination, raise_if_terminated
+
+    hook = sys.unraisablehook
+    note_termination()
+    previous = _install_sigterm()
+    try:
+        raise_if_terminated()
+    except Terminated:       # a KeyboardInterrupt: uncaught it would stop the whole test session
+        pytest.fail("the earlier command's SIGTERM stopped the next command")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook

@@ -45,9 +45,10 @@ class Terminated(KeyboardInterrupt):
 _TERMINATION = {"asked": False}
 
 
-def note_termination() -> None:
-    """Record that SIGTERM arrived (called by the signal handler before it raises)."""
-    _TERMINATION["asked"] = True
+def note_termination(asked: bool = True) -> None:
+    """Record that SIGTERM arrived (the signal handler, before it raises), or clear the record
+    (``asked=False``: a command starting in a process that ran another one)."""
+    _TERMINATION["asked"] = asked
 
 
 def raise_if_terminated() -> None:

@@ -128,10 +128,10 @@ def _on_sigterm(signum, frame):
 def _quiet_swallowed_termination(unraisable):
     """sys.unraisablehook: a Terminated raised where Python cannot propagate it (a weakref
     callback, a ``__del__``) is not printed; raise_if_terminated raises it again at the next
-    image or batch. Anything else goes to the default hook."""
+    image or batch. Anything else goes to the hook this one replaced."""
     if isinstance(unraisable.exc_value, Terminated):
         return
-    sys.__unraisablehook__(unraisable)
+    _STATE.get("unraisablehook", sys.__unraisablehook__)(unraisable)
 
 
 def _install_sigterm():
@@ -144,7 +144,10 @@ def _install_sigterm():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):
         return None
-    sys.unraisablehook = _quiet_swallowed_termination
+    note_termination(False)
+    if sys.unraisablehook is not _quiet_swallowed_termination:
+        _STATE["unraisablehook"] = sys.unraisablehook
+        sys.unraisablehook = _quiet_swallowed_termination
     return previous
 
 
