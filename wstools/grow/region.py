@@ -1,12 +1,18 @@
-"""Seeded region growing (DSRG, Huang et al. 2018, Sect. 3.2).
+"""Seeded region growing (DSRG, Huang et al. 2018, Sect. 3.3, Eq. 3).
 
-From seed cues, every unlabelled pixel whose highest-probability *present* class
-``c`` has probability ``> theta_c`` (``theta_f = 0.85`` for foreground classes,
-``theta_b = 0.99`` for background) joins class ``c`` when it lies in an
-8-connected component of such pixels that touches a seed of ``c``.  Seeds are
-never overwritten.  As in DSRG's released ``generate_seed_step``, a pixel that
-holds another class's seed is excluded from the growth of ``c`` but does not
-split a component of ``c`` (it stays part of the connectivity mask).
+Every pixel first gets a *confident label*: its most probable present class ``b`` when
+``p_b > theta_b`` (``theta_f = 0.85`` for foreground classes, ``theta_b = 0.99`` for
+background), else its seed label (255 where it has none).  Class ``c`` then grows over
+the 8-connected components of ``{confident label == c}`` that hold a seed of ``c``;
+seeds are never overwritten.  This is the behaviour of DSRG's released layer
+(``generate_seed_step``): a seed pixel whose confident argmax is another class counts as
+that other class's pixel, so it leaves its own class's connectivity mask (it can neither
+start nor bridge that class's growth), and a pixel seeded with another class that is
+confidently ``c`` stays in ``c``'s mask (it connects, but keeps its seed).
+
+The released code tests the background against ``max(theta_f, theta_b)`` (it checks
+``theta_f`` first); the paper's Eq. 3 uses ``theta_b`` alone.  Both agree for the paper's
+values (theta_b = 0.99 > theta_f = 0.85); here the paper's rule applies.
 """
 
 from __future__ import annotations
@@ -18,34 +24,44 @@ IGNORE = 255
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
+def confident_labels(probs: np.ndarray, seeds: np.ndarray, present: np.ndarray,
+                     theta_fg: float = 0.85, theta_bg: float = 0.99) -> np.ndarray:
+    """(H, W) int label of DSRG's connectivity masks: the argmax present class where its
+    probability exceeds its threshold (theta_bg for class 0, theta_fg otherwise), else the
+    seed (255 = none).  ``confident_labels(...) == c`` is class c's mask."""
+    probs = np.asarray(probs)
+    classes = np.flatnonzero(np.asarray(present, dtype=bool))
+    out = np.asarray(seeds).astype(np.int64).copy()
+    if classes.size == 0:
+        return out
+    pick = np.argmax(probs[classes], axis=0)
+    best = classes[pick]
+    p = np.take_along_axis(probs[classes], pick[None], axis=0)[0]
+    confident = p > np.where(best == 0, theta_bg, theta_fg)
+    out[confident] = best[confident]
+    return out
+
+
 def grow_masks(probs: np.ndarray, seeds: np.ndarray, present: np.ndarray,
                theta_fg: float = 0.85, theta_bg: float = 0.99) -> list:
-    """Per present class ``c`` the connectivity mask of DSRG: ``(argmax == c & p_c > theta_c) | seed == c``.
+    """Per present class ``c`` its connectivity mask ``confident_labels == c``.
 
     Returns a list of ``(c, mask (H, W) bool)``.
     """
-    probs = np.asarray(probs)
-    present = np.asarray(present, dtype=bool)
-    classes = np.flatnonzero(present)
-    if classes.size == 0:
-        return []
-    best = classes[np.argmax(probs[classes], axis=0)]
-    out = []
-    for c in classes:
-        theta = theta_bg if c == 0 else theta_fg
-        mask = ((best == c) & (probs[c] > theta)) | (seeds == c)
-        out.append((int(c), mask))
-    return out
+    lab = confident_labels(probs, seeds, present, theta_fg, theta_bg)
+    return [(int(c), lab == c) for c in np.flatnonzero(np.asarray(present, dtype=bool))]
 
 
 def seeded_region_growing(probs: np.ndarray, seeds: np.ndarray, present: np.ndarray,
                           theta_fg: float = 0.85, theta_bg: float = 0.99) -> np.ndarray:
-    """Grow seed cues with class probabilities (DSRG Sect. 3.2, the region-growing criterion).
+    """Grow seed cues with class probabilities (DSRG Sect. 3.3, the region-growing criterion Eq. 3).
 
-    probs: (C, H, W) float, probabilities over labels 0..K (C = K + 1, 0 = background).
-    seeds: (H, W) uint8, 0..K or 255 (no seed).
+    probs: (C, H, W) float, probabilities over labels 0..K (C = K + 1, 0 = background);
+        DSRG grows on the CRF-refined softmax of the segmentation network.
+    seeds: (H, W) uint8, 0..K or 255 (no seed): always the *original* cues (DSRG restarts
+        the growth from them at every training iteration).
     present: (C,) bool, classes allowed in the image (background normally True).
-    theta_fg / theta_bg: probability thresholds theta_f = 0.85 and theta_b = 0.99 (DSRG).
+    theta_fg / theta_bg: probability thresholds theta_f = 0.85 and theta_b = 0.99 (DSRG Sect. 4.1).
     Returns (H, W) uint8 grown labels (255 where nothing reached).
     Vectorised: one ``scipy.ndimage.label`` (8-connectivity) per present class.
     """
@@ -61,13 +77,12 @@ def seeded_region_growing(probs: np.ndarray, seeds: np.ndarray, present: np.ndar
     out = seeds.astype(np.uint8).copy()
     free = seeds == IGNORE
     for c, mask in grow_masks(probs, seeds, present, theta_fg, theta_bg):
-        seed_c = seeds == c
-        if not seed_c.any():
+        start = mask & (seeds == c)
+        if not start.any():
             continue
         lab, n = ndimage.label(mask, structure=_EIGHT)
         touched = np.zeros(n + 1, dtype=bool)
-        touched[lab[seed_c]] = True
+        touched[lab[start]] = True
         touched[0] = False
-        grow = touched[lab] & free
-        out[grow] = c
+        out[touched[lab] & free] = c
     return out
