@@ -53,6 +53,30 @@ def run_ws(*args, cwd=None, expect=0, input=None, env=None) -> WsResult:
     return result
 
 
+class _Proc:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_ws_inproc(*args, expect=0) -> WsResult:
+    """``ws ARGS`` in this process (click's runner), same contract as :func:`run_ws`: torch is
+    imported once per test process, which keeps CLI tests fast where a subprocess proves nothing extra."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from wstools.cli.main import cli
+
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    err = r.stderr
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        err += "".join(traceback.format_exception(r.exception))
+    result = WsResult(_Proc(r.exit_code, r.stdout, err))
+    if expect is not None:
+        assert result.returncode == expect, result
+    return result
+
+
 def assert_bad_input(result: WsResult, *fragments):
     """Exit 2, one error line naming every fragment, no traceback."""
     assert result.returncode == 2, result

@@ -30,6 +30,8 @@ COMMANDS = {
     "match": ("wstools.cli.match", "match", "Instance masks: match response maps to proposals (Eq. 5), NMS, COCO results."),
     "export-coco": ("wstools.cli.export_coco", "export_coco", "Pseudo labels out: COCO instances JSON (RLE) or VOC PNGs."),
     "grow": ("wstools.cli.grow", "grow", "Pixel pseudo labels: CAM seed cues, snapping, DSRG region growing, dense CRF."),
+    "oracle": ("wstools.cli.oracle", "oracle",
+               "Perfect inputs from ground truth (oracle CAMs, oracle assignment): method or inputs?"),
     "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
 }
 
