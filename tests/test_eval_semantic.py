@@ -109,6 +109,11 @@ def test_cli_store_and_png_folder(toy_dir, tmp_path):
     bg = run_ws("eval", "semantic", seeds, "--gt", val).json
     ign = run_ws("eval", "semantic", seeds, "--gt", val, "--unlabeled", "ignore").json
     assert ign["miou"] == 1.0 and bg["miou"] < 1.0
+    # every other column labelled: half of the scored pixels (GT 255 pixels are not counted)
+    valid = sum(int((g != 255).sum()) for g in gts.values())
+    kept = sum(int(((g != 255) & (np.arange(g.shape[1])[None, :] % 2 == 0)).sum()) for g in gts.values())
+    assert ign["labeled_fraction"] == bg["labeled_fraction"] == pytest.approx(kept / valid)
+    assert run_ws("eval", "semantic", empty, "--gt", val).json["labeled_fraction"] == 1.0
 
 
 def test_cli_bad_inputs(toy_dir, tmp_path):

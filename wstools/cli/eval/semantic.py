@@ -84,6 +84,7 @@ def semantic(pred, gt, unlabeled, csv_path, force):
         raise InputError("has no semantic ground truth for every image", path=gt)
     k = manifest.num_classes
     conf = np.zeros((k + 1, k + 1), dtype=np.int64)
+    labeled = valid = 0   # prediction coverage: pixels not 255 among the ground truth's scored pixels
     store = None
     with Timer() as timer:
         try:
@@ -107,14 +108,19 @@ def semantic(pred, gt, unlabeled, csv_path, force):
                     conf += confusion(g, p, k, unlabeled=unlabeled)
                 except ValueError as e:
                     raise InputError(str(e), path=where, image_id=rec.id) from None
+                scored = g != 255
+                valid += int(scored.sum())
+                labeled += int((scored & (p != 255)).sum())
         finally:
             if store is not None:
                 store.close()
     result = scores(conf, manifest.classes)
+    result["labeled_fraction"] = labeled / valid if valid else 0.0
     log(format_table(result["per_class"], ["label", "class", "iou", "precision", "recall", "gt_pixels",
                                            "pred_pixels"]))
     log(f"mIoU {result['miou']:.4f}  pixel accuracy {result['pixel_accuracy']:.4f}  "
-        f"mean class accuracy {result['mean_class_accuracy']:.4f}  (VOC protocol, {len(manifest.images)} images)"
+        f"mean class accuracy {result['mean_class_accuracy']:.4f}  labeled {result['labeled_fraction']:.4f}  "
+        f"(VOC protocol, {len(manifest.images)} images)"
         + (f"; absent classes left out: {', '.join(result['absent_classes'])}" if result["absent_classes"] else ""))
     if csv_path:
         write_csv(csv_path, result["per_class"], force=force)
