@@ -245,6 +245,40 @@ def test_retrain_second_stage_on_tag_restricted_labels(toy_dir, tmp_path):
             assert set(np.unique(s.image(rec.id)["labels"][()]).tolist()) <= allowed
 
 
+def test_retrain_second_stage_is_plain_cross_entropy(toy_dir, tmp_path, monkeypatch):
+    # DSRG's "+Retrain" trains "in a fully-supervised way": stage 1's loss, boundary loss (and its
+    # CRF) and growing must not reach stage 2's training step
+    from click.testing import CliRunner
+
+    import wstools.seg.semantic as semantic
+    from wstools.cli.main import cli
+    from wstools.io.checkpoint import load_checkpoint
+
+    calls = []
+    real_step = semantic.semantic_step
+
+    def recording_step(device, **kw):
+        calls.append(kw)
+        return real_step(device, **{**kw, "boundary_weight": 0.0, "crf": None})   # no CRF cost in the test
+
+    monkeypatch.setattr(semantic, "semantic_step", recording_step)
+    monkeypatch.setattr("wstools.grow.crf.require_crf", lambda: None)
+    r = CliRunner().invoke(cli, [str(a) for a in ("train-seg", toy_dir / "train.json", "--labels",
+                                                  toy_dir / "semantic", *TINY, "--epochs", "1", "--loss",
+                                                  "balanced-seed", "--boundary-weight", "1", "--grow", "--retrain",
+                                                  "-o", tmp_path / "d.pt", "-q")])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert len(calls) == 2
+    first, second = calls
+    assert first["loss"] == "balanced-seed" and first["boundary_weight"] == 1 and first["crf"] is not None
+    assert first["grow"] is not None
+    assert second["loss"] == "ce" and second["boundary_weight"] == 0 and second["crf"] is None
+    assert second["grow"] is None and not second["grow_crf"]
+    args = load_checkpoint(tmp_path / "d.pt", "segmentation")["args"]
+    assert args["loss"] == "ce" and args["boundary_weight"] == 0 and args["grow"] is False
+    assert load_checkpoint(tmp_path / "d.stage1.pt", "segmentation")["args"]["boundary_weight"] == 1
+
+
 def _crf_available():
     try:
         from wstools.grow.crf import require_crf

@@ -232,7 +232,9 @@ def instance_evaluator(val, device, mask_threshold=0.5):
 @click.option("--retrain", is_flag=True,
               help="DSRG's second stage (Table 2 '+Retrain'): after training, predict labels for the training set "
                    "(restricted to each image's tags; CRF-refined with --grow-crf) into NAME.stage1_labels.h5 and "
-                   "train a fresh network on them with cross-entropy. The first network is kept as NAME.stage1.pt.")
+                   "train a fresh network on them with plain cross-entropy (DSRG Sect. 4.4: 'in a fully-supervised "
+                   "way'; --loss, --boundary-weight, --grow apply to stage 1 only). The first network is kept as "
+                   "NAME.stage1.pt.")
 @click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
               help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
                    "the input crop (logits upsampled; better for small images).")
@@ -366,7 +368,8 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
 
         check_output(output, force or resume)     # before stage 1, not after it
 
-    def stage(output, source, labels_path, loss, grow_fn, grow, grow_crf, dev, extra, quiet_summary=False):
+    def stage(output, source, labels_path, loss, boundary_weight, crf_fn, grow_fn, grow, grow_crf, dev, extra,
+              quiet_summary=False):
         args = {"manifest": str(manifest), "task": task, "labels": labels_path, "coco": coco_path, "val": val_manifest,
                 "arch": arch, "stride": stride, "init": init_path, "weights": weights, "loss": loss,
                 "boundary_weight": boundary_weight, "grow": grow, "grow_crf": grow_crf, "theta_fg": theta_fg,
@@ -441,20 +444,22 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
             close_distributed()
 
     if not retrain:
-        return stage(output, source if task == "semantic" else None, labels_path, loss, grow_fn, grow, grow_crf, dev,
-                     {})
+        return stage(output, source if task == "semantic" else None, labels_path, loss, boundary_weight, crf_fn,
+                     grow_fn, grow, grow_crf, dev, {})
     # DSRG's retraining (Sect. 4.4 "+Retrain"): predict labels for the training set with the
     # first network (restricted to each image's tags, CRF-refined with --grow-crf), then
-    # train a fresh network on them with cross-entropy.
+    # train a fresh network on them with plain cross-entropy: no boundary loss, no CRF, no growing
+    # (DSRG Sect. 4.4: "in a fully-supervised way").
     out = Path(output)
     stem = out.with_suffix("") if out.suffix else out
     first, first_labels = stem.with_name(stem.name + ".stage1.pt"), stem.with_name(stem.name + ".stage1_labels.h5")
     if not (resume and first.exists()):
-        stage(first, source, labels_path, loss, grow_fn, grow, grow_crf, dev, {"stage": 1}, quiet_summary=True)
+        stage(first, source, labels_path, loss, boundary_weight, crf_fn, grow_fn, grow, grow_crf, dev, {"stage": 1},
+              quiet_summary=True)
     if not (resume and first_labels.exists()):
         _predict_training_labels(first, m, records, first_labels, resolve_device(device), crf_fn if grow_crf else None)
-    return stage(output, LabelSource(first_labels, m, records), str(first_labels), "ce", None, False, False, dev,
-                 {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels)})
+    return stage(output, LabelSource(first_labels, m, records), str(first_labels), "ce", 0.0, None, None, False, False,
+                 dev, {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels)})
 
 
 def _predict_training_labels(model_path, m, records, out, device, crf):
