@@ -61,7 +61,9 @@ def semantic(pred, gt, unlabeled, csv_path, force):
     per-class IoU = TP/(TP+FP+FN), mIoU = mean over the K+1 classes
     (background included; a class absent from both ground truth and prediction
     is left out and listed), pixel accuracy, mean class accuracy, per-class
-    precision and recall.
+    precision and recall, and the labeled fraction (prediction pixels other
+    than 255 among the scored ground-truth pixels: 1 for dense labels, less
+    for seed cues).
 
     PRED is a `labels` store (`ws grow`, `ws seg predict`, ...) or a folder
     of PNG label maps named <id>.png (VOC results layout).
