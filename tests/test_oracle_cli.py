@@ -72,3 +72,13 @@ def test_oracle_bad_input(toy_dir, tmp_path):
     assert not (tmp_path / "c.h5").exists()
     assert_bad_input(ws("oracle", "assignment", tmp_path / "missing.h5", "--gt", toy_dir / "train.json",
                         "-o", tmp_path / "o.h5", expect=None), "missing.h5")
+
+
+def test_oracle_instances_are_the_ground_truth(toy_dir, tmp_path):
+    train = toy_dir / "train.json"
+    out = tmp_path / "gt.json"
+    summary = _last(ws("oracle", "instances", train, "-o", out))
+    assert summary["annotations"] > summary["images"] > 0
+    report = _last(ws("eval", "instance", out, "--gt", train))
+    assert report["coco"]["AP"] == pytest.approx(1.0)
+    assert_bad_input(ws("oracle", "instances", train, "-o", out, expect=None), "exists")

@@ -136,5 +136,53 @@ def assignment(proposals_path, gt, output, iou_thr, force):
           "seconds": round(t.seconds, 3)})
 
 
+@command("instances")
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(dir_okay=False))
+@output_option("COCO instances JSON to write (what `ws export-coco` writes).")
+@force_option
+def instances(manifest_path, output, force):
+    """Oracle pseudo instances: the manifest's ground-truth instances as a COCO
+    instances JSON (compressed RLE, the layout `ws export-coco` writes; crowd
+    regions kept with iscrowd 1). Train `ws train-seg --task instance --coco`
+    on it for the fully supervised reference the weak instance rows are read
+    against.
+
+    \b
+    Example:
+      ws oracle instances toy/train.json -o gt_instances.json
+      ws train-seg toy/train.json --task instance --coco gt_instances.json --arch maskrcnn_tiny -o mrcnn.pt
+    """
+    from ..io import coco
+    from ..io import masks as mask_io
+    from ..io.dataset import load_instances, load_manifest
+
+    m = load_manifest(manifest_path)
+    if not m.images:
+        raise InputError("has no images", path=manifest_path)
+    if not m.has_instance_gt():
+        raise InputError("has no instance ground truth for every image", path=manifest_path)
+    cat_ids = m.category_ids()
+    images, anns = [], []
+    with Timer() as t:
+        for index, rec in enumerate(progress(m.images, desc="oracle instances")):
+            images.append(coco.image_entry(index, rec))
+            inst = load_instances(m, rec)
+            if not len(inst.counts):
+                continue
+            boxes = mask_io.boxes(inst.counts, rec.height, rec.width)
+            areas = mask_io.area(inst.counts, rec.height, rec.width)
+            for c, label, crowd, box, area in zip(inst.counts, inst.labels, inst.iscrowd, boxes, areas):
+                if area <= 0:
+                    continue
+                ann = coco.annotation(len(anns) + 1, index + 1, cat_ids[int(label) - 1], c, rec.height,
+                                      rec.width, box, area, 1.0)
+                ann["iscrowd"] = int(bool(crowd))
+                anns.append(ann)
+        coco.write_instances(output, images, anns, m.classes, cat_ids, force=force)
+    emit({"output": str(output), "images": len(images), "annotations": len(anns),
+          "seconds": round(t.seconds, 3)})
+
+
 oracle.add_command(cams)
 oracle.add_command(assignment)
+oracle.add_command(instances)
