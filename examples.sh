@@ -6,18 +6,21 @@
 #   bash examples.sh fan dsrg         # only these (plus the shared data / classifier / CAM stages)
 #   bash examples.sh --data DIR       # your own manifests DIR/train.json and DIR/val.json (ws dataset ...)
 #   bash examples.sh --gpu            # train and infer on CUDA
-#   bash examples.sh --full           # the README's results table: more toy images and epochs
+#   bash examples.sh --full           # the README's results table: more toy images and epochs, 3 seeds
+#   bash examples.sh --seeds 0,1,2    # one run per seed into OUT/seed<S>/, then mean +- std tables
 #   bash examples.sh --smoke          # the CI smoke size (tests/test_examples.py): minutes, not numbers
 #   OUT=/tmp/x bash examples.sh       # another work folder
 #
 # Recipes: cam (reference: threshold the CAMs), fan, liid, prm, sun, dsrg, full (reference: GT labels).
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 RECIPES=()
 DATA=""
 SIZE_PROFILE=default
 DEVICE=cpu
+SEEDS=""
+ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     cam|fan|liid|prm|sun|dsrg|full) RECIPES+=("$1") ;;
@@ -26,6 +29,7 @@ while [ $# -gt 0 ]; do
     --full) SIZE_PROFILE=full ;;
     --smoke) SIZE_PROFILE=smoke ;;
     --gpu) DEVICE=cuda ;;
+    --seeds) SEEDS=${2:?--seeds needs a list such as 0,1,2}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "examples.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -35,6 +39,24 @@ done
 want() { local r; for r in "${RECIPES[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
 
 OUT=${OUT:-examples-out}
+[ -n "$SEEDS" ] || { [ "$SIZE_PROFILE" = full ] && SEEDS=0,1,2 || SEEDS=0; }
+case $SEEDS in *[!0-9,]*|,*|*,|*,,*) echo "examples.sh: --seeds wants numbers separated by commas, got '$SEEDS'" >&2; exit 2 ;; esac
+if [[ $SEEDS == *,* ]]; then
+  # several seeds: one complete run per seed (its own toy data, classifier and networks), then the
+  # tables of mean +- standard deviation over the runs
+  FOLDERS=()
+  for s in ${SEEDS//,/ }; do
+    echo "=== seed $s" >&2
+    OUT="$OUT/seed$s" WS_EXAMPLES_ONE_OF_SEEDS=1 bash "$0" "${ARGS[@]}" --seeds "$s" > /dev/null
+    FOLDERS+=("$OUT/seed$s")
+  done
+  RESULTS=("$OUT/results.md")
+  [ "$SIZE_PROFILE" = full ] && [ -z "$DATA" ] && RESULTS+=("$(dirname "$0")/benchmarks/results.md")
+  for r in "${RESULTS[@]}"; do python "$(dirname "$0")/benchmarks/results.py" "${FOLDERS[@]}" -o "$r" > /dev/null; done
+  cat "$OUT/results.md"
+  exit 0
+fi
+SEED=$SEEDS
 mkdir -p "$OUT"
 for r in common "${RECIPES[@]}"; do rm -f "$OUT/$r/times.tsv"; mkdir -p "$OUT/$r"; done
 
@@ -63,7 +85,6 @@ json_get() { python -c 'import json, sys; print(json.loads(open(sys.argv[1]).rea
 # segmentation network starts from the colour classifier's backbone (--init, Sun et al. Sect. 3.5).
 if [ -z "$DATA" ]; then
   CLS=(--recipe toy --threads 1)
-  GRAY=(--epochs 2)         # Sun et al.'s second cue source; a short run keeps the default job in time
   SEG=(--arch tiny --optimizer adam --lr 0.003 --crop "$SIZE" --scales 0.75,1.25 --loss-at input --batch-size 16)
   MRCNN=(--arch maskrcnn_tiny --min-size "$SIZE" --max-size "$SIZE")
   MIL=(--arch tiny --optimizer adam --lr 0.001 --batch-size 8)
@@ -71,7 +92,6 @@ if [ -z "$DATA" ]; then
   PEAKS=(--max-peaks 3)     # a toy image holds at most a few instances of a class
 else
   CLS=(--weights imagenet)
-  GRAY=()
   SEG=(--arch deeplabv3_resnet50)   # its backbone from the ResNet-50 classifier (--init)
   MRCNN=(--arch maskrcnn_resnet50_fpn)
   MIL=(--arch resnet50)
@@ -80,14 +100,15 @@ else
   SEG_EPOCHS=20 MRCNN_EPOCHS=12 MIL_EPOCHS=10 ICN_EPOCHS=120
 fi
 DEV=(--device "$DEVICE")
+RUN_SEED=(--seed "$SEED")   # every training command: initialisation, shuffling, augmentation
 
 echo "== shared: data, classifier, class activation maps" >&2
 if [ -z "$DATA" ]; then
   D=$OUT/toy
-  ws toy "$D" --train "$NTRAIN" --val "$NVAL" --size "$SIZE" --seed 0 --force
+  ws toy "$D" --train "$NTRAIN" --val "$NVAL" --size "$SIZE" --seed "$SEED" --force
   # the classifier learns from its own, larger toy set of the same classes (--recipe toy: 8 epochs;
   # it underfits, so images x epochs is what counts); real data: the train manifest with --weights imagenet
-  ws toy "$OUT/camtoy" --train "$NCAM" --val 0 --size "$CAMSIZE" --seed 1 --force
+  ws toy "$OUT/camtoy" --train "$NCAM" --val 0 --size "$CAMSIZE" --seed $((SEED + 1000)) --force
   CLS_TRAIN=$OUT/camtoy/train.json
 else
   D=$DATA
@@ -98,7 +119,7 @@ VAL=$D/val.json
 ws dataset check "$TRAIN"
 ws dataset check "$VAL"
 ws viz "$TRAIN" --first 4 -o "$OUT/common/gt.png" --force
-ws cam train "$CLS_TRAIN" "${CLS[@]}" "${DEV[@]}" -o "$OUT/common/cls.pt" --force
+ws cam train "$CLS_TRAIN" "${CLS[@]}" "${DEV[@]}" "${RUN_SEED[@]}" -o "$OUT/common/cls.pt" --force
 ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --background features "${DEV[@]}" \
     -o "$OUT/common/cams.h5" --force
 ws viz "$OUT/common/cams.h5" --first 4 -o "$OUT/common/cams.png" --force
@@ -115,23 +136,34 @@ if want cam; then
   # the val images' tagged classes: an oracle a test set lacks, so an upper reference for the recipes
   ws cam infer "$VAL" --model "$OUT/common/cls.pt" --scales 1.0,0.5 "${DEV[@]}" -o "$OUT/cam/cams_val.h5" --force
   evaluate eval_semantic_val eval cams "$OUT/cam/cams_val.h5" --gt "$VAL" --thresholds "$T"
+  # oracle input: CAMs that are the blurred GT masks (the ceiling of thresholding)
+  ws oracle cams "$TRAIN" -o "$OUT/cam/oracle_cams.h5" --force
+  evaluate eval_oracle_train eval cams "$OUT/cam/oracle_cams.h5" --gt "$TRAIN"
 fi
 
 # Segmentation training + prediction + scoring on val, shared by the recipes: seg_on NAME LABELS [options]
 seg_on() {
   local name=$1 labels=$2; shift 2
   ws train-seg "$TRAIN" --labels "$labels" --init "$OUT/common/cls.pt" --epochs "$SEG_EPOCHS" "${SEG[@]}" \
-      "${DEV[@]}" "$@" -o "$OUT/$STAGE/$name.pt" --force
+      "${DEV[@]}" "${RUN_SEED[@]}" "$@" -o "$OUT/$STAGE/$name.pt" --force
 }
 predict_eval() {
   local name=$1 json=$2; shift 2
   ws predict "$VAL" --model "$OUT/$STAGE/$name.pt" "${DEV[@]}" "$@" -o "$OUT/$STAGE/${name}_val.h5" --force
   evaluate "$json" eval semantic "$OUT/$STAGE/${name}_val.h5" --gt "$VAL"
 }
+# oracle input for the proposal recipes: the perfect assignment of PROPOSALS (ws oracle assignment),
+# exported like the recipe's own: oracle_on PROPOSALS [export-coco options]
+oracle_on() {
+  local proposals=$1; shift
+  ws oracle assignment "$proposals" --gt "$TRAIN" -o "$OUT/$STAGE/assignment_oracle.h5" --force
+  ws export-coco "$OUT/$STAGE/assignment_oracle.h5" --proposals "$proposals" --manifest "$TRAIN" "$@" \
+      --semantic "$OUT/$STAGE/oracle_png" --force
+  evaluate eval_oracle_train eval semantic "$OUT/$STAGE/oracle_png" --gt "$TRAIN"
+}
 mask_rcnn_on() {
   ws train-seg "$TRAIN" --task instance --coco "$1" --init "$OUT/common/cls.pt" --epochs "$MRCNN_EPOCHS" \
-      "${MRCNN[@]}" "${DEV[@]}" \
-      -o "$OUT/$STAGE/maskrcnn.pt" --force
+      "${MRCNN[@]}" "${DEV[@]}" "${RUN_SEED[@]}" -o "$OUT/$STAGE/maskrcnn.pt" --force
   ws predict "$VAL" --model "$OUT/$STAGE/maskrcnn.pt" "${DEV[@]}" -o "$OUT/$STAGE/instances_val.json" --force
   evaluate eval_instance_val eval instance "$OUT/$STAGE/instances_val.json" --gt "$VAL"
 }
@@ -154,6 +186,7 @@ if want fan; then
   ws export-coco "$F/assignment_attention.h5" --proposals "$F/salient.h5" --manifest "$TRAIN" \
       -o "$F/pseudo_attention.json" --force
   evaluate ablation_off eval instance "$F/pseudo_attention.json" --gt "$TRAIN"
+  oracle_on "$F/salient.h5"
   seg_on deeplab "$F/pseudo_png"
   predict_eval deeplab eval_semantic_val
   mask_rcnn_on "$F/pseudo.json"
@@ -165,7 +198,7 @@ if want liid; then
   echo "== LIID (TPAMI): segment proposals, MIL network (CAM + MIL + centre losses), multi-way cut" >&2
   STAGE=liid; L=$OUT/liid
   ws features train-mil "$TRAIN" --proposals "$OUT/common/proposals.h5" --cams "$OUT/common/cams.h5" "${MIL[@]}" \
-      --init "$OUT/common/cls.pt" --proposals-per-image 20 --epochs "$MIL_EPOCHS" "${DEV[@]}" -o "$L/mil.pt" --force
+      --init "$OUT/common/cls.pt" --proposals-per-image 20 --epochs "$MIL_EPOCHS" "${DEV[@]}" "${RUN_SEED[@]}" -o "$L/mil.pt" --force
   ws features "$TRAIN" --proposals "$OUT/common/proposals.h5" --model "$L/mil.pt" --proposals-per-image 20 "${DEV[@]}" \
       -o "$L/features.h5" --force
   ws graph "$L/features.h5" --knn 3 --weights liid --delta 5 -o "$L/graph.h5" --force
@@ -180,6 +213,7 @@ if want liid; then
   ws export-coco "$L/assignment_mil.h5" --proposals "$OUT/common/proposals.h5" --manifest "$TRAIN" --nms-iou 0.4 \
       -o "$L/pseudo_mil.json" --force
   evaluate ablation_off eval instance "$L/pseudo_mil.json" --gt "$TRAIN"
+  oracle_on "$OUT/common/proposals.h5" --nms-iou 0.4
   seg_on deeplab "$L/pseudo_png"
   predict_eval deeplab eval_semantic_val
   mask_rcnn_on "$L/pseudo.json"
@@ -191,12 +225,13 @@ if want prm; then
   STAGE=prm; P=$OUT/prm
   ws cam peaks "$TRAIN" --model "$OUT/common/cls.pt" "${PEAKS[@]}" "${DEV[@]}" -o "$P/prm.h5" --force
   ws icn train "$TRAIN" --responses "$P/prm.h5" --proposals "$OUT/common/proposals.h5" "${ICN[@]}" \
-      --epochs "$ICN_EPOCHS" "${DEV[@]}" -o "$P/icn.pt" --force
+      --epochs "$ICN_EPOCHS" "${DEV[@]}" "${RUN_SEED[@]}" -o "$P/icn.pt" --force
   # pseudo instances on train (scored as semantic labels by merging)
   ws icn infer "$TRAIN" --responses "$P/prm.h5" --model "$P/icn.pt" --steps 3 "${DEV[@]}" -o "$P/prm_icn.h5" --force
   ws match "$TRAIN" --responses "$P/prm_icn.h5" --proposals "$OUT/common/proposals.h5" -o "$P/instances_train.json" --force
   ws export-coco "$P/instances_train.json" --manifest "$TRAIN" --semantic "$P/pseudo_png" --force
   evaluate eval_pseudo_train eval semantic "$P/pseudo_png" --gt "$TRAIN"
+  oracle_on "$OUT/common/proposals.h5"
   # val: the method itself is the predictor (no network trained on its output)
   # val: no tags at test time, the classifier's predicted classes
   ws cam peaks "$VAL" --model "$OUT/common/cls.pt" --classes-from predicted "${PEAKS[@]}" "${DEV[@]}" \
@@ -221,33 +256,51 @@ fi
 if want sun; then
   echo "== Sun et al.: colour + gray cues with other-class subtraction, superpixel snapping, OR fusion" >&2
   STAGE=sun; S=$OUT/sun
-  ws cam train "$CLS_TRAIN" --gray "${CLS[@]}" "${GRAY[@]}" "${DEV[@]}" -o "$S/cls_gray.pt" --force
+  SUN_CUES=(--fg rel:0.3 --bg features:0.2)        # Sect. 3.2: above 30 % of the max; features below 0.2
+  SNAP=(--snap felzenszwalb --manifest "$TRAIN")   # Sect. 3.3: mean per superpixel
+  # both classifiers trained alike and both cue sources with the feature-map background (Sect. 3.2)
+  ws cam train "$CLS_TRAIN" --gray "${CLS[@]}" "${DEV[@]}" "${RUN_SEED[@]}" -o "$S/cls_gray.pt" --force
   ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --subtract-others --background features \
       "${DEV[@]}" -o "$S/cams_rgb.h5" --force
-  ws cam infer "$TRAIN" --model "$S/cls_gray.pt" --scales 1.0,0.5 --subtract-others "${DEV[@]}" \
-      -o "$S/cams_gray.h5" --force
-  ws grow seeds "$S/cams_rgb.h5" --fg rel:0.3 --bg features:0.2 -o "$S/cues_rgb_raw.h5" --force
-  ws grow seeds "$S/cams_rgb.h5" --fg rel:0.3 --bg features:0.2 --snap felzenszwalb --manifest "$TRAIN" \
-      -o "$S/cues_rgb.h5" --force
-  ws grow seeds "$S/cams_gray.h5" --fg rel:0.3 --bg cams:0.05 --snap felzenszwalb --manifest "$TRAIN" \
-      -o "$S/cues_gray.h5" --force
+  ws cam infer "$TRAIN" --model "$S/cls_gray.pt" --scales 1.0,0.5 --subtract-others --background features \
+      "${DEV[@]}" -o "$S/cams_gray.h5" --force
+  ws grow seeds "$S/cams_rgb.h5" "${SUN_CUES[@]}" -o "$S/cues_rgb_raw.h5" --force
+  ws grow seeds "$S/cams_rgb.h5" "${SUN_CUES[@]}" "${SNAP[@]}" -o "$S/cues_rgb.h5" --force
+  ws grow seeds "$S/cams_gray.h5" "${SUN_CUES[@]}" "${SNAP[@]}" -o "$S/cues_gray.h5" --force
   ws grow seeds "$S/cues_rgb.h5" "$S/cues_gray.h5" -o "$S/cues.h5" --force
-  evaluate eval_pseudo_train eval semantic "$S/cues.h5" --gt "$TRAIN"
-  # the paper's ablation: the raw colour cues (no snapping, no gray fusion)
+  evaluate eval_cues_train eval semantic "$S/cues.h5" --gt "$TRAIN" --unlabeled ignore
+  # the paper's ablation, scored as the paper scores cues (unlabelled = background): snapped + fused
+  # against the raw colour cues (no snapping, no gray fusion)
+  evaluate eval_cues_bg_train eval semantic "$S/cues.h5" --gt "$TRAIN"
   evaluate ablation_off eval semantic "$S/cues_rgb_raw.h5" --gt "$TRAIN"
+  # oracle input: CAMs = blurred GT masks, through the same cue rule and snapping
+  ws oracle cams "$TRAIN" -o "$S/oracle_cams.h5" --force
+  ws grow seeds "$S/oracle_cams.h5" "${SUN_CUES[@]}" "${SNAP[@]}" -o "$S/cues_oracle.h5" --force
+  evaluate eval_oracle_train eval semantic "$S/cues_oracle.h5" --gt "$TRAIN" --unlabeled ignore
   # seeding + boundary loss, the network initialised from the colour classifier; amended testing + CRF
   seg_on deeplab "$S/cues.h5" --loss seed --boundary-weight 1
   predict_eval deeplab eval_semantic_val --classifier "$OUT/common/cls.pt" --crf
+  # dense pseudo labels, like the other rows': the trained network's labels of the training images
+  ws predict "$TRAIN" --model "$S/deeplab.pt" --classifier "$OUT/common/cls.pt" --crf "${DEV[@]}" \
+      -o "$S/deeplab_train.h5" --force
+  evaluate eval_pseudo_train eval semantic "$S/deeplab_train.h5" --gt "$TRAIN"
   ws viz "$S/cues.h5" --first 4 --dataset "$TRAIN" --gt -o "$S/cues.png" --force
   ws viz "$S/deeplab_val.h5" --first 4 --dataset "$VAL" --gt -o "$S/predictions.png" --force
 fi
 
 if want dsrg; then
-  echo "== DSRG (CVPR 2018): CAM top-20% seeds + saliency background, balanced seeding loss, region growing" >&2
+  echo "== DSRG (CVPR 2018): CAM seeds + saliency background, balanced seeding loss, region growing, retraining" >&2
   STAGE=dsrg; G=$OUT/dsrg
-  ws grow seeds "$OUT/common/cams.h5" --fg top:0.2 --bg saliency:0.06 --manifest "$TRAIN" -o "$G/seeds.h5" --force
-  evaluate eval_pseudo_train eval semantic "$G/seeds.h5" --gt "$TRAIN"
+  DSRG_SEEDS=(--fg top:0.2 --bg saliency:0.06 --manifest "$TRAIN")
+  ws grow seeds "$OUT/common/cams.h5" "${DSRG_SEEDS[@]}" -o "$G/seeds.h5" --force
+  evaluate eval_cues_train eval semantic "$G/seeds.h5" --gt "$TRAIN" --unlabeled ignore
+  # oracle input: CAMs = blurred GT masks, through the same seed rules
+  ws oracle cams "$TRAIN" -o "$G/oracle_cams.h5" --force
+  ws grow seeds "$G/oracle_cams.h5" "${DSRG_SEEDS[@]}" -o "$G/seeds_oracle.h5" --force
+  evaluate eval_oracle_train eval semantic "$G/seeds_oracle.h5" --gt "$TRAIN" --unlabeled ignore
   seg_on deeplab "$G/seeds.h5" --loss balanced-seed --boundary-weight 1 --grow --retrain
+  # dense pseudo labels: the stage-1 network's labels of the training images, which stage 2 trains on
+  evaluate eval_pseudo_train eval semantic "$G/deeplab.stage1_labels.h5" --gt "$TRAIN"
   predict_eval deeplab eval_semantic_val --crf
   # the paper's ablation: the balanced seeding loss alone (no growing, no retraining)
   seg_on deeplab_seed_only "$G/seeds.h5" --loss balanced-seed --boundary-weight 1
@@ -264,15 +317,22 @@ if want full; then
     seg_on deeplab "$D/semantic"
     predict_eval deeplab eval_semantic_val
   fi
+  # the instance reference: the same instance network on the GT instances (where the manifest has them)
+  if ws oracle instances "$TRAIN" -o "$OUT/full/gt_instances.json" --force > /dev/null; then
+    mask_rcnn_on "$OUT/full/gt_instances.json"
+  else
+    echo "examples.sh: no instance ground truth in $TRAIN: no fully supervised instance row" >&2
+  fi
 fi
 
 echo "== results" >&2
 # the README's table comes from the --full run (benchmarks/results.md)
 RESULTS=("$OUT/results.md")
-[ "$SIZE_PROFILE" = full ] && [ -z "$DATA" ] && RESULTS+=("$(dirname "$0")/benchmarks/results.md")
-printf '{"caption": "bash examples.sh%s: %s train / %s val toy images of %s px, %s classifier images, seg %s epochs, Mask R-CNN %s, MIL %s, ICN %s; device %s"}\n' \
+[ "$SIZE_PROFILE" = full ] && [ -z "$DATA" ] && [ -z "${WS_EXAMPLES_ONE_OF_SEEDS:-}" ] && \
+    RESULTS+=("$(dirname "$0")/benchmarks/results.md")
+printf '{"caption": "bash examples.sh%s: %s train / %s val toy images of %s px, %s classifier images, seg %s epochs, Mask R-CNN %s, MIL %s, ICN %s; device %s", "seed": %s}\n' \
     "$([ "$SIZE_PROFILE" = default ] || echo " --$SIZE_PROFILE")" "$NTRAIN" "$NVAL" "$SIZE" "$NCAM" "$SEG_EPOCHS" \
-    "$MRCNN_EPOCHS" "$MIL_EPOCHS" "$ICN_EPOCHS" "$DEVICE" > "$OUT/run.json"
-[ -n "$DATA" ] && printf '{"caption": "bash examples.sh --data %s"}\n' "$DATA" > "$OUT/run.json"
+    "$MRCNN_EPOCHS" "$MIL_EPOCHS" "$ICN_EPOCHS" "$DEVICE" "$SEED" > "$OUT/run.json"
+[ -n "$DATA" ] && printf '{"caption": "bash examples.sh --data %s", "seed": %s}\n' "$DATA" "$SEED" > "$OUT/run.json"
 for r in "${RESULTS[@]}"; do python "$(dirname "$0")/benchmarks/results.py" "$OUT" -o "$r" > /dev/null; done
 cat "$OUT/results.md"

@@ -1,18 +1,32 @@
-"""The results table of the five recipes, from the files `examples.sh` leaves in its work folder.
+"""The results tables of the five recipes, from the files `examples.sh` leaves in its work folder(s).
 
 `examples.sh` runs every recipe with `ws` commands only. Each `ws eval` summary it wants in the
 table is saved as ``OUT/<recipe>/<name>.json`` (one JSON line, exactly what the command printed),
 and every `ws` command's wall time is appended to ``OUT/<recipe>/times.tsv`` (``stage<TAB>seconds``).
-This script reads those files and prints (or writes) one markdown table:
+This script reads those files and prints (or writes) markdown tables:
 
-    python benchmarks/results.py examples-out                 # print
-    python benchmarks/results.py examples-out -o benchmarks/results.md
+    python benchmarks/results.py examples-out                          # one run
+    python benchmarks/results.py examples-out/seed0 examples-out/seed1 examples-out/seed2 -o results.md
 
-Columns: pseudo-label quality on train (semantic mIoU of the pseudo labels, and the accuracy of
-the proposal assignment where a recipe has one), final semantic mIoU on val, instance AP50 / AP75 /
-ABO on val, weak / fully-supervised mIoU ratio, and the recipe's wall time. A missing file is a
-dash (a recipe that was not run, or a stage it does not have); a metric file that exists but is
-not a number makes the script fail, so a broken stage never hides behind a dash.
+Given several work folders (one per seed: ``bash examples.sh --seeds 0,1,2``) every figure is the
+mean +- the sample standard deviation over the runs, and an ablation or the supervised ceiling
+counts as holding only when its difference is larger than that spread ("level" otherwise).
+
+Columns of the main table (every pseudo-label figure is on the training images):
+
+- dense pseudo labels mIoU: the label maps a segmentation network would train on, every pixel
+  labelled -- thresholded CAMs (CAM only), exported instances merged per class (Fan, LIID, PRM),
+  the stage-1 network's labels that DSRG retrains on, the trained network's labels (Sun et al.,
+  whose cues are not dense);
+- seeds / cues mIoU with unlabelled pixels ignored, and the labelled fraction (Sun, DSRG);
+- oracle input: the same measure from the recipe's pipeline fed perfect input at its weakest stage
+  (`ws oracle`): the perfect assignment of its proposals (Fan, LIID, PRM: dense mIoU), CAMs that
+  are blurred GT masks (Sun, DSRG: cue mIoU, unlabelled ignored; CAM only: thresholded mIoU);
+- assignment accuracy / instance coverage (proposal recipes), final semantic mIoU on val,
+  weak / fully-supervised ratio, instance AP50 / AP75 / ABO on val, and the recipe's wall time.
+
+A missing file is a dash (a recipe that was not run, or a stage it does not have); a metric file
+that exists but is not a number makes the script fail, so a broken stage never hides behind a dash.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 from pathlib import Path
 
 RECIPES = [
@@ -31,6 +46,21 @@ RECIPES = [
     ("dsrg", "DSRG (CVPR 2018)"),
     ("full", "fully supervised (GT labels)"),
 ]
+WEAK = [k for k, _ in RECIPES if k != "full"]
+
+# row key -> (metric file, keys); a key "a|b" takes a or, failing that, b
+METRICS = {
+    "pseudo_miou": ("eval_pseudo_train", ("miou|best_miou",)),
+    "cues_miou": ("eval_cues_train", ("miou",)),
+    "cues_labeled": ("eval_cues_train", ("labeled_fraction",)),
+    "oracle_miou": ("eval_oracle_train", ("miou|best_miou",)),
+    "assignment_accuracy": ("eval_assignment", ("accuracy",)),
+    "coverage": ("eval_assignment", ("coverage",)),
+    "val_miou": ("eval_semantic_val", ("miou|best_miou",)),
+    "ap50": ("eval_instance_val", ("coco", "AP50")),
+    "ap75": ("eval_instance_val", ("coco", "AP75")),
+    "abo": ("eval_instance_val", ("abo",)),
+}
 
 
 def read_json(path: Path):
@@ -41,11 +71,7 @@ def read_json(path: Path):
 
 
 def metric(folder: Path, name: str, *keys):
-    """``folder/name.json`` -> the value under ``keys``; None if the file is absent.
-
-    A key ``"a|b"`` takes ``a`` or, failing that, ``b`` (``ws eval semantic`` writes ``miou``,
-    ``ws eval cams`` ``best_miou``).
-    """
+    """``folder/name.json`` -> the value under ``keys``; None if the file is absent."""
     path = folder / f"{name}.json"
     if not path.exists():
         return None
@@ -64,29 +90,20 @@ def seconds(folder: Path):
     path = folder / "times.tsv"
     if not path.exists():
         return None
-    total = 0.0
-    for line in path.read_text().splitlines():
-        if line.strip():
-            total += float(line.split("\t")[1])
-    return total
+    return sum(float(line.split("\t")[1]) for line in path.read_text().splitlines() if line.strip())
 
 
 def rows(out: Path) -> list[dict]:
+    """One run's table: a dict per recipe that ran (floats, None for a dash)."""
     table = []
-    full = metric(out / "full", "eval_semantic_val", "miou")
+    full = metric(out / "full", *METRICS["val_miou"][:1], *METRICS["val_miou"][1])
     for key, name in RECIPES:
         d = out / key
         if not d.exists():
             continue
-        r = {"recipe": name,
-             "pseudo_miou": metric(d, "eval_pseudo_train", "miou|best_miou"),
-             "assignment_accuracy": metric(d, "eval_assignment", "accuracy"),
-             "coverage": metric(d, "eval_assignment", "coverage"),
-             "val_miou": metric(d, "eval_semantic_val", "miou|best_miou"),
-             "ap50": metric(d, "eval_instance_val", "coco", "AP50"),
-             "ap75": metric(d, "eval_instance_val", "coco", "AP75"),
-             "abo": metric(d, "eval_instance_val", "abo"),
-             "seconds": seconds(d)}
+        r = {"key": key, "recipe": name, "seconds": seconds(d)}
+        for column, (file, keys) in METRICS.items():
+            r[column] = metric(d, file, *keys)
         r["ratio"] = None if r["val_miou"] is None or not full else r["val_miou"] / full
         table.append(r)
     return table
@@ -102,7 +119,7 @@ ABLATIONS = [
      "pseudo instances mAP^r 0.5 (train)", "AP50 34.8 / 32.5 (pseudo labels, VOC seg train, Table 1)"),
     ("prm", "ICN-enhanced vs naive PRMs", "eval_semantic_val", "ablation_off", ("miou|best_miou",),
      "merged instances mIoU (val)", "mIoU 54.1 / 53.5 (VOC 2012, Table 1)"),
-    ("sun", "snapped + fused cues vs raw colour cues", "eval_pseudo_train", "ablation_off", ("miou|best_miou",),
+    ("sun", "snapped + fused cues vs raw colour cues", "eval_cues_bg_train", "ablation_off", ("miou|best_miou",),
      "cue mIoU, unlabeled = background (train)", "cue mIoU 44.9 / 36.5 (Res38, VOC trainaug, Table 2)"),
     ("dsrg", "growing + retraining vs balanced seeding loss alone", "eval_semantic_val", "ablation_off",
      ("miou|best_miou",), "mIoU (val)", "mIoU 59.0 / 53.6 (VGG16, VOC val, Table 2)"),
@@ -115,56 +132,146 @@ def ablation_rows(out: Path) -> list[dict]:
         d = out / key
         if not d.exists():
             continue
-        table.append({"recipe": dict(RECIPES)[key], "ablation": what, "measure": measure,
+        table.append({"key": key, "recipe": dict(RECIPES)[key], "ablation": what, "measure": measure,
                       "on": metric(d, on, *keys), "off": metric(d, off, *keys), "paper": paper})
     return table
 
 
-def shared_seconds(out: Path):
-    return seconds(out / "common")
+# --- several runs ---------------------------------------------------------------------------------
+
+class Stat:
+    """Mean and sample standard deviation of one figure over runs (None values are dashes)."""
+
+    def __init__(self, values):
+        self.values = [v for v in values if v is not None]
+        self.n = len(self.values)
+        self.mean = statistics.fmean(self.values) if self.values else None
+        self.std = statistics.stdev(self.values) if self.n > 1 else None
+
+    def fmt(self, digits=3):
+        if self.mean is None:
+            return "-"
+        if self.std is None:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
 
 
-def fmt(v, digits=3):
-    return "-" if v is None else f"{v:.{digits}f}"
+def aggregate(tables: list[list[dict]], keys) -> list[dict]:
+    """Per recipe (first-seen order), a :class:`Stat` per key over the runs' tables."""
+    order, by = [], {}
+    for table in tables:
+        for r in table:
+            if r["key"] not in by:
+                order.append(r["key"])
+                by[r["key"]] = []
+            by[r["key"]].append(r)
+    out = []
+    for k in order:
+        runs = by[k]
+        row = {name: runs[0][name] for name in runs[0] if name not in keys}
+        row.update({name: Stat([r[name] for r in runs]) for name in keys})
+        out.append(row)
+    return out
+
+
+def verdict(on: Stat, off: Stat, diffs: list[float]) -> str:
+    """"holds" / "reversed" when the mean difference is larger than the spread, else "level"."""
+    if on.mean is None or off.mean is None:
+        return "-"
+    d = on.mean - off.mean
+    if len(diffs) < 2:
+        return f"{d:+.3f}, one seed: no spread"
+    spread = max(on.std or 0.0, off.std or 0.0, statistics.stdev(diffs))
+    word = "level" if abs(d) <= spread else ("holds" if d > 0 else "reversed")
+    return f"{word} ({d:+.3f}, spread {spread:.3f})"
+
+
+def ceiling_line(table: list[dict]) -> str:
+    """Is the fully supervised row above every weak row by more than the spread?"""
+    full = next((r for r in table if r["key"] == "full"), None)
+    weak = [r for r in table if r["key"] in WEAK and r["val_miou"].mean is not None]
+    lines = []
+    if full is not None and full["val_miou"].mean is not None and weak:
+        best = max(weak, key=lambda r: r["val_miou"].mean)
+        margin = full["val_miou"].mean - best["val_miou"].mean
+        spread = max(full["val_miou"].std or 0.0, best["val_miou"].std or 0.0)
+        n = full["val_miou"].n
+        state = ("above beyond the spread" if margin > spread else "not above beyond the spread") if n > 1 \
+            else ("above (one seed: no spread)" if margin > 0 else "NOT above (one seed)")
+        lines.append(f"Semantic ceiling: fully supervised val mIoU {full['val_miou'].fmt()} vs the best weak row "
+                     f"({best['recipe']}, {best['val_miou'].fmt()}): margin {margin:+.3f}, {state}.")
+    weak_i = [r for r in table if r["key"] in WEAK and r["ap50"].mean is not None]
+    if full is not None and full["ap50"].mean is not None and weak_i:
+        best = max(weak_i, key=lambda r: r["ap50"].mean)
+        lines.append(f"Instance ceiling: fully supervised val AP50 {full['ap50'].fmt()} vs the best weak row "
+                     f"({best['recipe']}, {best['ap50'].fmt()}): margin {full['ap50'].mean - best['ap50'].mean:+.3f}.")
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def markdown(table: list[dict]) -> str:
-    head = ("| recipe | pseudo labels mIoU (train) | assignment accuracy / coverage | val mIoU | weak / full | "
-            "AP50 | AP75 | ABO | wall s |")
-    lines = [head, "|" + "---|" * 9]
+    head = ("| recipe | dense pseudo labels mIoU (train) | seeds / cues mIoU, unlabelled ignored (labelled) | "
+            "oracle input (same measure) | assignment accuracy / coverage | val mIoU | weak / full | AP50 | AP75 | "
+            "ABO | wall s |")
+    lines = [head, "|" + "---|" * 11]
     for r in table:
-        assignment = "-" if r["assignment_accuracy"] is None else \
-            f"{fmt(r['assignment_accuracy'])} / {fmt(r['coverage'])}"
-        lines.append(f"| {r['recipe']} | {fmt(r['pseudo_miou'])} | {assignment} | "
-                     f"{fmt(r['val_miou'])} | {fmt(r['ratio'], 2)} | {fmt(r['ap50'])} | {fmt(r['ap75'])} | "
-                     f"{fmt(r['abo'])} | {fmt(r['seconds'], 0)} |")
+        assignment = "-" if r["assignment_accuracy"].mean is None else \
+            f"{r['assignment_accuracy'].fmt()} / {r['coverage'].fmt()}"
+        cues = "-" if r["cues_miou"].mean is None else f"{r['cues_miou'].fmt()} ({r['cues_labeled'].fmt(2)})"
+        lines.append(f"| {r['recipe']} | {r['pseudo_miou'].fmt()} | {cues} | {r['oracle_miou'].fmt()} | "
+                     f"{assignment} | {r['val_miou'].fmt()} | {r['ratio'].fmt(2)} | {r['ap50'].fmt()} | "
+                     f"{r['ap75'].fmt()} | {r['abo'].fmt()} | {r['seconds'].fmt(0)} |")
     return "\n".join(lines) + "\n"
 
 
-def ablation_markdown(table: list[dict]) -> str:
-    lines = ["| recipe | ablation | measure | with | without | paper (with / without) |", "|" + "---|" * 6]
-    for r in table:
-        lines.append(f"| {r['recipe']} | {r['ablation']} | {r['measure']} | {fmt(r['on'])} | {fmt(r['off'])} | "
-                     f"{r['paper']} |")
+def ablation_markdown(tables: list[list[dict]]) -> str:
+    agg = aggregate(tables, ["on", "off"])
+    diffs = {}
+    for table in tables:
+        for r in table:
+            if r["on"] is not None and r["off"] is not None:
+                diffs.setdefault(r["key"], []).append(r["on"] - r["off"])
+    lines = ["| recipe | ablation | measure | with | without | with - without | paper (with / without) |",
+             "|" + "---|" * 7]
+    for r in agg:
+        lines.append(f"| {r['recipe']} | {r['ablation']} | {r['measure']} | {r['on'].fmt()} | {r['off'].fmt()} | "
+                     f"{verdict(r['on'], r['off'], diffs.get(r['key'], []))} | {r['paper']} |")
     return "\n".join(lines) + "\n"
+
+
+def report(folders: list[Path]) -> str:
+    keys = ["seconds", "ratio", *METRICS]
+    tables = [rows(f) for f in folders]
+    table = aggregate(tables, keys)
+    seeds = []
+    for f in folders:
+        info = f / "run.json"
+        seeds.append(read_json(info).get("seed") if info.exists() else None)
+    n = len(folders)
+    text = (f"{'Mean ± sample standard deviation over ' + str(n) + ' runs' if n > 1 else 'One run'} "
+            f"(seeds: {', '.join('?' if s is None else str(s) for s in seeds)})"
+            f"{'' if n > 1 else ': no spread, so no difference below can be called beyond it'}.\n\n")
+    text += markdown(table)
+    shared = Stat([seconds(f / "common") for f in folders])
+    if shared.mean is not None:
+        text += (f"\nShared stages (data, classifier, CAMs, proposals), run once for all recipes: "
+                 f"{shared.fmt(0)} s; the recipes' wall times exclude them.\n")
+    text += "\n" + ceiling_line(table)
+    text += "\n" + ablation_markdown([ablation_rows(f) for f in folders])
+    info = folders[0] / "run.json"
+    if info.exists():
+        text += "\n" + read_json(info).get("caption", "") + "\n"
+    return text
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path, help="the work folder of examples.sh")
-    ap.add_argument("-o", "--output", type=Path, default=None, help="write the table here (markdown)")
+    ap.add_argument("out", type=Path, nargs="+", help="the work folder(s) of examples.sh, one per seed")
+    ap.add_argument("-o", "--output", type=Path, default=None, help="write the tables here (markdown)")
     a = ap.parse_args()
-    if not a.out.is_dir():
-        raise SystemExit(f"{a.out}: not a folder")
-    text = markdown(rows(a.out))
-    shared = shared_seconds(a.out)
-    if shared is not None:
-        text += (f"\nShared stages (data, classifier, CAMs, proposals), run once for all recipes: "
-                 f"{shared:.0f} s; the recipes' wall times exclude them.\n")
-    text += "\n" + ablation_markdown(ablation_rows(a.out))
-    info = a.out / "run.json"
-    if info.exists():
-        text += "\n" + read_json(info).get("caption", "") + "\n"
+    for f in a.out:
+        if not f.is_dir():
+            raise SystemExit(f"{f}: not a folder")
+    text = report(a.out)
     if a.output:
         a.output.write_text(text)
     print(text, end="")

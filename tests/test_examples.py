@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = ["cam", "fan", "liid", "prm", "sun", "dsrg", "full"]
 # what each recipe must report (benchmarks/results.py row keys)
 EXPECTED = {
-    "cam": ["pseudo_miou", "val_miou"],
-    "fan": ["pseudo_miou", "assignment_accuracy", "coverage", "val_miou", "ap50", "ap75", "abo"],
-    "liid": ["pseudo_miou", "assignment_accuracy", "coverage", "val_miou", "ap50", "ap75", "abo"],
-    "prm": ["pseudo_miou", "val_miou", "ap50", "ap75", "abo"],
-    "sun": ["pseudo_miou", "val_miou"],
-    "dsrg": ["pseudo_miou", "val_miou"],
-    "full": ["val_miou"],
+    "cam": ["pseudo_miou", "oracle_miou", "val_miou"],
+    "fan": ["pseudo_miou", "oracle_miou", "assignment_accuracy", "coverage", "val_miou", "ap50", "ap75", "abo"],
+    "liid": ["pseudo_miou", "oracle_miou", "assignment_accuracy", "coverage", "val_miou", "ap50", "ap75", "abo"],
+    "prm": ["pseudo_miou", "oracle_miou", "val_miou", "ap50", "ap75", "abo"],
+    "sun": ["pseudo_miou", "cues_miou", "cues_labeled", "oracle_miou", "val_miou"],
+    "dsrg": ["pseudo_miou", "cues_miou", "cues_labeled", "oracle_miou", "val_miou"],
+    "full": ["val_miou", "ap50", "ap75", "abo"],
 }
 
 
@@ -124,7 +124,8 @@ def test_results_table_has_a_finite_number_in_every_expected_cell(smoke):
 
 def test_examples_prints_the_table(smoke):
     _, proc = smoke
-    assert "| recipe | pseudo labels mIoU (train)" in proc.stdout
+    assert "| recipe | dense pseudo labels mIoU (train)" in proc.stdout
+    assert "One run (seeds: 0)" in proc.stdout
     assert "fully supervised (GT labels)" in proc.stdout
 
 
