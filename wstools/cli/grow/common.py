@@ -30,10 +30,9 @@ def parse_rule(text: str, name: str, modes) -> tuple:
 def probs_from_group(store, group, image_id, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Dense (K+1, H, W) probabilities and present (K+1,) from a `probs` or `cams` store group.
 
-    A `cams` store becomes probabilities over 0..K as follows: foreground maps are the
-    stored CAMs (in [0, 1]); background is the stored `background` map when present,
-    else 1 - max CAM (DSRG uses the background cue of a saliency/CAM in the same way);
-    the maps are then normalised to sum to 1 over the present labels.
+    A `cams` store becomes probabilities with :func:`wstools.grow.probs.cam_probabilities`
+    (background = the stored `background` map, else 1 - max CAM; normalised over the
+    present labels).
     """
     from ...io.cams import read_cam_group
     from ...io.labels import dense_probs, read_probs_group
@@ -45,29 +44,11 @@ def probs_from_group(store, group, image_id, num_classes: int) -> tuple[np.ndarr
         present[labels] = True
         return dense, present
     if store.kind == "cams":
+        from ...grow.probs import cam_probabilities
+
         d = read_cam_group(group)
         cams, labels = d["cams"], np.asarray(d["labels"], np.int64)
-        h, w = cams.shape[1:] if cams.ndim == 3 and cams.shape[0] else (None, None)
-        if h is None:
+        if cams.ndim != 3 or not cams.shape[0]:
             raise InputError("no CAMs stored for this image", path=store.path, image_id=image_id)
-        bg = d["background"] if d["background"] is not None else 1.0 - cams.max(0)
-        dense = np.zeros((num_classes + 1, h, w), np.float32)
-        dense[0] = bg
-        dense[labels] = cams
-        present = np.zeros(num_classes + 1, bool)
-        present[0] = True
-        present[labels] = True
-        dense /= np.maximum(dense.sum(0, keepdims=True), 1e-6)
-        return dense, present
+        return cam_probabilities(cams, labels, num_classes, d["background"])
     raise InputError(f"store kind {store.kind!r}: --probs needs a `probs` or `cams` store", path=store.path)
-
-
-def refine_crf(image, dense, present):
-    """Dense CRF over the present labels; returns the (H, W) uint8 argmax label map."""
-    from ...grow.crf import dense_crf
-
-    idx = np.flatnonzero(present)
-    p = dense[idx]
-    p = p / np.maximum(p.sum(0, keepdims=True), 1e-6)
-    q = dense_crf(image, p.astype(np.float32))
-    return idx[q.argmax(0)].astype(np.uint8)

@@ -79,12 +79,7 @@ def crf(probs_path, manifest, output, iterations, workers, shard, resume, force)
 
 def _crf_job(job):
     """CRF argmax labels of one image (runs in a --workers process)."""
-    import numpy as np
-
-    from ...grow.crf import dense_crf
+    from ...grow.crf import crf_labels
 
     image, dense, present, iterations = job
-    idx = np.flatnonzero(present)
-    p = dense[idx] / np.maximum(dense[idx].sum(0, keepdims=True), 1e-6)
-    q = dense_crf(image, p.astype(np.float32), iterations)
-    return idx[q.argmax(0)].astype(np.uint8)
+    return crf_labels(image, dense, present, iterations)

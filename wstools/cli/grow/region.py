@@ -21,23 +21,29 @@ from .common import crf_option, manifest_option, probs_from_group
               help="Foreground growing threshold theta_f (DSRG Sect. 3.2).")
 @click.option("--theta-bg", type=click.FloatRange(0, 1), default=0.99, show_default=True,
               help="Background growing threshold theta_b (DSRG Sect. 3.2).")
+@click.option("--grow-crf", is_flag=True,
+              help="Grow on the dense-CRF-refined probabilities (DSRG's released layer refines the softmax with "
+                   "a CRF before growing; pydensecrf2, IRN/AffinityNet crf_inference values). Needs --manifest.")
 @crf_option
 @manifest_option
 @workers_option
 @shard_option
 @resume_option
 @force_option
-def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest, workers, shard, resume, force):
+def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf, manifest, workers, shard, resume, force):
     """Grow the seeds of SEEDS (a `labels` store) with per-class probabilities (DSRG Sect. 3.2).
 
-    An unlabelled pixel joins class c when c is its most probable present class, its
-    probability exceeds theta_c, and it lies in an 8-connected component of such pixels
-    that touches a seed of c. Seeds are never overwritten. With --crf the grown map's
-    unlabelled pixels take the CRF label.
+    A pixel is confidently class c when c is its most probable present class and its
+    probability exceeds theta_c; class c grows over the 8-connected components of its
+    confident pixels and its seeds that are not confidently another class, when they
+    hold such a seed (DSRG's released generate_seed_step). Seeds are never overwritten.
+    With --grow-crf the probabilities are CRF-refined first (DSRG); with --crf the grown
+    map's unlabelled pixels take the CRF label (not DSRG: a dense label map).
 
     \b
     Example:
       ws grow region seeds.h5 --probs cams.h5 -o grown.h5
+      ws grow region seeds.h5 --probs cams.h5 --grow-crf --manifest train.json -o grown.h5
       ws grow region seeds.h5 --probs cams.h5 --crf --manifest train.json --workers 4 -o grown_crf.h5
     """
     from ...io.dataset import load_manifest
@@ -53,15 +59,16 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
     if not ids:
         raise InputError("store holds no images", path=seeds_path)
     m = load_manifest(manifest) if manifest else None
-    if use_crf:
+    if use_crf or grow_crf:
         from ...grow.crf import require_crf
         require_crf()
         if m is None:
-            raise InputError("--crf needs --manifest for the images")
+            raise InputError("--crf and --grow-crf need --manifest for the images")
     by_id = m.by_id() if m is not None else {}
     k = len(classes)
     grown_px = seeded_px = 0
-    params = {"probs": str(probs_path), "theta_fg": theta_fg, "theta_bg": theta_bg, "crf": use_crf, "shard": shard}
+    params = {"probs": str(probs_path), "theta_fg": theta_fg, "theta_bg": theta_bg, "crf": use_crf, "grow_crf": grow_crf,
+              "shard": shard}
     ids = shard_items(ids, sh)
 
     def jobs(todo):
@@ -76,7 +83,7 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
                                  path=probs_path, image_id=image_id)
             present[np.unique(seeds[seeds != 255])] = True
             image = None
-            if use_crf:
+            if use_crf or grow_crf:
                 rec = by_id.get(image_id)
                 if rec is None:
                     raise InputError("image not in the manifest", path=manifest, image_id=image_id)
@@ -84,7 +91,7 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
                 if image.shape[:2] != seeds.shape:
                     raise InputError(f"the image {image.shape[:2]} differs from the seeds {seeds.shape}",
                                      path=manifest, image_id=image_id)
-            yield dense, seeds, present, theta_fg, theta_bg, image
+            yield dense, seeds, present, theta_fg, theta_bg, image, grow_crf, use_crf
 
     with Timer() as t, create_store(output, "labels", classes=classes, params=params,
                                     inputs=[seeds_store, probs_store], force=force, resume=resume) as out:
@@ -99,17 +106,19 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, use_crf, manifest
                 with out.write_image(image_id) as g:
                     write_labels_group(g, lab)
     emit({"output": str(output), "images": len(todo), "skipped": skipped, "seeded_pixels": seeded_px,
-          "labelled_pixels": grown_px, "crf": use_crf, "seconds": round(t.seconds, 3)})
+          "labelled_pixels": grown_px, "crf": use_crf, "grow_crf": grow_crf, "seconds": round(t.seconds, 3)})
 
 
 def _grow_job(job):
-    """Region growing (+ CRF of the unlabelled pixels) of one image (runs in a --workers process)."""
+    """Region growing (on CRF-refined probabilities, + CRF of the unlabelled pixels) of one image
+    (runs in a --workers process)."""
     from ...grow import seeded_region_growing
+    from ...grow.crf import crf_probabilities
 
-    dense, seeds, present, theta_fg, theta_bg, image = job
-    lab = seeded_region_growing(dense, seeds, present, theta_fg, theta_bg)
-    if image is not None:
-        from .common import refine_crf
-        refined = refine_crf(image, dense, present)
-        lab = np.where(lab == 255, refined, lab).astype(np.uint8)
+    dense, seeds, present, theta_fg, theta_bg, image, grow_crf, use_crf = job
+    refined = crf_probabilities(image, dense, present) if image is not None else None
+    lab = seeded_region_growing(refined if grow_crf else dense, seeds, present, theta_fg, theta_bg)
+    if use_crf:
+        idx = np.flatnonzero(present)
+        lab = np.where(lab == 255, idx[refined[idx].argmax(0)], lab).astype(np.uint8)
     return int((seeds != 255).sum()), lab
