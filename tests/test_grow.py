@@ -166,3 +166,53 @@ def test_dense_crf_normalised_and_sharpens():
     assert q.shape == probs.shape and q.dtype == np.float32
     assert np.allclose(q.sum(0), 1, atol=1e-4)
     assert (q.argmax(0)[:, 10:] == 1).all() and (q.argmax(0)[:, :10] == 0).all()
+
+
+def test_cam_probabilities_hand_case():
+    from wstools.grow import cam_probabilities
+    cams = np.array([[[0.6, 0.0]], [[0.2, 0.0]]], np.float32)  # labels 2 and 3 of K = 3
+    probs, present = cam_probabilities(cams, [2, 3], 3)
+    assert present.tolist() == [True, False, True, True]
+    # background = 1 - max CAM = 0.4 / 1.0; normalised over the present labels
+    assert np.allclose(probs[:, 0, 0], [0.4 / 1.2, 0, 0.6 / 1.2, 0.2 / 1.2])
+    assert np.allclose(probs[:, 0, 1], [1, 0, 0, 0])
+    probs, _ = cam_probabilities(cams, [2, 3], 3, background=np.array([[0.2, 0.5]], np.float32))
+    assert np.allclose(probs[:, 0, 0], [0.2, 0, 0.6, 0.2])
+
+
+def test_cue_map_rules_and_errors():
+    from wstools.grow import cue_map
+    cams = np.zeros((1, 1, 6), np.float32)
+    cams[0, 0] = [1.0, 0.5, 0.25, 0.15, 0.04, 0.0]
+    assert cue_map(cams, [2], bg=("cams", 0.05)).tolist() == [[2, 2, 2, 255, 0, 0]]  # > 0.2 x max
+    assert cue_map(cams, [2], fg=("rel", 0.3), bg=("none", 0)).tolist() == [[2, 2, 255, 255, 255, 255]]
+    bgmap = np.array([[0.0, 0.0, 0.0, 0.0, 0.9, 0.7]], np.float32)
+    assert cue_map(cams, [2], bg=("features", 0.2), background=bgmap).tolist() == [[2, 2, 2, 255, 0, 255]]
+    with pytest.raises(ValueError, match="background map"):
+        cue_map(cams, [2], bg=("features", 0.2))
+    with pytest.raises(ValueError, match="image"):
+        cue_map(cams, [2], bg=("saliency", 0.3))
+
+
+def test_per_area_superpixels_follow_the_image_size():
+    from wstools.proposals.hierarchy import superpixels
+    rng = np.random.default_rng(0)
+    small = np.kron(rng.integers(0, 255, (12, 12, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 96 px blocks
+    large = np.kron(small, np.ones((2, 2, 1))).astype(np.uint8)
+    n_small = superpixels(small, 250, per_area=True).max() + 1
+    n_large = superpixels(large, 250, per_area=True).max() + 1
+    assert 0.5 < n_small / n_large < 2
+    assert superpixels(small, 100).max() + 1 < n_small  # min_size = k: object-sized segments
+
+
+def test_crf_probabilities_keep_absent_labels_at_zero():
+    require_crf()
+    from wstools.grow.crf import crf_labels, crf_probabilities
+    img = np.zeros((8, 8, 3), np.uint8)
+    probs = np.full((3, 8, 8), 1 / 3, np.float32)
+    probs[2, :, 4:] = 0.6
+    probs[0, :, 4:] = probs[1, :, 4:] = 0.2
+    present = np.array([True, False, True])
+    q = crf_probabilities(img, probs, present, 3)
+    assert (q[1] == 0).all() and np.allclose(q.sum(0), 1, atol=1e-4)
+    assert set(np.unique(crf_labels(img, probs, present, 3))) <= {0, 2}

@@ -214,3 +214,22 @@ def test_worker_map_order_and_errors(workers):
         with worker_map(_fail_on_b, jobs("abc"), workers) as results:
             list(results)
     assert e.value.path == "in.h5" and e.value.image_id == "b" and "bad map" in str(e.value)
+
+
+def test_region_grow_crf(cams, tmp_path, toy_dir):
+    """--grow-crf grows on the CRF-refined probabilities (DSRG's layer): seeds kept, precise growth."""
+    d, m, gts = cams
+    man = toy_dir / "train.json"
+    run_ws("grow", "seeds", d / "cams.h5", "--bg", "cams:0.05", "-o", tmp_path / "s.h5", "-q")
+    r = run_ws("grow", "region", tmp_path / "s.h5", "--probs", d / "cams.h5", "--grow-crf", "--manifest", man,
+               "--theta-fg", "0.7", "--theta-bg", "0.9", "-o", tmp_path / "g.h5", "-q")
+    assert r.json["grow_crf"] is True
+    seeds, grown = labels_of(tmp_path / "s.h5"), labels_of(tmp_path / "g.h5")
+    for i in seeds:
+        s = seeds[i] != 255
+        assert np.array_equal(grown[i][s], seeds[i][s])
+    p_grown, n_grown = precision(grown, gts)
+    assert n_grown > precision(seeds, gts)[1] and p_grown > 0.8
+    r = run_ws("grow", "region", tmp_path / "s.h5", "--probs", d / "cams.h5", "--grow-crf", "-o",
+               tmp_path / "x.h5", expect=2)
+    assert_bad_input(r, "--manifest")
