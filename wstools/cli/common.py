@@ -84,8 +84,112 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-class WsCommand(click.Command):
-    """A click command whose errors become one-line messages and exit codes."""
+def _param_hint(param) -> str:
+    if param is None:
+        return ""
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name
+
+
+def usage_error_line(error: click.ClickException) -> str:
+    """A click usage error (a range check, a missing option, an unknown flag) as the one line
+    every other error has: ``ws cut: error: --time-limit: 0.0 is not in the range x>0 (ws cut --help)``."""
+    ctx = getattr(error, "ctx", None)
+    name = ctx.command_path if ctx is not None else "ws"
+    param = getattr(error, "param", None)
+    if isinstance(error, click.MissingParameter):
+        kind = error.param_type or (param.param_type_name if param is not None else "parameter")
+        problem = f"missing {kind} {_param_hint(param)}".rstrip()
+    elif isinstance(error, click.BadParameter) and (param is not None or error.param_hint):
+        hint = _param_hint(param) if param is not None else click.exceptions._join_param_hints(error.param_hint)
+        problem = f"{hint}: {error.message}"
+    elif isinstance(error, click.FileError):
+        problem = f"{error.ui_filename}: {error.message}"
+    else:
+        problem = error.format_message()
+    problem = " ".join(str(problem).split()).rstrip(".")
+    if ctx is not None:
+        return f"{name}: error: {problem} ({name} --help)"
+    return f"{name}: error: {problem}"
+
+
+class OneLineUsageError(click.UsageError):
+    """A click error re-raised so that click's standalone handler prints one line, exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, line: str):
+        super().__init__(line)
+        self.line = line
+
+    def show(self, file=None):
+        click.echo(self.line, err=True, file=file)
+
+
+class _OneLineErrors:
+    """Mixin for commands and groups: click's own errors (parsing, range checks, unknown
+    commands) as one line. The root group catches everything below it; the mixin on every
+    command keeps it so when a command is invoked on its own (``cmd.main()``)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except (click.exceptions.NoArgsIsHelpError, OneLineUsageError):
+            raise
+        except click.ClickException as e:
+            raise OneLineUsageError(usage_error_line(e)) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.NoArgsIsHelpError, OneLineUsageError):
+            raise
+        except click.ClickException as e:
+            raise OneLineUsageError(usage_error_line(e)) from None
+
+
+class _FiniteFloat:
+    """Mixed into a float flag's click type: nan and inf are refused where the flag is parsed."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if isinstance(rv, float) and not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
+
+_FINITE_TYPES: dict = {}
+
+
+def finite_float_type(base):
+    """``click.FLOAT`` / ``click.FloatRange(...)`` -> the same type refusing nan and inf (help unchanged)."""
+    if isinstance(base, _FiniteFloat):
+        return base
+    cls = type(base)
+    if cls not in _FINITE_TYPES:
+        _FINITE_TYPES[cls] = type(f"Finite{cls.__name__}", (_FiniteFloat, cls), {})
+    finite = object.__new__(_FINITE_TYPES[cls])
+    finite.__dict__.update(vars(base))
+    return finite
+
+
+def _finite_float_params(params) -> None:
+    for param in params:
+        if isinstance(param.type, click.types.FloatParamType):
+            param.type = finite_float_type(param.type)
+        elif isinstance(param.type, click.Tuple):
+            param.type.types = [finite_float_type(t) if isinstance(t, click.types.FloatParamType) else t
+                                for t in param.type.types]
+
+
+class WsCommand(_OneLineErrors, click.Command):
+    """A click command whose errors become one-line messages and exit codes; every float
+    flag must be a finite number (checked while parsing, before any output exists)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _finite_float_params(self.params)
 
     def invoke(self, ctx):
         name = ctx.command_path
@@ -151,7 +255,7 @@ def _install_sigterm():
     return previous
 
 
-class WsGroup(click.Group):
+class WsGroup(_OneLineErrors, click.Group):
     command_class = WsCommand
 
 

@@ -7,6 +7,7 @@ import importlib
 import click
 
 from .. import __version__
+from .common import WsGroup
 
 # name -> (module, attribute, one-line help). Only commands that work are listed.
 COMMANDS = {
@@ -36,7 +37,9 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(WsGroup):
+    """Commands imported when run; click's usage errors below it as one line (WsGroup)."""
+
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 
@@ -52,7 +55,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group("ws", cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ws")
 def cli():
     """ws: weakly supervised segmentation from image-level tags.

@@ -1,0 +1,74 @@
+"""Bad input gives one line and exit 2, before any output exists (issue 22)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import assert_bad_input, run_ws_inproc
+
+
+def _one_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_click_range_error_is_one_line(tmp_path):
+    r = run_ws_inproc("cut", tmp_path / "g.h5", "--time-limit", "0", "-o", tmp_path / "a.h5", expect=2)
+    assert _one_line(r) == "ws cut: error: --time-limit: 0.0 is not in the range x>0 (ws cut --help)"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["cut"], "ws cut: error: missing argument GRAPH"),
+    (["cut", "g.h5", "--no-such-flag"], "ws cut: error: No such option '--no-such-flag'"),
+    (["no-such-command"], "ws: error: No such command 'no-such-command'"),
+    (["eval", "assignment"], "ws eval assignment: error: missing argument ASSIGNMENT"),
+    (["eval", "nope"], "ws eval: error: No such command 'nope'"),
+])
+def test_click_usage_errors_are_one_line(args, fragment):
+    line = _one_line(run_ws_inproc(*args, expect=2))
+    assert line.startswith(fragment), line
+    assert "Usage:" not in line
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["graph", "f.h5", "m.json", "-o", "g.h5", "--delta", "nan"], "--delta"),
+    (["graph", "f.h5", "m.json", "-o", "g.h5", "--delta", "inf"], "--delta"),
+    (["cam", "train", "m.json", "-o", "c.pt", "--lr", "inf"], "--lr"),
+    (["cam", "train", "m.json", "-o", "c.pt", "--lr", "nan"], "--lr"),
+    (["features", "train-mil", "p.h5", "m.json", "-o", "x.pt", "--r", "nan"], "--r"),
+    (["match", "--beta", "nan"], "--beta"),
+    (["cut", "g.h5", "-o", "a.h5", "--retention", "-inf"], "--retention"),
+])
+def test_non_finite_float_flags_are_refused_while_parsing(tmp_path, monkeypatch, args, flag):
+    monkeypatch.chdir(tmp_path)
+    r = run_ws_inproc(*args, expect=2)
+    assert_bad_input(r, flag, "is not a finite number")
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_float_flag_refuses_nan():
+    """The check is on the command class, so no float flag of any command escapes it."""
+    import click
+
+    from wstools.cli.common import _FiniteFloat
+    from wstools.cli.main import cli
+
+    def walk(cmd):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(None):
+                yield from walk(cmd.get_command(None, name))
+        else:
+            yield cmd
+
+    floats = 0
+    for cmd in walk(cli):
+        for param in cmd.params:
+            types = param.type.types if isinstance(param.type, click.Tuple) else [param.type]
+            for t in types:
+                if isinstance(t, click.types.FloatParamType):
+                    floats += 1
+                    assert isinstance(t, _FiniteFloat), (cmd.name, param.name)
+    assert floats > 40
