@@ -72,12 +72,23 @@ def coco(instances_json, images_dir, keep_empty, output, force):
 @command("folder")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--tags", "tags_csv", required=True, type=click.Path(dir_okay=False),
-              help="CSV with lines 'image,tag1;tag2' (image relative to FOLDER; header optional).")
+              help="CSV with lines 'image,tag1;tag2' (image relative to FOLDER; header optional; UTF-8 "
+                   "with or without a byte-order mark; tab-separated files are read too).")
 @click.option("--classes", default=None, help="Comma-separated class list (default: every tag, sorted).")
 @output_option("Manifest to write (.json).")
 @force_option
 def folder(folder, tags_csv, classes, output, force):
-    """Manifest of a folder of images and a CSV of their tags."""
+    """Manifest of a folder of images and a CSV of their tags.
+
+    An image's id is its path relative to FOLDER without the suffix
+    (`cats/a.jpg` is `cats/a`), so two files differing only in their suffix
+    (`gray.png`, `gray.jpg`) are refused: rename one.
+
+    \b
+    Example:
+      ws dataset folder photos --tags photos/tags.csv -o photos.json
+      ws viz photos.json -o photos.png
+    """
     class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     m = import_folder(folder, tags_csv, output, classes=class_list)
     save_manifest(m, output, force=force)

@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..io import masks as mask_io
 from ..io.atomic import atomic_path
 from ..io.coco import read_json
-from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_from_json
+from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_from_json, recorded_manifest
 from ..io.images import write_image
 from ..io.inspect import is_hdf5
 from ..io.store import open_store, read_rles
@@ -26,11 +26,7 @@ _INSTANCE_KINDS = ("proposals", "responses", "coco-instances", "coco-results")
 def _manifest_for(store, dataset_opt):
     if dataset_opt:
         return load_manifest(dataset_opt)
-    recorded = (store.dataset or {}).get("path")
-    if not recorded or not Path(recorded).exists():
-        raise InputError("cannot find the dataset manifest it was made from; pass --dataset MANIFEST",
-                         path=store.path)
-    return load_manifest(recorded)
+    return recorded_manifest(store, "--dataset")
 
 
 def _json_kind(data) -> str:

@@ -137,8 +137,19 @@ class Manifest:
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def tags_sha256(self) -> str:
+        """Hash of what weak supervision sees: classes, image ids, sizes and tags (not the ground
+        truth, the image paths or unknown keys), so adding GT keeps it."""
+        d = {"classes": list(self.classes),
+             "images": [[r.id, r.width, r.height, list(r.tags)] for r in self.images]}
+        return hashlib.sha256(json.dumps(d, separators=(",", ":")).encode()).hexdigest()
+
     def provenance(self) -> dict:
-        return {"path": None if self.path is None else str(self.path), "sha256": self.sha256(),
+        """What a store records of the manifest it was made from: the path as given, the absolute
+        path (to find it from another folder), both hashes, the name and the image count."""
+        return {"path": None if self.path is None else str(self.path),
+                "abspath": None if self.path is None else str(Path(self.path).resolve()),
+                "sha256": self.sha256(), "tags_sha256": self.tags_sha256(),
                 "name": self.name, "images": len(self.images)}
 
 
@@ -217,6 +228,95 @@ def load_manifest(path) -> Manifest:
     except json.JSONDecodeError as e:
         _fail(path, f"not valid JSON (line {e.lineno}: {e.msg})")
     return manifest_from_json(data, path)
+
+
+def _recorded_candidates(recorded: dict, store_path) -> list[Path]:
+    """Where a store's recorded manifest may be: the path as given (relative to the folder the
+    store was made in, when that was the working folder), the absolute path recorded, the path
+    relative to the store's folder, and the manifest's file name next to the store."""
+    out = []
+    path = recorded.get("path")
+    if path:
+        out.append(Path(path))
+    if recorded.get("abspath"):
+        out.append(Path(recorded["abspath"]))
+    if path and store_path is not None:
+        here = Path(store_path).parent
+        if not Path(path).is_absolute():
+            out.append(here / path)
+        out.append(here / Path(path).name)
+    unique = []
+    for p in out:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def recorded_manifest(store, option: str = "--dataset") -> Manifest:
+    """The manifest a store records in its provenance (``store.dataset``, ``store.path``), found
+    from any folder: see :func:`_recorded_candidates`; of several that exist, the one whose content
+    matches the recorded sha256 is preferred. ``InputError`` naming every path tried, and
+    ``option``, when none exists."""
+    recorded = store.dataset or {}
+    tried = _recorded_candidates(recorded, store.path)
+    if not tried:
+        raise InputError(f"records no dataset manifest; pass {option} MANIFEST", path=store.path)
+    found = [p for p in tried if p.is_file()]
+    if not found:
+        raise InputError(f"cannot find the dataset manifest it was made from (tried "
+                         f"{', '.join(str(p) for p in tried)}); pass {option} MANIFEST", path=store.path)
+    manifests = [load_manifest(p) for p in found]
+    for m in manifests:
+        if m.sha256() == recorded.get("sha256"):
+            return m
+    return manifests[0]
+
+
+def manifest_difference(manifest: Manifest, recorded: dict | None, store_path=None) -> str | None:
+    """Why ``manifest`` is not the one a store was made from (``recorded`` is the store's
+    ``dataset`` provenance), or None when it is, or when it differs only in what weak
+    supervision does not read (ground truth, image paths, unknown keys). The reason names the
+    first difference: classes, images missing or added, an image's size or tags."""
+    if not recorded or recorded.get("sha256") in (None, manifest.sha256()):
+        return None
+    if recorded.get("tags_sha256") == manifest.tags_sha256():
+        return None
+    other = None
+    for p in _recorded_candidates(recorded, store_path):
+        if p.is_file():
+            try:
+                m = load_manifest(p)
+            except InputError:
+                continue
+            if m.sha256() == recorded.get("sha256"):
+                other = m
+                break
+    if other is None:
+        if recorded.get("tags_sha256") is None and recorded.get("images") == len(manifest.images):
+            return None   # recorded before tags_sha256 existed: the hash cannot tell GT from tags
+        n = recorded.get("images")
+        return (f"was made from another manifest ({recorded.get('path')}, {n} images, sha256 "
+                f"{str(recorded.get('sha256'))[:12]}) than {manifest.path} ({len(manifest.images)} images)")
+    if other.tags_sha256() == manifest.tags_sha256():
+        return None
+    if other.classes != manifest.classes:
+        return (f"classes differ: the store's manifest {other.path} has {other.classes}, "
+                f"{manifest.path} has {manifest.classes}")
+    mine, theirs = manifest.by_id(), other.by_id()
+    added = [i for i in mine if i not in theirs]
+    missing = [i for i in theirs if i not in mine]
+    if missing:
+        return f"{manifest.path} lacks {len(missing)} images of {other.path} (e.g. {missing[0]})"
+    if added:
+        return f"{manifest.path} has {len(added)} images that {other.path} lacks (e.g. {added[0]})"
+    for i, rec in mine.items():
+        o = theirs[i]
+        if (rec.width, rec.height) != (o.width, o.height):
+            return (f"image {i} is {rec.width}x{rec.height} in {manifest.path} but "
+                    f"{o.width}x{o.height} in {other.path}")
+        if list(rec.tags) != list(o.tags):
+            return f"image {i} has tags {rec.tags} in {manifest.path} but {o.tags} in {other.path}"
+    return f"{manifest.path} lists its images in another order than {other.path}"
 
 
 def save_manifest(manifest: Manifest, path, force: bool = False) -> None:

@@ -190,7 +190,8 @@ def import_coco(instances_json, images_dir, out_path, keep_empty: bool = False) 
 
 
 def import_folder(folder, tags_csv, out_path, classes=None) -> Manifest:
-    """Manifest of a folder of images and a CSV ``image,tag1;tag2`` (header optional).
+    """Manifest of a folder of images and a CSV ``image,tag1;tag2`` (header optional; UTF-8 with
+    or without a byte-order mark; tab-separated when the first line has tabs and no comma).
 
     ``image`` is a path relative to ``folder``; the id is that path without its
     suffix. Classes are ``classes`` if given, else the sorted set of all tags.
@@ -199,19 +200,29 @@ def import_folder(folder, tags_csv, out_path, classes=None) -> Manifest:
     if not folder.is_dir():
         raise InputError("not a folder", path=folder)
     try:
-        rows = list(csv.reader(tags_csv.read_text().splitlines()))
+        # utf-8-sig: spreadsheets' "CSV UTF-8" starts with a byte-order mark
+        text = tags_csv.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError("tags CSV does not exist", path=tags_csv) from None
     except UnicodeDecodeError:
-        raise InputError("tags CSV is not text", path=tags_csv) from None
-    if rows and [c.strip().lower() for c in rows[0][:2]] in (["image", "tags"], ["image", "tag"]):
+        raise InputError("tags CSV is not UTF-8 text (save it as 'CSV UTF-8')", path=tags_csv) from None
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    # a tab-separated file (a spreadsheet's "Text (tab delimited)") is read as such
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    if rows and [c.strip().lower() for c in rows[0][:2]] in (["image", "tags"], ["image", "tag"], ["image"]):
         rows = rows[1:]
     entries = []
     for n, row in enumerate(rows, start=1):
         if not row or not row[0].strip():
             continue
         if len(row) > 2:
-            raise InputError(f"line {n}: expected 'image,tag1;tag2' (separate tags with ';')", path=tags_csv)
+            sep = "tab" if delimiter == "\t" else "comma"
+            raise InputError(f"line {n}: {len(row)} {sep}-separated fields, expected 2: 'image,tag1;tag2' "
+                             "(separate the tags with ';')", path=tags_csv)
+        if delimiter == "," and "\t" in row[0]:
+            raise InputError(f"line {n}: mixes tabs and commas; expected 'image,tag1;tag2'", path=tags_csv)
         tags = [t.strip() for t in (row[1] if len(row) > 1 else "").split(";") if t.strip()]
         entries.append((row[0].strip(), tags))
     all_tags = sorted({t for _, ts in entries for t in ts})
@@ -221,13 +232,16 @@ def import_folder(folder, tags_csv, out_path, classes=None) -> Manifest:
         bad = next(name for name, ts in entries if unknown[0] in ts)
         raise InputError(f"tag {unknown[0]!r} is not in --classes", path=tags_csv, image_id=bad)
     base = Path(out_path).parent
-    records, seen = [], set()
+    records, seen = [], {}
     for name, tags in entries:
         path = folder / name
         image_id = Path(name).with_suffix("").as_posix()
         if image_id in seen:
-            raise InputError("listed twice", path=tags_csv, image_id=image_id)
-        seen.add(image_id)
+            if seen[image_id] == Path(name).as_posix():
+                raise InputError(f"{name} is listed twice", path=tags_csv, image_id=image_id)
+            raise InputError(f"two files give the same id: {seen[image_id]} and {name} (the id is the path "
+                             "without its suffix; rename one)", path=tags_csv, image_id=image_id)
+        seen[image_id] = Path(name).as_posix()
         w, h = _image_size(path, image_id)
         records.append(ImageRecord(id=image_id, image=_rel(path, base), width=w, height=h,
                                    tags=sorted(set(tags), key=classes.index)))

@@ -10,8 +10,10 @@ Two forms are read:
   ``segmentation`` is a COCO RLE (compressed or not; its ``size`` must be the
   image's ``[height, width]``) or a list of polygons. ``score`` defaults to 1.
 - **A folder of instance-id PNGs**, one per image, named ``<image id>.png`` or
-  after the image file's stem: 0 is background, every other value (8- or 16-bit)
-  one proposal. Scores are 1.
+  after the image file's stem: 0 is background, every other value one proposal,
+  except 255 in an 8-bit PNG, which is "void" (VOC's ``SegmentationObject``
+  border and don't-care regions) and no proposal; in a 16-bit PNG 255 is an id
+  like any other. Scores are 1.
 
 Anything that cannot be matched to an image of the manifest, or a mask of
 another size than its image, is an ``InputError`` naming the file and image.
@@ -135,7 +137,8 @@ def find_instance_pngs(folder, manifest) -> dict:
 
 
 def read_instance_png(path, height: int, width: int, image_id=None) -> list:
-    """Masks of an instance-id PNG (8 or 16 bit; 0 = background) as RLE ``counts``, by increasing id."""
+    """Masks of an instance-id PNG (8 or 16 bit; 0 = background; 255 = void in an 8-bit PNG) as
+    RLE ``counts``, by increasing id."""
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -144,6 +147,7 @@ def read_instance_png(path, height: int, width: int, image_id=None) -> list:
                 raise InputError(f"instance PNG must be 8- or 16-bit single channel, not mode {im.mode}",
                                  path=path, image_id=image_id)
             arr = np.asarray(im).astype(np.int64)
+            eight_bit = im.mode in ("L", "P")
     except FileNotFoundError:
         raise InputError("instance PNG does not exist", path=path, image_id=image_id) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -152,5 +156,5 @@ def read_instance_png(path, height: int, width: int, image_id=None) -> list:
         raise InputError(f"instance PNG is {arr.shape[1]}x{arr.shape[0]}, the image is {width}x{height}",
                          path=path, image_id=image_id)
     ids = np.unique(arr)
-    ids = ids[ids != 0]
+    ids = ids[(ids != 0) & ~((ids == 255) & eight_bit)]
     return mask_io.encode(arr[None] == ids[:, None, None]) if len(ids) else []

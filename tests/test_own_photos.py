@@ -1,0 +1,137 @@
+"""What a researcher meets with their own photographs: folder + CSV imports, VOC instance PNGs
+with void borders, stores opened from another folder, checkpoints in `ws info` (issue 23)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from wstools.io.dataset import load_manifest
+from wstools.io.images import write_label_png
+from wstools.io.proposal_files import read_instance_png
+
+from conftest import assert_bad_input, run_ws_inproc
+
+
+def _photo(path, w, h, seed=0):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+
+
+def _folder(tmp_path):
+    _photo(tmp_path / "pics" / "cats" / "a.jpg", 20, 10)
+    _photo(tmp_path / "pics" / "cup.png", 12, 12, seed=1)
+    return tmp_path / "pics"
+
+
+def test_csv_saved_as_csv_utf8_with_a_bom(tmp_path):
+    pics = _folder(tmp_path)
+    (tmp_path / "tags.csv").write_bytes("image,tags\ncats/a.jpg,cat\ncup.png,cup\n".encode("utf-8-sig"))
+    s = run_ws_inproc("dataset", "folder", pics, "--tags", tmp_path / "tags.csv", "-o", tmp_path / "m.json").json
+    assert s["images"] == 2
+    m = load_manifest(tmp_path / "m.json")
+    assert m.ids() == ["cats/a", "cup"] and m.classes == ["cat", "cup"]
+
+
+def test_tab_separated_tags(tmp_path):
+    pics = _folder(tmp_path)
+    (tmp_path / "tags.tsv").write_text("image\ttags\ncats/a.jpg\tcat;cup\ncup.png\tcup\n")
+    run_ws_inproc("dataset", "folder", pics, "--tags", tmp_path / "tags.tsv", "-o", tmp_path / "m.json")
+    m = load_manifest(tmp_path / "m.json")
+    assert [r.tags for r in m.images] == [["cat", "cup"], ["cup"]]
+
+
+def test_too_many_fields_says_how_many_and_what_is_expected(tmp_path):
+    pics = _folder(tmp_path)
+    (tmp_path / "tags.csv").write_text("cats/a.jpg,cat,cup\n")
+    assert_bad_input(run_ws_inproc("dataset", "folder", pics, "--tags", tmp_path / "tags.csv",
+                                   "-o", tmp_path / "m.json", expect=2), "line 1", "3 comma-separated", "';'")
+
+
+def test_two_files_with_one_stem(tmp_path):
+    pics = _folder(tmp_path)
+    _photo(pics / "cup.jpg", 12, 12)
+    (tmp_path / "tags.csv").write_text("cup.png,cup\ncup.jpg,cup\n")
+    assert_bad_input(run_ws_inproc("dataset", "folder", pics, "--tags", tmp_path / "tags.csv",
+                                   "-o", tmp_path / "m.json", expect=2),
+                     "two files give the same id", "cup.png and cup.jpg")
+    (tmp_path / "tags.csv").write_text("cup.png,cup\ncup.png,cup\n")
+    assert_bad_input(run_ws_inproc("dataset", "folder", pics, "--tags", tmp_path / "tags.csv",
+                                   "-o", tmp_path / "m.json", expect=2), "cup.png is listed twice")
+
+
+def test_voc_object_png_void_border_is_no_proposal(tmp_path):
+    inst = np.zeros((20, 30), np.uint8)
+    inst[2:8, 2:8] = 1
+    inst[10:18, 12:25] = 2
+    inst[1, 1:9] = 255           # VOC's void border around the objects
+    inst[9, 11:26] = 255
+    write_label_png(tmp_path / "x.png", inst)
+    counts = read_instance_png(tmp_path / "x.png", 20, 30)
+    assert len(counts) == 2
+    wide = inst.astype(np.uint16)
+    Image.fromarray(wide.astype(np.int32)).convert("I;16").save(tmp_path / "w.png")
+    assert len(read_instance_png(tmp_path / "w.png", 20, 30)) == 3   # 16-bit: 255 is an id
+
+
+# --- stores find the manifest they were made from ----------------------------------------------
+
+def _project(tmp_path, monkeypatch):
+    """proj/data/m.json (a folder import, ids in subfolders) and proj/run/labels.h5 made from
+    inside proj/ with the manifest given as the relative path data/m.json."""
+    from wstools.io.store import create_store
+
+    proj = tmp_path / "proj"
+    pics = _folder(proj)
+    (proj / "tags.csv").write_text("cats/a.jpg,cat\ncup.png,cup\n")
+    monkeypatch.chdir(proj)
+    (proj / "data").mkdir()
+    run_ws_inproc("dataset", "folder", "pics", "--tags", "tags.csv", "-o", "data/m.json")
+    m = load_manifest("data/m.json")
+    (proj / "run").mkdir()
+    with create_store("run/labels.h5", "labels", classes=m.classes, params={}, dataset=m) as s:
+        for rec in m.images:
+            with s.write_image(rec.id) as g:
+                g["labels"] = np.full((rec.height, rec.width), 1, np.uint8)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return proj, pics
+
+
+def test_store_finds_its_manifest_from_another_folder(tmp_path, monkeypatch):
+    proj, _ = _project(tmp_path, monkeypatch)
+    s = run_ws_inproc("viz", proj / "run" / "labels.h5", "-o", "y.png").json
+    assert s["images"] == ["cats/a", "cup"]
+
+
+def test_store_finds_its_manifest_relative_to_its_folder(tmp_path, monkeypatch):
+    import h5py
+
+    proj, _ = _project(tmp_path, monkeypatch)
+    with h5py.File(proj / "run" / "labels.h5", "r+") as h5:   # a store that records only "../data/m.json"
+        d = json.loads(h5.attrs["dataset"])
+        d.pop("abspath")
+        d["path"] = "../data/m.json"
+        h5.attrs["dataset"] = json.dumps(d)
+    run_ws_inproc("viz", proj / "run" / "labels.h5", "-o", "y.png")
+    (proj / "data" / "m.json").rename(proj / "data" / "moved.json")
+    r = run_ws_inproc("viz", proj / "run" / "labels.h5", "-o", "z.png", expect=2)
+    assert_bad_input(r, "cannot find the dataset manifest", "../data/m.json",
+                     str(proj / "run" / "../data/m.json"), "pass --dataset MANIFEST")
+
+
+def test_manifest_difference_ignores_added_ground_truth_and_names_what_differs(tmp_path, monkeypatch):
+    from wstools.io.dataset import manifest_difference, save_manifest
+
+    proj, _ = _project(tmp_path, monkeypatch)
+    recorded = load_manifest(proj / "data" / "m.json").provenance()
+    m = load_manifest(proj / "data" / "m.json")
+    m.images[1].semantic = "cup_gt.png"
+    assert manifest_difference(m, recorded) is None
+    m.images[1].tags = ["cat", "cup"]
+    save_manifest(m, proj / "data" / "m2.json")
+    why = manifest_difference(load_manifest(proj / "data" / "m2.json"), recorded)
+    assert "image cup has tags ['cat', 'cup']" in why and "['cup']" in why
+    m.images.pop(0)
+    assert "lacks 1 images" in manifest_difference(m, recorded) and "cats/a" in manifest_difference(m, recorded)
