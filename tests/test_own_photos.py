@@ -135,3 +135,13 @@ def test_manifest_difference_ignores_added_ground_truth_and_names_what_differs(t
     assert "image cup has tags ['cat', 'cup']" in why and "['cup']" in why
     m.images.pop(0)
     assert "lacks 1 images" in manifest_difference(m, recorded) and "cats/a" in manifest_difference(m, recorded)
+
+
+def test_eval_instance_undefined_area_is_null_and_empty_plot_says_why(toy_dir, tmp_path):
+    (tmp_path / "empty.json").write_text("[]")
+    r = run_ws_inproc("eval", "instance", tmp_path / "empty.json", "--gt", toy_dir / "val.json",
+                      "--plot", tmp_path / "pr.png")
+    assert r.json["coco"]["APl"] is None and r.json["coco"]["AP"] == 0.0   # 64 px images: no large object
+    assert "APl -" in r.stderr
+    img = np.asarray(Image.open(tmp_path / "pr.png").convert("L"))
+    assert (img[150:300, 150:450] < 128).sum() > 200    # the note's text in the middle of the axes

@@ -335,7 +335,10 @@ class InstanceEvaluator:
             row["abo"] = abo_per[k]
             row["gt_instances"] = int(self._r_npos[k])
             per_class.append(row)
-        out = {"coco": stats, "map_r": {t: v["map"] for t, v in mapr.items()}, "abo": abo,
+        # COCOeval's -1 ("no ground truth in this area range") is null in the JSON, as the other
+        # undefined numbers are; coco_stats keeps -1 for parity with pycocotools
+        coco = {k: (None if v == -1.0 else v) for k, v in stats.items()}
+        out = {"coco": coco, "map_r": {t: v["map"] for t, v in mapr.items()}, "abo": abo,
                "images": self.images, "per_class": per_class}
         if curves is not None:
             out["_curves"] = curves

@@ -76,8 +76,8 @@ def instance(pred, gt, iou_r, csv_path, plot_path, force):
     cols = ["label", "class", "ap", "ap50"] + [f"ap^r@{t:g}" for t in mapr_thrs] + ["abo", "gt_instances"]
     log(format_table(res["per_class"], cols))
     c = res["coco"]
-    log("COCO mask  AP {AP:.4f}  AP50 {AP50:.4f}  AP75 {AP75:.4f}  APs {APs:.4f}  APm {APm:.4f}  "
-        "APl {APl:.4f}  AR100 {AR100:.4f}".format(**c))
+    log("COCO mask  " + "  ".join(f"{k} {'-' if c[k] is None else f'{c[k]:.4f}'}"
+                                  for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")))
     log("mAP^r  " + "  ".join(f"@{t}: {'-' if v is None else f'{v:.4f}'}" for t, v in res["map_r"].items())
         + f"   ABO {res['abo']:.4f}")
     if csv_path:
@@ -92,6 +92,7 @@ def instance(pred, gt, iou_r, csv_path, plot_path, force):
             if rc is not None and len(rc):
                 lines.append({"x": rc, "y": pr, "label": name})
         save_curves(plot_path, lines, xlabel="recall", ylabel="precision", ylim=(0, 1.02),
-                    title=f"precision-recall at mask IoU {t_plot:g} (mAP^r)", force=force)
+                    title=f"precision-recall at mask IoU {t_plot:g} (mAP^r)", force=force,
+                    empty_note=f"no true positive at mask IoU {t_plot:g}:\nno class has a precision-recall curve")
     emit({"mode": "instance", "pred": pred, "gt": gt, "detections": sum(len(v) for v in results.values()),
           **res, "seconds": round(timer.seconds, 3), "csv": csv_path, "plot": plot_path})
