@@ -418,4 +418,7 @@ def parse_floats(text: str, name: str) -> list[float]:
         raise InputError(f"{name} {text!r} must be a comma-separated list of numbers") from None
     if not values:
         raise InputError(f"{name} is empty")
+    bad = [x for x in values if not math.isfinite(x)]
+    if bad:
+        raise InputError(f"{name} {text!r}: {bad[0]} is not a finite number")
     return values

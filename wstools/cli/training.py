@@ -72,7 +72,13 @@ class TrainingRun:
             self._log = open(self.log_path, "a" if self.start_epoch > 0 else "w")
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        from ..train.loop import NonFiniteTraining
+
+        if isinstance(exc, NonFiniteTraining):
+            kept = (f"{self.last_path} keeps epoch {exc.epoch - 1}; no checkpoint written"
+                    if exc.epoch > 1 and self.last_path.exists() else "no checkpoint written")
+            exc.args = (f"{exc.args[0]}; {kept}",)
         if self._log is not None:
             self._log.close()
             if self.start_epoch == 0 and self.log_path.stat().st_size == 0:  # failed before the first epoch ended
@@ -98,8 +104,13 @@ class TrainingRun:
         """Write the final checkpoint (CPU tensors) atomically and remove the resume file."""
         from ..io.checkpoint import remove, save_checkpoint
 
+        from ..train.loop import NonFiniteTraining, non_finite_tensors
+
         if not record and self.resumed is not None:
             record = self.resumed.get("metrics", {})
+        bad = non_finite_tensors(model.state_dict())
+        if bad:       # a final output every later stage would read: never NaN
+            raise NonFiniteTraining(f"epoch {epochs}: weight {bad[0]} is NaN or inf; no checkpoint written", epochs)
         save_checkpoint(self.output, {**base, "args": self.args,
                                       "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                                       "epoch": epochs, "metrics": record}, force=self.force, kind=self.kind)

@@ -22,8 +22,33 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..errors import raise_if_terminated
+from ..errors import WsRuntimeError, raise_if_terminated
 from ..io.torchdata import collate_stack, raise_errors
+
+
+class NonFiniteTraining(WsRuntimeError):
+    """The loss or a weight became NaN / inf (a too large learning rate, bad input values):
+    training stops (exit 1) at once instead of saving NaN weights every later stage would use.
+    ``epoch`` is 1-based."""
+
+    def __init__(self, message: str, epoch: int):
+        super().__init__(message)
+        self.epoch = epoch
+
+
+def non_finite_tensors(state: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or inf."""
+    return [name for name, t in state.items()
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
+    """Raise :class:`NonFiniteTraining` naming the epoch (1-based) and the first bad tensor."""
+    bad = non_finite_tensors(model.state_dict())
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise NonFiniteTraining(f"epoch {epoch}: weight {bad[0]}{more} became NaN or inf "
+                                "(lower the learning rate, check the inputs)", epoch)
 
 
 def init_distributed(device: str):
@@ -163,11 +188,16 @@ def fit(model: torch.nn.Module, train_set, *, step: Callable, optimizer: torch.o
             for g in optimizer.param_groups:
                 g["lr"] = schedule(g["initial_lr"], global_step, total)
             loss, aux = step(net, batch)
+            value = float(loss.detach())
+            if not np.isfinite(value):     # before the step: the weights of the last epoch stay good
+                raise NonFiniteTraining(f"epoch {epoch + 1}: the loss became {value} at batch {i + 1} of "
+                                        f"{steps_per_epoch} (lower the learning rate, check the inputs)", epoch + 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(value)
             auxes.append(aux)
+        check_finite_weights(model, epoch + 1)
         parts = gather([(losses, auxes)], world)
         all_losses = [x for p in parts for x in p[0]]
         record = {"epoch": epoch + 1, "loss": float(np.mean(all_losses)) if all_losses else float("nan"),
