@@ -25,8 +25,8 @@ from .common import crf_option, manifest_option, parse_rule, probs_from_group
                    "below T, i.e. 1 - stored `background` map < T (Sun et al. Sect. 3.2, 0.2; needs "
                    "`ws cam infer --background features`); saliency:T = classical saliency (ws propose "
                    "--method saliency) below T; none. DSRG Sect. 4.1 thresholds DRFI saliency at 0.06, which "
-                   "on this detector marks only 5 % of a toy image; saliency:0.3 keeps the same background "
-                   "precision (0.97) at 27 % (README, ws grow; the DSRG recipe uses it).")
+                   "on this detector marks only 4 % of a toy image; saliency:0.3 keeps a background precision of "
+                   "0.98 on a third of it (README, ws grow; the DSRG recipe uses it).")
 @click.option("--snap", type=click.Choice(["none", "felzenszwalb"]), default="none", show_default=True,
               help="Average each cue over Felzenszwalb superpixels and keep superpixels whose mean exceeds "
                    "--snap-ratio x max (Sun et al. Sect. 3.2). Needs --manifest.")
@@ -34,7 +34,7 @@ from .common import crf_option, manifest_option, parse_rule, probs_from_group
               help="Superpixel keep ratio (Sun et al.: 0.3).")
 @click.option("--snap-k", type=click.FloatRange(min=0, min_open=True), default=250.0, show_default=True,
               help="Felzenszwalb scale k for a PASCAL VOC-sized image (500 x 375), scaled by each image's area, "
-                   "min_size likewise (at least 10 px): about 125 superpixels per image at every size. Sun et "
+                   "min_size likewise (at least 10 px): about 120 superpixels per 96 px toy image. Sun et "
                    "al. give no value; 250 keeps snapped blurred-GT cues at or above the raw cues "
                    "(tests/test_oracle_grow.py).")
 @crf_option
