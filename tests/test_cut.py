@@ -138,7 +138,7 @@ def test_knn_graph_union_and_mutual():
     W = knn_graph(idx, sims, weighting="fan")
     assert (W != W.T).nnz == 0 and W.nnz == 4
     assert W[0, 1] == pytest.approx(1.5)
-    Wm = knn_graph(idx, sims, weighting="liid", delta=5, mutual=True)
+    Wm = knn_graph(idx, sims, weighting="eq10", delta=5, edges="mutual")
     assert Wm.nnz == 2 and Wm[1, 2] == pytest.approx(1.0)
 
 

@@ -172,7 +172,7 @@ def test_cli_time_limit_report_info_and_warning(tmp_path, hard_store):
     """--time-limit is honoured; summary, store and ws info carry the report; a delta far above the
     unaries makes every proposal noise (proven) and the user is told why."""
     g = tmp_path / "g.h5"
-    run_ws("graph", hard_store, "-o", g, "--knn", "5", "--weights", "liid", "--delta", "50")
+    run_ws("graph", hard_store, "-o", g, "--knn", "5", "--weights", "eq10", "--edges", "union", "--delta", "50")
     r = run_ws("cut", g, "-o", tmp_path / "a.h5", "--time-limit", "3")
     s = r.json
     assert s["seconds"]["total"] <= 3.0

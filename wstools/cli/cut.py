@@ -18,6 +18,12 @@ from .common import Timer, command, emit, force_option, log, progress, warn
               help="multiway: LIID's multi-way cut (Sec. 5.3), exact per component; fan: Fan et al. Eq. 8 with "
                    "the retention constraint, solved globally; attention: argmax of the allowed probabilities "
                    "(the no-graph baseline of both papers).")
+@click.option("--labels", "label_rule", type=click.Choice(["tags", "free"]), default="tags", show_default=True,
+              help="multiway: tags = each proposal's label is chosen among its image's tags + noise; free = the "
+                   "cut chooses among all K+1 labels and a label absent from the image becomes noise afterwards "
+                   "(LIID's released code; the paper is silent). Measured: equal on oracle probabilities, and "
+                   "with a MIL network's probabilities free sends most true instances to untagged labels and so "
+                   "to noise (README 'ws cut').")
 @click.option("--beta", type=click.FloatRange(0), default=30.0, show_default=True,
               help="Fan et al. Eq. 7-8 balancing ratio beta (30 is the paper's best, Table 2a).")
 @click.option("--retention", type=float, default=0.9, show_default=True,
@@ -33,11 +39,12 @@ from .common import Timer, command, emit, force_option, log, progress, warn
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
               help="Processes solving chunks of components in parallel (0 = in the main process).")
 @force_option
-def cut(graph, output, method, beta, retention, time_limit, component_time_limit, workers, force):
+def cut(graph, output, method, label_rule, beta, retention, time_limit, component_time_limit, workers, force):
     """Assign each proposal one of its allowed labels, or noise (0), using the graph.
 
     multiway minimises LIID's multi-way cut energy sum_v (1 - p_{l_v}(v)) +
-    sum_uv w_uv [l_u != l_v] over the allowed labels (tags + 0), every
+    sum_uv w_uv [l_u != l_v] over the allowed labels (tags + 0; --labels free:
+    over all labels, untagged ones then noise, as LIID's released code), every
     connected component to proven optimality (LP relaxation, then an OR-Tools
     integer program where the LP is fractional). fan maximises Fan et al.'s
     Eq. 8 with exactly floor(r n) proposals kept, coupling all components by a
@@ -77,7 +84,8 @@ def cut(graph, output, method, beta, retention, time_limit, component_time_limit
             with progress(desc="chunks", unit="chunk") as bar:
                 if method == "multiway":
                     res = multiway_cut(g["indptr"], g["indices"], g["weights"], g["unary"], g["allowed"],
-                                       time_limit=component_time_limit, workers=workers, progress=bar.update,
+                                       restrict=label_rule == "tags", time_limit=component_time_limit,
+                                       workers=workers, progress=bar.update,
                                        deadline=deadline)
                 elif method == "fan":
                     res = fan_partition(g["indptr"], g["indices"], g["weights"], g["unary"], g["allowed"],
@@ -96,8 +104,8 @@ def cut(graph, output, method, beta, retention, time_limit, component_time_limit
         else:
             labels, sizes, exact = res.labels, res.component_sizes, res.component_exact
             objective, bound, gap, stats = res.objective, res.bound, res.gap, res.stats
-        params = {"method": method, "beta": beta, "retention": retention, "time_limit": time_limit,
-                  "component_time_limit": component_time_limit}
+        params = {"method": method, "labels": label_rule, "beta": beta, "retention": retention,
+                  "time_limit": time_limit, "component_time_limit": component_time_limit}
         info = {"labels": report.label_distribution(labels, g["allowed"], src.classes),
                 "fixed": report.reduction_fractions(stats, M) if res is not None and method == "multiway" else {},
                 "seconds": {**report.phase_seconds(stats), "total": round(t.seconds, 3)},

@@ -72,17 +72,26 @@ def potts_energy(labels, unary, eu, ev, ew) -> float:
     return e + float(np.asarray(ew, dtype=np.float64)[labels[eu] != labels[ev]].sum())
 
 
-def multiway_cut(indptr, indices, weights, unary, allowed, *, time_limit: float = 60.0, workers: int = 0,
-                 progress=None, deadline: float | None = None, anytime_nodes: int = 5000) -> CutResult:
-    """Minimise E (module docstring) over labels in ``allowed``; exact per component within ``time_limit``
+def multiway_cut(indptr, indices, weights, unary, allowed, *, restrict: bool = True, time_limit: float = 60.0,
+                 workers: int = 0, progress=None, deadline: float | None = None,
+                 anytime_nodes: int = 5000) -> CutResult:
+    """Minimise E (module docstring); exact per component within ``time_limit``
     (seconds per component integer program) and ``deadline`` (``time.monotonic()`` seconds for the
     whole solve; see :func:`wstools.cut.engine.solve`, which also explains ``anytime_nodes``).
 
     Shapes: CSR (M+1,), (E,), (E,) symmetric with non-negative weights; unary, allowed (M, K+1).
-    ``objective`` = E(labels), ``bound`` = a proven lower bound on min E.
+
+    ``restrict=False`` (LIID's released code): the cut chooses among all K+1 labels, then a
+    label outside ``allowed`` (not a tag of the proposal's image) becomes noise (0);
+    ``objective`` and ``bound`` are those of the unrestricted problem, before that step.
+    ``restrict=True``: the cut chooses only among ``allowed`` labels (tags + 0); ``objective``
+    = E(labels), ``bound`` = a proven lower bound on its minimum.
     """
     unary = np.asarray(unary, dtype=np.float64)
     allowed = np.asarray(allowed, dtype=bool)
+    tags = allowed
+    if not restrict:
+        allowed = np.ones_like(allowed)
     M, L = unary.shape
     eu, ev, ew = upper_edges(indptr, indices, weights)
     gain = unary - unary.sum(axis=1, keepdims=True)          # -(terminal cut cost)
@@ -93,6 +102,10 @@ def multiway_cut(indptr, indices, weights, unary, allowed, *, time_limit: float 
     lower = total_w - sol.bound
     n_comp, comp = components(M, eu, ev)
     sizes, ex = component_summary(comp, n_comp, sol.exact)
-    return CutResult(labels=sol.labels, objective=energy, bound=min(lower, energy),
+    labels = sol.labels
+    if not restrict:
+        labels = np.where(tags[np.arange(M), labels], labels, 0)
+        sol.stats["untagged_to_noise"] = int((labels != sol.labels).sum())
+    return CutResult(labels=labels, objective=energy, bound=min(lower, energy),
                      gap=relative_gap(energy, min(lower, energy)), component_sizes=sizes, component_exact=ex,
                      stats=sol.stats)
