@@ -15,18 +15,25 @@ from wstools.grow.crf import dense_crf
 
 
 def bfs_grow(probs, seeds, present, theta_fg=0.85, theta_bg=0.99):
-    """Plain per-pixel breadth-first DSRG growth (baseline)."""
+    """Plain per-pixel breadth-first DSRG growth (baseline): class c's mask holds the pixels confidently
+    c (argmax above its threshold) and the seeds of c that are not confidently another class."""
     c_, h, w = probs.shape
     classes = np.flatnonzero(present)
     best = classes[np.argmax(probs[classes], axis=0)]
+    p_best = probs[classes].max(0)
+    confident = p_best > np.where(best == 0, theta_bg, theta_fg)
     out = seeds.copy()
+
+    def in_mask(c, y, x):
+        return best[y, x] == c if confident[y, x] else seeds[y, x] == c
+
     for c in classes:
-        theta = theta_bg if c == 0 else theta_fg
         seen = np.zeros((h, w), bool)
         q = deque()
         for y, x in zip(*np.nonzero(seeds == c)):
-            seen[y, x] = True
-            q.append((y, x))
+            if in_mask(c, y, x):
+                seen[y, x] = True
+                q.append((y, x))
         while q:
             y, x = q.popleft()
             if seeds[y, x] == 255:
@@ -34,8 +41,7 @@ def bfs_grow(probs, seeds, present, theta_fg=0.85, theta_bg=0.99):
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     yy, xx = y + dy, x + dx
-                    if 0 <= yy < h and 0 <= xx < w and not seen[yy, xx] and (
-                            seeds[yy, xx] == c or (best[yy, xx] == c and probs[c, yy, xx] > theta)):
+                    if 0 <= yy < h and 0 <= xx < w and not seen[yy, xx] and in_mask(c, yy, xx):
                         seen[yy, xx] = True
                         q.append((yy, xx))
     return out
