@@ -145,3 +145,17 @@ def test_eval_instance_undefined_area_is_null_and_empty_plot_says_why(toy_dir, t
     assert "APl -" in r.stderr
     img = np.asarray(Image.open(tmp_path / "pr.png").convert("L"))
     assert (img[150:300, 150:450] < 128).sum() > 200    # the note's text in the middle of the axes
+
+
+def test_store_without_a_manifest_finds_its_inputs_manifest(tmp_path, monkeypatch):
+    """`ws grow seeds cams.h5` (no --manifest) records no dataset; its CAM input does."""
+    from wstools.io.store import create_store, open_store
+
+    proj, _ = _project(tmp_path, monkeypatch)
+    m = load_manifest(proj / "data" / "m.json")
+    with open_store(proj / "run" / "labels.h5") as first, \
+            create_store(proj / "run" / "seeds.h5", "labels", classes=m.classes, params={}, inputs=[first]) as s:
+        for rec in m.images:
+            with s.write_image(rec.id) as g:
+                g["labels"] = np.zeros((rec.height, rec.width), np.uint8)
+    assert run_ws_inproc("viz", proj / "run" / "seeds.h5", "-o", "s.png").json["images"] == ["cats/a", "cup"]

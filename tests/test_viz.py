@@ -9,7 +9,7 @@ from wstools.io.dataset import load_manifest
 from wstools.io.store import create_store, write_rles
 from wstools.viz import overlay_heatmap, overlay_labels, overlay_masks, tile
 
-from conftest import assert_bad_input, run_ws
+from conftest import assert_bad_input, run_ws, run_ws_inproc
 
 
 def test_overlays_change_only_what_they_draw():
@@ -82,11 +82,17 @@ def test_cli_viz_bad_input(stores, tmp_path):
 
 # --- every per-image kind of the recipes, on `ws toy --size 48` -----------------------------------
 
-PANEL_H, PANEL_W, PAD = 48 + 14, 48, 2   # a 48 px image under its 14 px caption strip; tile() padding
+PANEL_W, PAD = 48, 2   # a 48 px image (--scale 1) under its 14 px caption strip; tile() padding
 
 
-def _grid(rows, cols):
-    return (cols * (PANEL_W + PAD) + PAD, rows * (PANEL_H + PAD) + PAD)   # PIL size: (width, height)
+def _width(cols):
+    return cols * (PANEL_W + PAD) + PAD
+
+
+def _row_height(s, rows):
+    """Height of one row of the grid (its tallest panel: caption, image, tags or legend lines)."""
+    assert (s["height"] - PAD) % rows == 0
+    return (s["height"] - PAD) // rows - PAD
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +142,14 @@ def small(tmp_path_factory):
 def test_cli_viz_responses_one_panel_per_map(small, tmp_path):
     m, paths = small
     out = tmp_path / "prm.png"
-    s = run_ws("viz", paths["responses"], "--top", 2, "-o", out).json
+    s = run_ws("viz", paths["responses"], "--top", 2, "--scale", 1, "-o", out).json
     assert s["kind"] == "responses" and s["images"] == m.ids() and s["columns"] == 1 + 2   # image + top 2 of 3
     with Image.open(out) as im:
-        assert im.size == _grid(2, 3)
-    s = run_ws("viz", paths["responses"], "--gt", "-o", out, "--force").json
+        assert im.size == (_width(3), s["height"])
+    s = run_ws("viz", paths["responses"], "--gt", "--scale", 1, "-o", out, "--force").json
     assert s["columns"] == 1 + 1 + 3
     with Image.open(out) as im:
-        assert im.size == _grid(2, 5)
+        assert im.size == (_width(5), s["height"])
         pix = np.asarray(im.convert("RGB"))
     # the peak marker: a white cross centred on the first (best-scored: 0.7 at y = x = 30) map's peak
     x0, y0 = 2 * (PANEL_W + PAD) + PAD, PAD + 14
@@ -152,35 +158,36 @@ def test_cli_viz_responses_one_panel_per_map(small, tmp_path):
 
 def test_cli_viz_probs(small, tmp_path):
     m, paths = small
-    s = run_ws("viz", paths["probs"], "-o", tmp_path / "p.png").json
+    s = run_ws("viz", paths["probs"], "--scale", 1, "-o", tmp_path / "p.png").json
     assert s["kind"] == "probs" and s["columns"] == 1 + 3
     with Image.open(tmp_path / "p.png") as im:
-        assert im.size == _grid(2, 4)
+        assert im.size == (_width(4), s["height"])
 
 
 def test_cli_viz_coco_instances_and_results(small, tmp_path):
     m, paths = small
     toy = paths["toy"]
-    s = run_ws("viz", paths["instances"], "--dataset", toy / "val.json", "--gt", "-o", tmp_path / "i.png").json
+    s = run_ws("viz", paths["instances"], "--dataset", toy / "val.json", "--gt", "--scale", 1,
+               "-o", tmp_path / "i.png").json
     assert s["kind"] == "coco-instances" and s["images"] == m.ids() and s["columns"] == 3
     with Image.open(tmp_path / "i.png") as im:
-        assert im.size == _grid(2, 3)
+        assert im.size == (_width(3), s["height"])
         pix = np.asarray(im.convert("RGB")).astype(int)
     # the first image has no annotation (its panel is the image), the second has three masks drawn
     y0, x0 = PAD + 14, 2 * (PANEL_W + PAD) + PAD
-    row2 = y0 + PANEL_H + PAD
+    row2 = y0 + _row_height(s, 2) + PAD
     assert (pix[y0:y0 + 48, x0:x0 + 48] == pix[y0:y0 + 48, PAD:PAD + 48]).all()
     assert (pix[row2 + 30, x0 + 30] != pix[row2 + 30, PAD + 30]).any()
     s = run_ws("viz", paths["results"], "--dataset", toy / "val.json", "--score-threshold", 0.5,
-               "-o", tmp_path / "r.png").json
+               "--scale", 1, "-o", tmp_path / "r.png").json
     # results: the images with detections above the threshold (only the second)
     assert s["kind"] == "coco-results" and s["images"] == [m.ids()[1]] and s["columns"] == 2
     with Image.open(tmp_path / "r.png") as im:
-        assert im.size == _grid(1, 2)
+        assert im.size == (_width(2), s["height"])
         pix = np.asarray(im.convert("RGB")).astype(int)
     y0, x0 = PAD + 14, PANEL_W + 2 * PAD
     assert (pix[y0 + 30, x0 + 30] != pix[y0 + 30, PAD + 30]).any()     # score 0.6 drawn
-    assert (pix[y0 + 15, x0 + 36] == pix[y0 + 15, PAD + 36]).all()     # score 0.1 not drawn
+    assert (pix[y0 + 16, x0 + 36] == pix[y0 + 16, PAD + 36]).all()     # score 0.1 not drawn (under the texts)
 
 
 def test_cli_viz_bad_json(small, tmp_path):
@@ -204,3 +211,79 @@ def test_cli_viz_bad_json(small, tmp_path):
     assert_bad_input(run_ws("viz", paths["instances"], "--dataset", toy / "train.json", "-o", tmp_path / "x.png",
                             expect=2), "pseudo.json", "val_000000")
     assert not (tmp_path / "x.png").exists()
+
+
+# --- pictures a person can read (issue 23) --------------------------------------------------------
+
+def _one_class_labels(m, tmp_path, label=2):
+    """A labels store whose map is all ``label`` (with a 255 band) on the first image."""
+    rec = m.images[0]
+    path = tmp_path / "one.h5"
+    with create_store(path, "labels", classes=m.classes, params={}, dataset=m) as s:
+        with s.write_image(rec.id) as g:
+            lab = np.full((rec.height, rec.width), label, np.uint8)
+            lab[:4] = 255
+            g["labels"] = lab
+    return path
+
+
+def test_label_panels_have_a_legend_of_the_classes_present(small, tmp_path):
+    from wstools.io.images import voc_palette
+
+    m, paths = small
+    store = _one_class_labels(m, tmp_path, label=2)
+    s = run_ws_inproc("viz", store, "--scale", 1, "-o", tmp_path / "l.png").json
+    with Image.open(tmp_path / "l.png") as im:
+        pix = np.asarray(im.convert("RGB"))
+    x0 = PANEL_W + 2 * PAD
+    below = pix[PAD + 14 + 48:, x0:x0 + PANEL_W]           # under the labels panel: its legend
+    inside = pix[PAD + 14:PAD + 14 + 48, x0:x0 + PANEL_W]
+    pal = voc_palette()
+    swatch = lambda region, c: (region == c).all(-1).sum()   # noqa: E731
+    assert swatch(below, pal[2]) >= 9                       # a filled swatch in class 2's colour
+    assert swatch(below, pal[1]) == 0 and swatch(below, pal[3]) == 0
+    assert swatch(inside, pal[2]) == 0                      # the panel blends, the legend names it
+    assert s["height"] > PAD + 14 + 48 + 14                 # legend and tags lines under the panels
+
+
+def test_scale_auto_enlarges_small_images_and_scale_1_keeps_their_pixels(small, tmp_path):
+    m, paths = small
+    auto = run_ws_inproc("viz", paths["toy"] / "val.json", "-o", tmp_path / "a.png").json
+    one = run_ws_inproc("viz", paths["toy"] / "val.json", "--scale", 1, "-o", tmp_path / "b.png").json
+    two = run_ws_inproc("viz", paths["toy"] / "val.json", "--scale", 2, "-o", tmp_path / "c.png").json
+    assert auto["width"] == auto["columns"] * (256 + PAD) + PAD        # 48 px -> 256 px panels
+    assert one["width"] == _width(one["columns"]) and two["width"] == two["columns"] * (96 + PAD) + PAD
+    assert_bad_input(run_ws_inproc("viz", paths["toy"] / "val.json", "--scale", "big", "-o", tmp_path / "d.png",
+                                   expect=2), "--scale 'big'")
+
+
+def test_manifest_picture_shows_each_images_tags(small, tmp_path):
+    from wstools.viz import footer
+
+    m, paths = small
+    blank = np.full((48, 48, 3), 255, np.uint8)
+    assert footer(blank, [(None, "disc")], prefix="tags:").shape[0] > 48
+    # two images with different tags draw different tag lines under their image
+    s = run_ws_inproc("viz", paths["toy"] / "val.json", "--scale", 1, "-o", tmp_path / "t.png").json
+    assert m.images[0].tags != m.images[1].tags
+    with Image.open(tmp_path / "t.png") as im:
+        pix = np.asarray(im.convert("L")).astype(int)
+    row = _row_height(s, 2)
+    tags1 = pix[PAD + 14 + 48:PAD + row, PAD:PAD + 48]
+    tags2 = pix[2 * PAD + row + 14 + 48:2 * PAD + 2 * row, PAD:PAD + 48]
+    assert (tags1 < 128).sum() > 20 and (tags2 < 128).sum() > 20 and (tags1 != tags2).any()
+
+
+def test_proposal_panels_show_rank_and_score_and_counts_read_right(stores, tmp_path):
+    from wstools.viz import overlay_masks, plural
+
+    assert plural(1, "instance") == "1 instance" and plural(2, "instance") == "2 instances"
+    image = np.full((64, 64, 3), 128, np.uint8)
+    masks = np.zeros((1, 64, 64), bool)
+    masks[0, 20:40, 20:40] = True
+    plain = overlay_masks(image, masks, np.array([[20, 20, 40, 40]]))
+    ranked = overlay_masks(image, masks, np.array([[20, 20, 40, 40]]), texts=["#1 0.93"])
+    assert (plain != ranked).any(-1)[20:32, 20:40].sum() > 10          # the text at the box's corner
+    m, paths = stores
+    s = run_ws_inproc("viz", paths["proposals"], "--top", 2, "-o", tmp_path / "p.png").json
+    assert s["columns"] == 2

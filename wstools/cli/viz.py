@@ -15,7 +15,8 @@ from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_
 from ..io.images import write_image
 from ..io.inspect import is_hdf5
 from ..io.store import open_store, read_rles
-from ..viz import caption, overlay_heatmap, overlay_instances, overlay_labels, overlay_masks, overlay_response, tile
+from ..viz import (caption, footer, label_legend, overlay_heatmap, overlay_instances, overlay_labels, overlay_masks,
+                   overlay_response, plural, resize, resize_stack, scale_factor, tile)
 from .common import command, emit, force_option, output_option
 
 STORE_KINDS = ("proposals", "cams", "labels", "probs", "responses")
@@ -46,67 +47,100 @@ def _check_size(arr, rec, what, file):
                          path=file, image_id=rec.id)
 
 
-def _gt_panel(kind, m, rec, image):
+class _Drawer:
+    """Draws one image's panels at ``factor`` times its size: maps and masks are resized (nearest)
+    before they are drawn, so outlines, texts and captions stay sharp and readable."""
+
+    def __init__(self, image, factor, classes):
+        self.f = factor
+        self.image = resize(image, factor, nearest=False)
+        self.classes = classes
+
+    def masks(self, masks):
+        return resize_stack(masks, self.f, nearest=True)
+
+    def labels_panel(self, labels, title):
+        panel = caption(overlay_labels(self.image, resize(labels, self.f, nearest=True)), title)
+        return footer(panel, label_legend(labels, self.classes))
+
+    def heat_panel(self, heat, title):
+        return caption(overlay_heatmap(self.image, resize(np.asarray(heat, np.float32), self.f, nearest=False)),
+                       title)
+
+    def instances_panel(self, masks, texts, title):
+        return caption(overlay_instances(self.image, self.masks(masks), texts), title)
+
+
+def _gt_panel(kind, m, rec, d):
     """The manifest's GT of one image: instances for instance kinds, else the semantic map (whichever exists)."""
     order = ("instances", "semantic") if kind in _INSTANCE_KINDS else ("semantic", "instances")
     for what in order:
         if what == "semantic" and rec.semantic is not None:
-            return caption(overlay_labels(image, load_semantic(m, rec)), "GT semantic")
+            return d.labels_panel(load_semantic(m, rec), "GT semantic")
         if what == "instances" and rec.instances is not None:
             gt = load_instances(m, rec)
             names = [m.classes[int(lab) - 1] for lab in gt.labels]
-            return caption(overlay_instances(image, gt.masks(), names), f"GT instances ({len(gt.labels)})")
+            return d.instances_panel(gt.masks(), names, f"GT {plural(len(gt.labels), 'instance')}")
     raise InputError("has no ground truth for this image (--gt)", path=m.path, image_id=rec.id)
 
 
-def _coco_panel(m, rec, image, dets, top, threshold):
+def _coco_panel(m, rec, d, dets, top, threshold):
     """One panel: the image's COCO instances (label, rle, score) scored >= threshold, best --top first."""
-    keep = [d for d in dets if d[2] is None or d[2] >= threshold]
-    keep.sort(key=lambda d: -(d[2] if d[2] is not None else np.inf))
+    keep = [x for x in dets if x[2] is None or x[2] >= threshold]
+    keep.sort(key=lambda x: -(x[2] if x[2] is not None else np.inf))
     shown = keep[:top]
-    masks = mask_io.decode([d[1]["counts"] for d in shown], rec.height, rec.width)
-    texts = [m.classes[d[0] - 1] + ("" if d[2] is None else f" {d[2]:.2f}") for d in shown]
-    title = f"{len(keep)} instances" + (f" (top {len(shown)})" if len(shown) < len(keep) else "")
-    return caption(overlay_instances(image, masks, texts), title)
+    masks = mask_io.decode([x[1]["counts"] for x in shown], rec.height, rec.width)
+    texts = [m.classes[x[0] - 1] + ("" if x[2] is None else f" {x[2]:.2f}") for x in shown]
+    title = plural(len(keep), "instance") + (f" (top {len(shown)})" if len(shown) < len(keep) else "")
+    return d.instances_panel(masks, texts, title)
 
 
-def _panels(kind, m, rec, source, top, threshold, gt, file):
-    """One row: the image, optionally its GT, then the kind's panels."""
+def _panels(kind, m, rec, source, top, threshold, gt, file, scale):
+    """One row: the image (id above, tags below), optionally its GT, then the kind's panels."""
     image = m.read_image(rec)
-    panels = [caption(image, rec.id)]
+    d = _Drawer(image, scale_factor(rec.height, rec.width, scale), m.classes)
+    tags = [(None, t + ("," if i < len(rec.tags) - 1 else "")) for i, t in enumerate(rec.tags)]
+    panels = [footer(caption(d.image, rec.id), tags or [(None, "none")], prefix="tags:")]
     if kind == "dataset":
         if rec.semantic is not None:
-            panels.append(caption(overlay_labels(image, load_semantic(m, rec)), "GT semantic"))
+            panels.append(d.labels_panel(load_semantic(m, rec), "GT semantic"))
         if rec.instances is not None:
             gt_inst = load_instances(m, rec)
-            panels.append(caption(overlay_masks(image, gt_inst.masks()), f"GT instances ({len(gt_inst.labels)})"))
+            names = [m.classes[int(lab) - 1] for lab in gt_inst.labels]
+            panels.append(d.instances_panel(gt_inst.masks(), names,
+                                            f"GT {plural(len(gt_inst.labels), 'instance')}"))
         return panels
     if gt:
-        panels.append(_gt_panel(kind, m, rec, image))
+        panels.append(_gt_panel(kind, m, rec, d))
     if kind in ("coco-instances", "coco-results"):
-        panels.append(_coco_panel(m, rec, image, source.get(rec.id, []), top, threshold))
+        panels.append(_coco_panel(m, rec, d, source.get(rec.id, []), top, threshold))
         return panels
     group = source.image(rec.id)
     if kind == "proposals":
+        total = len(group["masks"])
         counts = read_rles(group["masks"])[:top]
         masks = mask_io.decode(counts, rec.height, rec.width)
-        boxes = group["boxes"][:top]
-        panels.append(caption(overlay_masks(image, masks, boxes), f"top {len(counts)} proposals"))
+        boxes = np.asarray(group["boxes"][:top], np.float64) * d.f
+        scores = group["scores"][:top] if "scores" in group else None
+        texts = [f"#{i + 1}" + ("" if scores is None else f" {float(scores[i]):.2f}") for i in range(len(counts))]
+        title = f"top {len(counts)} of {plural(total, 'proposal')}" if total > len(counts) \
+            else plural(total, "proposal")
+        panels.append(caption(overlay_masks(d.image, d.masks(masks), boxes, texts=texts), title))
     elif kind == "cams":
         from ..io.cams import read_cam_group
 
         g = read_cam_group(group)
         _check_size(g["cams"], rec, "CAMs", file)
         for c, lab in enumerate(g["labels"]):
-            panels.append(caption(overlay_heatmap(image, g["cams"][c]), f"CAM {m.classes[int(lab) - 1]}"))
+            panels.append(d.heat_panel(g["cams"][c], f"CAM {m.classes[int(lab) - 1]}"))
         if g["background"] is not None:
-            panels.append(caption(overlay_heatmap(image, g["background"]), "background"))
+            panels.append(d.heat_panel(g["background"], "background"))
     elif kind == "labels":
         from ..io.labels import read_labels_group
 
         lab = read_labels_group(group)
         _check_size(lab, rec, "labels", file)
-        panels.append(caption(overlay_labels(image, lab), "labels"))
+        panels.append(d.labels_panel(lab, "labels"))
     elif kind == "probs":
         from ..io.labels import read_probs_group
 
@@ -114,7 +148,7 @@ def _panels(kind, m, rec, source, top, threshold, gt, file):
         _check_size(probs, rec, "probability maps", file)
         for p, lab in zip(probs, labels):
             name = "background" if lab == 0 else m.classes[int(lab) - 1]
-            panels.append(caption(overlay_heatmap(image, p), f"P {name}"))
+            panels.append(d.heat_panel(p, f"P {name}"))
     elif kind == "responses":
         from ..io.responses import read_response_group
 
@@ -123,9 +157,23 @@ def _panels(kind, m, rec, source, top, threshold, gt, file):
         order = np.argsort(-r["peaks"][:, 3], kind="stable")[:top]
         for i in order:
             _, y, x, score = (float(v) for v in r["peaks"][i])
-            panels.append(caption(overlay_response(image, r["maps"][i], y, x),
+            heat = resize(np.asarray(r["maps"][i], np.float32), d.f, nearest=False)
+            # the peak at the centre of its (scaled) pixel
+            panels.append(caption(overlay_response(d.image, heat, (y + 0.5) * d.f - 0.5, (x + 0.5) * d.f - 0.5),
                                   f"{m.classes[int(r['labels'][i]) - 1]} {score:.2f}"))
     return panels
+
+
+def _parse_scale(value):
+    if value == "auto":
+        return value
+    try:
+        f = float(value)
+    except ValueError:
+        f = float("nan")
+    if not (np.isfinite(f) and 0.1 <= f <= 16):
+        raise InputError(f"--scale {value!r} must be 'auto' or a number from 0.1 to 16")
+    return f
 
 
 @command("viz")
@@ -142,12 +190,18 @@ def _panels(kind, m, rec, source, top, threshold, gt, file):
 @click.option("--gt", is_flag=True, default=False,
               help="Add a column with the manifest's ground truth after the image (instances for proposals, "
                    "responses and COCO files; the semantic map for the other kinds).")
+@click.option("--scale", default="auto", show_default=True,
+              help="Draw every image this many times its size (a number, e.g. 1 for the file's own "
+                   "pixels), or `auto`: enlarge images whose shorter side is under 256 px to 256 px, so "
+                   "captions, legends and instance texts stay readable on small photographs.")
 @output_option("PNG file to write.")
 @force_option
-def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, output, force):
-    """Draw FILE over its images, one row per image: the image, its ground truth
-    (--gt), then the file's panels. FILE is a manifest (its GT), a per-image
-    store: proposals (masks and boxes), cams (a heat map per class), labels
+def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, scale, output, force):
+    """Draw FILE over its images, one row per image: the image (its id above,
+    its tags below), its ground truth (--gt), then the file's panels. Label maps
+    have a legend of the classes present (VOC colours; 255 = unlabeled is
+    hatched). FILE is a manifest (its GT), a per-image
+    store: proposals (masks and boxes, rank and score), cams (a heat map per class), labels
     (seeds, grown labels, predictions; 255 = unlabeled is hatched), probs (a heat
     map per stored label), responses (the --top peak response maps, peak marked,
     class and peak score), or a COCO JSON (needs --dataset): instances (ws
@@ -162,6 +216,7 @@ def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, output, f
       ws viz prm.h5 --top 4 --gt -o prm.png
       ws viz results.json --dataset data/toy/val.json --score-threshold 0.3 -o results.png
     """
+    scale = _parse_scale(scale)
     store = None
     if is_hdf5(file):
         store = open_store(file, STORE_KINDS)
@@ -209,7 +264,7 @@ def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, output, f
         for image_id in wanted:
             if image_id not in by_id:
                 raise InputError(f"image is not in {m.path}", path=file, image_id=image_id)
-            rows.append(_panels(kind, m, by_id[image_id], source, top, score_threshold, gt, file))
+            rows.append(_panels(kind, m, by_id[image_id], source, top, score_threshold, gt, file, scale))
         picture = tile(rows)
     finally:
         if store is not None:

@@ -252,15 +252,51 @@ def _recorded_candidates(recorded: dict, store_path) -> list[Path]:
     return unique
 
 
+def _input_candidates(path: str, store_path) -> list[Path]:
+    out = [Path(path)]
+    if store_path is not None:
+        here = Path(store_path).parent
+        if not Path(path).is_absolute():
+            out.append(here / path)
+        out.append(here / Path(path).name)
+    return out
+
+
+def recorded_dataset(store, depth: int = 4):
+    """``(dataset provenance, path of the store that records it)`` of a store, or of the first of
+    its input stores (recursively, ``depth`` levels) that records one: a ``ws grow seeds`` store
+    made without ``--manifest`` finds the manifest of its CAMs. ``(None, store.path)`` if none."""
+    if store.dataset:
+        return store.dataset, store.path
+    if depth > 0:
+        from .store import open_store
+
+        for inp in store.inputs or []:
+            for p in _input_candidates(str(inp.get("path", "")), store.path) if inp.get("path") else []:
+                if not p.is_file():
+                    continue
+                try:
+                    with open_store(p) as s:
+                        found = recorded_dataset(s, depth - 1)
+                except InputError:
+                    continue
+                if found[0]:
+                    return found
+                break
+    return None, store.path
+
+
 def recorded_manifest(store, option: str = "--dataset") -> Manifest:
-    """The manifest a store records in its provenance (``store.dataset``, ``store.path``), found
-    from any folder: see :func:`_recorded_candidates`; of several that exist, the one whose content
-    matches the recorded sha256 is preferred. ``InputError`` naming every path tried, and
+    """The manifest a store (or, failing that, its input stores) records in its provenance,
+    found from any folder: see :func:`_recorded_candidates`; of several that exist, the one whose
+    content matches the recorded sha256 is preferred. ``InputError`` naming every path tried, and
     ``option``, when none exists."""
-    recorded = store.dataset or {}
-    tried = _recorded_candidates(recorded, store.path)
+    recorded, where = recorded_dataset(store)
+    recorded = recorded or {}
+    tried = _recorded_candidates(recorded, where)
     if not tried:
-        raise InputError(f"records no dataset manifest; pass {option} MANIFEST", path=store.path)
+        raise InputError(f"records no dataset manifest (nor do its inputs); pass {option} MANIFEST",
+                         path=store.path)
     found = [p for p in tried if p.is_file()]
     if not found:
         raise InputError(f"cannot find the dataset manifest it was made from (tried "

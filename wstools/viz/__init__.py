@@ -39,8 +39,24 @@ def distinct_colours(n: int, seed: int = 0) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
 
 
-def overlay_masks(image: np.ndarray, masks: np.ndarray, boxes=None, alpha: float = 0.45) -> np.ndarray:
-    """Draw (N, H, W) boolean masks (filled, outlined) and optional (N, 4) xyxy boxes over an image.
+def text_scale(width: int) -> float:
+    """OpenCV font scale of text drawn inside a panel ``width`` px wide (about 8 px tall letters in
+    a narrow panel, 11 px from 160 px on)."""
+    return 0.28 if width < 160 else 0.4
+
+
+def _put_text(out, text, org, colour, scale):
+    """White text on a black outline (readable over any colour), underlined in the mask's colour."""
+    (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = org
+    cv2.line(out, (x, y + 2), (x + w, y + 2), tuple(int(c) for c in colour), 2)
+    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def overlay_masks(image: np.ndarray, masks: np.ndarray, boxes=None, alpha: float = 0.45, texts=None) -> np.ndarray:
+    """Draw (N, H, W) boolean masks (filled, outlined), optional (N, 4) xyxy boxes and optional
+    ``texts[i]`` (e.g. rank and score) at the top-left corner of box i over an image.
 
     Masks are drawn in reverse order so the first (best ranked) ends on top.
     """
@@ -56,6 +72,13 @@ def overlay_masks(image: np.ndarray, masks: np.ndarray, boxes=None, alpha: float
         if boxes is not None:
             x0, y0, x1, y1 = (int(round(v)) for v in boxes[i])
             cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), tuple(int(c) for c in colours[i]), 1)
+    if texts is not None and boxes is not None:
+        scale = text_scale(image.shape[1])
+        for i in range(len(masks) - 1, -1, -1):
+            if texts[i]:
+                x0, y0 = int(round(boxes[i][0])), int(round(boxes[i][1]))
+                _put_text(out, str(texts[i]), (max(x0, 0) + 1, max(y0 + int(30 * scale), int(30 * scale))),
+                          colours[i], scale)
     return out
 
 
@@ -87,29 +110,118 @@ def overlay_instances(image: np.ndarray, masks: np.ndarray, texts=None, alpha: f
     if texts is None:
         return out
     colours = distinct_colours(len(masks))
+    scale = text_scale(image.shape[1])
     for i in range(len(masks) - 1, -1, -1):
         ys, xs = np.nonzero(masks[i])
         if not len(ys) or not texts[i]:
             continue
-        org = (int(xs.min()), max(int(ys.min()) + 8, 8))
-        cv2.putText(out, str(texts[i]), org, cv2.FONT_HERSHEY_SIMPLEX, 0.28, (0, 0, 0), 2, cv2.LINE_AA)
-        cv2.putText(out, str(texts[i]), org, cv2.FONT_HERSHEY_SIMPLEX, 0.28, tuple(int(c) for c in colours[i]), 1,
-                    cv2.LINE_AA)
+        lift = int(30 * scale)
+        _put_text(out, str(texts[i]), (int(xs.min()), max(int(ys.min()) + lift, lift)), colours[i], scale)
     return out
 
 
 def caption(panel: np.ndarray, text: str) -> np.ndarray:
-    """Add a one-line caption strip above a panel."""
-    h, width = 14, panel.shape[1] - 3
+    """Add a one-line caption strip above a panel (14 px under 160 px wide, else 18 px)."""
+    wide = panel.shape[1] >= 160
+    h, width = (18 if wide else 14), panel.shape[1] - 3
     strip = np.full((h, panel.shape[1], 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = 0.35   # shrunk (down to 0.22) to fit a narrow panel, then cut
+    scale = 0.45 if wide else 0.35   # shrunk (down to 0.22) to fit a narrow panel, then cut
     while scale > 0.22 and cv2.getTextSize(text, font, scale, 1)[0][0] > width:
         scale -= 0.01
     while len(text) > 1 and cv2.getTextSize(text, font, scale, 1)[0][0] > width:
         text = text[:-1]
     cv2.putText(strip, text, (2, h - 4), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, panel], 0)
+
+
+UNLABELED_COLOUR = (200, 200, 200)
+
+
+def label_legend(labels: np.ndarray, classes) -> list:
+    """``[(colour, name), ...]`` for the values present in a label map (0 background, 1..K
+    ``classes[i - 1]`` in VOC colours, 255 unlabeled): what :func:`footer` draws under it."""
+    present = [int(v) for v in np.unique(labels)]
+    out = []
+    for v in present:
+        if v == 0:
+            out.append((None, "background"))
+        elif v == 255:
+            out.append((UNLABELED_COLOUR, "unlabeled"))
+        else:
+            name = classes[v - 1] if v - 1 < len(classes) else f"label {v}"
+            out.append((tuple(int(c) for c in _PALETTE[v]), name))
+    return out
+
+
+def footer(panel: np.ndarray, entries, prefix: str = "") -> np.ndarray:
+    """Add lines under a panel: ``prefix`` then ``entries`` (``(colour or None, text)``; a colour
+    draws a swatch before the text), wrapped to the panel's width."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    width = panel.shape[1]
+    scale = 0.4 if width >= 160 else 0.3
+    line_h = 16 if width >= 160 else 12
+    sw = line_h - 5
+    items = ([(None, prefix)] if prefix else []) + [(c, t) for c, t in entries]
+    lines, line, x = [], [], 2
+    for colour, text in items:
+        tw = cv2.getTextSize(text, font, scale, 1)[0][0] + (sw + 3 if colour is not None else 0) + 4
+        if line and x + tw > width:
+            lines.append(line)
+            line, x = [], 2
+        line.append((x, colour, text))
+        x += tw
+    if line:
+        lines.append(line)
+    strip = np.full((len(lines) * line_h + 2, width, 3), 255, np.uint8)
+    for row, line in enumerate(lines):
+        base = row * line_h + line_h - 3
+        for x, colour, text in line:
+            if colour is not None:
+                cv2.rectangle(strip, (x, base - sw + 1), (x + sw, base), tuple(int(c) for c in colour), -1)
+                cv2.rectangle(strip, (x, base - sw + 1), (x + sw, base), (0, 0, 0), 1)
+                x += sw + 3
+            cv2.putText(strip, text, (x, base), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([panel, strip], 0)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 instance``, ``2 instances``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def scale_factor(height: int, width: int, scale) -> float:
+    """The factor panels are drawn at: ``scale`` itself, or for ``"auto"`` enough for the shorter
+    side to reach 256 px (never below 1)."""
+    if scale == "auto":
+        return max(1.0, 256.0 / min(height, width))
+    return float(scale)
+
+
+def _scaled(n: int, factor: float) -> int:
+    return max(1, int(round(n * factor)))
+
+
+def resize(array: np.ndarray, factor: float, nearest: bool) -> np.ndarray:
+    """An (H, W) map or (H, W, 3) image resized by ``factor`` (nearest for labels and masks,
+    bilinear for images and heat maps); booleans stay boolean."""
+    if factor == 1.0:
+        return array
+    h, w = array.shape[:2]
+    src = array.astype(np.uint8) if array.dtype == bool else (
+        array.astype(np.float32) if array.dtype == np.float16 else array)
+    out = cv2.resize(src, (_scaled(w, factor), _scaled(h, factor)),
+                     interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR)
+    return out.astype(bool) if array.dtype == bool else out
+
+
+def resize_stack(stack: np.ndarray, factor: float, nearest: bool) -> np.ndarray:
+    """(N, H, W) maps or masks resized by ``factor`` (see :func:`resize`)."""
+    if factor == 1.0:
+        return stack
+    if len(stack) == 0:
+        return np.zeros((0, _scaled(stack.shape[1], factor), _scaled(stack.shape[2], factor)), stack.dtype)
+    return np.stack([resize(a, factor, nearest) for a in stack])
 
 
 def tile(rows: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
