@@ -79,6 +79,13 @@ def test_proposal_probabilities_threshold_reproduces_eq3():
     np.testing.assert_allclose(q[1], np.array([0.6, 0, 0, 0, 0.4, 0]), atol=1e-6)
 
 
+def test_box_mean_noise_none_is_fan_eq2():
+    """Fan et al. Eq. 2: p_i = the mean of A_i in the box, no noise column, no row division."""
+    boxes = np.array([[0, 0, 2, 2], [0, 0, 4, 4]], np.float32)
+    p = proposal_probabilities(_cams(), [2, 4], boxes, 5, method="box-mean", noise="none")
+    np.testing.assert_allclose(p, [[0, 0, 0.5, 0, 0, 0], [0, 0, 2.0 / 16, 0, 1.6 / 16, 0]], atol=1e-6)
+
+
 def test_normalise_rows_zero_row_is_noise():
     np.testing.assert_allclose(normalise_rows(np.array([[0.0, 0, 0], [1, 1, 2]])), [[1, 0, 0], [0.25, 0.25, 0.5]])
 
@@ -199,6 +206,11 @@ def test_route1_end_to_end_to_eval_assignment(staged, tmp_path):
     np.testing.assert_allclose(data["prob"].sum(1), 1.0, atol=1e-5)
     assert data["allowed"][:, 0].all() and data["truth"] is not None and data["truth"].shape == (M,)
     assert params["prob"] == "mean+max" and params["noise"] == "threshold"
+    # --prob box-mean defaults to Fan et al.'s Eq. 2 (no noise column)
+    run_ws("features", s["train"], "--proposals", s["props"], "--cams", s["cams"], "--model", s["cls"],
+           "--prob", "box-mean", *T, "-q", "-o", tmp_path / "fan.h5")
+    fan, fan_params = _read(tmp_path / "fan.h5")
+    assert fan_params["noise"] == "none" and (fan["prob"][:, 0] == 0).all() and fan["prob"].max() <= 1
     # each image's proposal indices run 0..n-1
     for i, image_id in enumerate(data["image_ids"]):
         np.testing.assert_array_equal(data["proposal"][data["image"] == i], np.arange(counts[image_id]))

@@ -13,8 +13,12 @@ Normalisation (what ``ws features`` writes in ``prob``): each score is divided b
 possible value (2 for mean+max, 1 otherwise) so s_k in [0, 1]; untagged classes get 0. The
 noise column s_0 is either ``threshold`` = eta / max (LIID Eq. 3: a proposal is noise when all
 R_k < eta, so argmax over [s_0, s_1..s_K] reproduces Eq. 3's pseudo label exactly) or
-``1-max`` = 1 - max_k s_k. The row [s_0 .. s_K] is then divided by its sum (rows sum to 1;
+``1-max`` = 1 - max_k s_k; the row [s_0 .. s_K] is then divided by its sum (rows sum to 1;
 an all-zero row becomes [1, 0, ..., 0]). Division by a positive row sum keeps the argmax.
+``none``: s_0 = 0 and no division: the class columns are the scores themselves, as Fan et al.
+Eq. 2 defines p_i (their attention module has no noise class; Eq. 8 rejects noise by the
+retention ratio instead). A noise column of eta = 0.75 and the division would shrink every
+p_i by 1 / (0.75 + sum_k s_k), i.e. rescale beta * p_i of Eq. 7-8 per proposal.
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ def cam_scores(cams: np.ndarray, boxes: np.ndarray, method: str = "mean+max", ma
 def noise_column(scores: np.ndarray, method: str = "mean+max", noise: str = "threshold",
                  eta: float = 0.75) -> np.ndarray:
     """(P,) noise score s_0 from normalised class scores (P, K) in [0, 1]: ``threshold`` =
-    eta / SCORE_MAX[method] (LIID Eq. 3), ``1-max`` = 1 - max_k s_k (0 columns: 1)."""
+    eta / SCORE_MAX[method] (LIID Eq. 3), ``1-max`` = 1 - max_k s_k (0 columns: 1), ``none`` = 0
+    (Fan et al. Eq. 2)."""
     scores = np.asarray(scores, dtype=np.float32)
     P = scores.shape[0]
     if noise == "threshold":
@@ -77,6 +82,8 @@ def noise_column(scores: np.ndarray, method: str = "mean+max", noise: str = "thr
     if noise == "1-max":
         mx = scores.max(axis=1) if scores.shape[1] else np.zeros(P, np.float32)
         return np.clip(1.0 - mx, 0.0, 1.0).astype(np.float32)
+    if noise == "none":
+        return np.zeros(P, dtype=np.float32)
     raise ValueError(f"unknown noise {noise!r}")
 
 
@@ -103,6 +110,8 @@ def proposal_probabilities(cams, labels, boxes, num_classes: int, *, method: str
     s = np.zeros((P, num_classes + 1), dtype=np.float32)
     s[:, labels] = raw / SCORE_MAX[method]
     s[:, 0] = noise_column(s[:, 1:], method, noise, eta)
+    if noise == "none":
+        return s
     return normalise_rows(s)
 
 

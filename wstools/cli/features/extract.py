@@ -31,9 +31,12 @@ def proposals_per_image_option(f):
               default="mean+max", show_default=True,
               help="CAM probabilities (classifier route): LIID Eq. 3 R = mean + max of the CAM in the box, "
                    "Fan et al. Eq. 2 mean in the box (its minus sign is a typo), or the mean in the mask.")
-@click.option("--noise", type=click.Choice(["threshold", "1-max"]), default="threshold", show_default=True,
-              help="Noise column (classifier route): eta / max score (LIID Eq. 3: noise when every R < eta) "
-                   "or 1 - the largest normalised class score. Rows are then divided by their sum.")
+@click.option("--noise", type=click.Choice(["threshold", "1-max", "none"]), default=None,
+              help="Noise column (classifier route): threshold = eta / max score (LIID Eq. 3: noise when every "
+                   "R < eta) or 1-max = 1 - the largest normalised class score, rows then divided by their sum; "
+                   "none = 0, rows left as they are (Fan et al. Eq. 2: p_i is the box mean itself; their Eq. 8 "
+                   "rejects noise by the retention ratio). Default: none for --prob box-mean, threshold "
+                   "otherwise.")
 @click.option("--eta", type=click.FloatRange(0), default=0.75, show_default=True,
               help="LIID Eq. 3 threshold on R (in [0, 2] for mean+max, [0, 1] otherwise).")
 @click.option("--feat-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
@@ -60,7 +63,8 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
     (128-d for --arch tiny, 2048-d for ResNet-50). Probabilities (K+1 columns,
     0 = noise): from a classifier checkpoint, the CAM scores of --prob
     normalised to [0, 1] (mean+max divided by 2), the noise column of --noise,
-    each row divided by its sum (untagged classes 0); from a MIL checkpoint,
+    each row divided by its sum (untagged classes 0; --noise none: no noise
+    column, no division, Fan et al. Eq. 2); from a MIL checkpoint,
     the network's softmax (LIID Eq. 2). `allowed` = the image's tags + 0.
     `truth` (the class of the GT instance with mask IoU >= 0.5, else 0) is
     filled when MANIFEST has instance ground truth, so `ws eval assignment`
@@ -90,6 +94,8 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
     from .data import build_model, check_inputs, read_cams, read_proposals, true_labels_of
 
     dev = resolve_device(device)
+    if noise is None:
+        noise = "none" if prob_method == "box-mean" else "threshold"
     sh = parse_shard(shard)
     m = load_manifest(manifest)
     ckpt = load_checkpoint(model_path, ("classifier", "mil"))
