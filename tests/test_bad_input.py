@@ -72,3 +72,34 @@ def test_every_float_flag_refuses_nan():
                     floats += 1
                     assert isinstance(t, _FiniteFloat), (cmd.name, param.name)
     assert floats > 40
+
+
+def _empty_manifest(toy_dir, tmp_path):
+    import json
+
+    m = json.loads((toy_dir / "train.json").read_text())
+    m["images"] = []
+    m["root"] = str(toy_dir)
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(m))
+    return path
+
+
+def test_an_empty_manifest_is_refused_by_the_store_writer(toy_dir, tmp_path):
+    from wstools.errors import InputError
+    from wstools.io.dataset import load_manifest
+    from wstools.io.store import create_store
+
+    empty = load_manifest(_empty_manifest(toy_dir, tmp_path))
+    for kind in ("proposals", "cams", "labels", "probs", "responses", "features"):
+        with pytest.raises(InputError, match="empty.json: the manifest lists no images"):
+            with create_store(tmp_path / f"{kind}.h5", kind, classes=empty.classes, params={}, dataset=empty):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json"]
+
+
+def test_propose_on_an_empty_manifest_exits_2_and_leaves_nothing(toy_dir, tmp_path):
+    empty = _empty_manifest(toy_dir, tmp_path)
+    r = run_ws_inproc("propose", empty, "-o", tmp_path / "p.h5", expect=2)
+    assert_bad_input(r, "empty.json", "lists no images")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json"]

@@ -109,3 +109,34 @@ def test_info_of_coco_json(tmp_path):
     p = tmp_path / "res.json"
     p.write_text(json.dumps([{"image_id": 1, "category_id": 2, "score": 0.5}]))
     assert run_ws("info", p, "--json").json["counts"] == {"detections": 1, "categories": 1}
+
+
+def test_merge_refuses_parts_that_do_not_cover_the_input(shards, tmp_path):
+    from conftest import run_ws_inproc
+
+    _, paths = shards
+    out = tmp_path / "two.h5"
+    r = run_ws_inproc("merge", out, paths[0], paths[1], expect=2)
+    assert_bad_input(r, "p0.h5", "do not cover the input", "shard 2/3 missing", "--partial")
+    assert not out.exists() and not list(tmp_path.glob(".two.h5*"))
+    summary = run_ws_inproc("merge", out, paths[0], paths[2], "--partial").json
+    assert summary["images"] == 16 and summary["partial"] is True
+    assert summary["shards"] == 3 and summary["missing_shards"] == ["1/3"]
+    full = run_ws_inproc("merge", tmp_path / "all.h5", *paths).json
+    assert full["partial"] is False and full["missing_shards"] == [] and full["images"] == 24
+
+
+def test_merge_refuses_shards_of_different_counts_and_repeated_shards(shards, toy_dir, tmp_path):
+    from conftest import run_ws_inproc
+
+    m, paths = shards
+    # the images of shard 1/3, recorded as other shards: images do not overlap, shard numbers do
+    half = tmp_path / "half.h5"
+    _proposal_shard(half, m, (1, 3), params={"method": "test", "shard": "1/2"})
+    assert_bad_input(run_ws_inproc("merge", tmp_path / "x.h5", paths[0], half, expect=2), "half.h5",
+                     "is shard 1/2", "a shard of 3")
+    again = tmp_path / "again.h5"
+    _proposal_shard(again, m, (1, 3), params={"method": "test", "shard": "0/3"})
+    assert_bad_input(run_ws_inproc("merge", tmp_path / "x.h5", paths[0], again, expect=2), "again.h5",
+                     "overlaps", "both are shard 0/3")
+    assert not (tmp_path / "x.h5").exists()

@@ -146,7 +146,11 @@ def test_shards_partition_and_merge(tmp_path):
                     g["labels"] = np.full((2, 2), int(image_id[2:]), np.uint8)
         paths.append(p)
     summary = merge_stores(tmp_path / "all.h5", paths)
-    assert summary == {"kind": "labels", "parts": 3, "images": 7}
+    assert summary == {"kind": "labels", "parts": 3, "images": 7, "partial": False, "shards": 3, "missing_shards": []}
+    with pytest.raises(InputError, match="shard 1/3 missing"):
+        merge_stores(tmp_path / "two.h5", [paths[0], paths[2]])
+    two = merge_stores(tmp_path / "two.h5", [paths[0], paths[2]], partial=True)
+    assert two["images"] == 5 and two["partial"] and two["missing_shards"] == ["1/3"]
     with open_store(tmp_path / "all.h5", "labels") as s:
         assert sorted(s.image_ids()) == sorted(ids)
         assert all(int(s.image(i)["labels"][1, 1]) == int(i[2:]) for i in ids)

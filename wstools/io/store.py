@@ -391,6 +391,8 @@ def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind}")
     path = Path(path)
+    if dataset is not None and not dataset.images:       # an empty store would pass for a result
+        raise InputError("the manifest lists no images", path=dataset.path)
     tmp = partial_path(path)
     dataset_attr = None if dataset is None else dataset.provenance()
     params_json = json.loads(_json_attr(params))
@@ -533,11 +535,42 @@ def shard_items(items, shard):
     return list(items)[i::n]
 
 
-def merge_stores(out, parts, *, force: bool = False, command=None) -> dict:
+def shard_coverage(stores, *, partial: bool = False) -> dict:
+    """Check that parts written with ``--shard I/N`` cover their input: one N, every I once.
+
+    Returns ``{"shards": N or None, "missing_shards": ["I/N", ...]}``; missing shards are an
+    ``InputError`` naming them unless ``partial``. Parts written without ``--shard`` hold the
+    whole input each (two of them overlap, which the merge refuses)."""
+    seen = {}
+    count = None
+    for s in stores:
+        text = s.params.get("shard")
+        if text is None:
+            continue
+        i, n = parse_shard(text)
+        if count is None:
+            count, first = n, s.path
+        elif n != count:
+            raise InputError(f"is shard {i}/{n}, {first} is a shard of {count}", path=s.path)
+        if i in seen:
+            raise InputError(f"overlaps {seen[i]}: both are shard {i}/{n}", path=s.path)
+        seen[i] = s.path
+    if count is None:
+        return {"shards": None, "missing_shards": []}
+    missing = [f"{i}/{count}" for i in range(count) if i not in seen]
+    if missing and not partial:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise InputError(f"the parts do not cover the input: shard {shown} missing "
+                         "(--partial merges them anyway)", path=first)
+    return {"shards": count, "missing_shards": missing}
+
+
+def merge_stores(out, parts, *, force: bool = False, command=None, partial: bool = False) -> dict:
     """Join shards of a per-image store into one file.
 
     Refuses parts of different kinds, schemas, classes, datasets or parameters
-    (other than ``shard``), and parts that share an image. Returns a summary.
+    (other than ``shard``), parts that share an image, and (unless ``partial``) shards
+    that do not cover the input (:func:`shard_coverage`). Returns a summary.
     """
     if not parts:
         raise InputError("no parts to merge")
@@ -568,6 +601,7 @@ def merge_stores(out, parts, *, force: bool = False, command=None) -> dict:
                 if image_id in owner:
                     raise InputError(f"overlaps {owner[image_id]}", path=s.path, image_id=image_id)
                 owner[image_id] = s.path
+        coverage = shard_coverage(stores, partial=partial)
         params = strip(first.params)
         params["merged_from"] = [str(s.path) for s in stores]
         with create_store(out, first.kind, classes=first.classes, params=params, dataset=None,
@@ -584,7 +618,8 @@ def merge_stores(out, parts, *, force: bool = False, command=None) -> dict:
             for name, obj in first.h5.items():
                 if name != "images":
                     first.h5.copy(obj, dst.h5, name=name)
-        return {"kind": first.kind, "parts": len(stores), "images": n}
+        return {"kind": first.kind, "parts": len(stores), "images": n, "partial": bool(coverage["missing_shards"]),
+                **coverage}
     finally:
         for s in stores:
             s.close()
