@@ -159,3 +159,81 @@ def test_store_without_a_manifest_finds_its_inputs_manifest(tmp_path, monkeypatc
             with s.write_image(rec.id) as g:
                 g["labels"] = np.zeros((rec.height, rec.width), np.uint8)
     assert run_ws_inproc("viz", proj / "run" / "seeds.h5", "-o", "s.png").json["images"] == ["cats/a", "cup"]
+
+
+# --- checkpoints: ws info reads them, a store given as --model says what it is ------------------
+
+def test_info_of_a_checkpoint(tmp_path, monkeypatch):
+    import sys
+
+    import torch
+
+    from wstools.io.checkpoint import save_checkpoint
+
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/ws", "cam", "train", "m.json", "-o", "cls.pt"])
+    save_checkpoint(tmp_path / "cls.pt", {"arch": "tiny", "stride": 8, "gray": False, "classes": ["cat", "cup"],
+                                          "state_dict": {"w": torch.zeros(3, 4), "b": torch.zeros(3)},
+                                          "args": {"lr": 0.1, "epochs": 2}, "epoch": 2,
+                                          "metrics": {"loss": 0.25, "val_map": 0.5}})
+    j = run_ws_inproc("info", tmp_path / "cls.pt", "--json").json
+    assert j["kind"] == "classifier checkpoint" and j["command"] == "ws cam train m.json -o cls.pt"
+    assert j["arch"] == "tiny" and j["classes"] == ["cat", "cup"] and j["epochs"] == 2
+    assert j["metrics"] == {"loss": 0.25, "val_map": 0.5} and j["params"]["lr"] == 0.1
+    assert j["counts"] == {"classes": 2, "tensors": 2, "parameters": 15}
+    text = run_ws_inproc("info", tmp_path / "cls.pt").stdout
+    assert "written_by: ws cam train" in text and "metrics: loss 0.25, val_map 0.5" in text
+    torch.save({"conv.weight": torch.zeros(2, 2)}, tmp_path / "plain.pth")
+    j = run_ws_inproc("info", tmp_path / "plain.pth", "--json").json
+    assert j["kind"].startswith("state dict") and j["counts"]["parameters"] == 4
+
+
+def test_model_that_is_a_store_or_unsafe_pickle(toy_dir, tmp_path):
+    from fractions import Fraction
+
+    import torch
+
+    from wstools.io.store import create_store
+
+    m = load_manifest(toy_dir / "train.json")
+    with create_store(tmp_path / "proposals.h5", "proposals", classes=m.classes, params={}, dataset=m):
+        pass
+    r = run_ws_inproc("cam", "infer", toy_dir / "train.json", "--model", tmp_path / "proposals.h5",
+                      "-o", tmp_path / "c.h5", expect=2)
+    assert_bad_input(r, "proposals.h5", "is a proposals store, not a checkpoint")
+    torch.save({"ws_kind": "classifier", "x": Fraction(1, 2)}, tmp_path / "evil.pt")   # not a plain type
+    r = run_ws_inproc("cam", "infer", toy_dir / "train.json", "--model", tmp_path / "evil.pt",
+                      "-o", tmp_path / "c.h5", expect=2)
+    assert_bad_input(r, "evil.pt", "cannot be read safely")
+    assert "weights_only=False" not in r.stderr and "weights_only` set to `False" not in r.stderr
+    r = run_ws_inproc("cam", "infer", toy_dir / "train.json", "--model", toy_dir / "train.json",
+                      "-o", tmp_path / "c.h5", expect=2)
+    assert_bad_input(r, "is a JSON file, not a checkpoint")
+
+
+def test_cam_train_warns_of_a_random_resnet_with_the_imagenet_recipe(toy_dir, tmp_path):
+    args = ("cam", "train", toy_dir / "train.json", "--scales", "2,1", "-o", tmp_path / "c.pt")   # stops at --scales
+    r = run_ws_inproc(*args, expect=2)
+    assert "randomly initialised resnet50" in r.stderr and "--weights imagenet" in r.stderr
+    for extra in (("--recipe", "toy"), ("--weights", "imagenet"), ("--arch", "tiny")):
+        assert "randomly initialised" not in run_ws_inproc(*args, *extra, expect=2).stderr
+
+
+def test_cam_import_refuses_0_255_maps_without_normalize(toy_dir, tmp_path):
+    m = load_manifest(toy_dir / "val.json")
+    (tmp_path / "irn").mkdir()
+    for rec in m.images:
+        maps = np.zeros((len(rec.tags), rec.height, rec.width), np.float32)
+        maps[:, 10:20, 10:20] = 255.0
+        keys = np.array(sorted(m.label_of(t) - 1 for t in rec.tags))
+        np.save(tmp_path / "irn" / f"{rec.id}.npy", {"keys": keys, "high_res": maps}, allow_pickle=True)
+    r = run_ws_inproc("cam", "import", tmp_path / "irn", "--manifest", toy_dir / "val.json",
+                      "-o", tmp_path / "c.h5", expect=2)
+    assert_bad_input(r, "not in [0, 1]", "--normalize")
+    run_ws_inproc("cam", "import", tmp_path / "irn", "--manifest", toy_dir / "val.json", "--normalize",
+                  "-o", tmp_path / "c.h5")
+    from wstools.io.cams import read_cam_group
+    from wstools.io.store import open_store
+
+    with open_store(tmp_path / "c.h5") as s:
+        g = read_cam_group(s.image(m.ids()[0]))
+        assert float(g["cams"].max()) > 0.99 and float(g["cams"][:, 0, 0].max()) == 0.0

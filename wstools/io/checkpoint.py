@@ -5,7 +5,8 @@ Every checkpoint has ``ws_kind`` (one of ``REQUIRED``'s keys: ``classifier`` fro
 ``ws train-seg``, ``icn`` from ``ws icn train``), ``arch``, ``classes`` (foreground
 names), ``state_dict``, ``args`` (training arguments, JSON types), ``metrics`` (final
 metrics) and ``epoch`` (epochs done), plus the keys its kind requires (a classifier:
-``stride``, ``gray``). The per-epoch resume file adds ``optimizer`` (its state).
+``stride``, ``gray``), and ``ws_version`` and ``command`` (the command line that wrote it,
+for ``ws info``). The per-epoch resume file adds ``optimizer`` (its state).
 Loading uses ``torch.load(weights_only=True)``: a checkpoint can hold no code.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import warnings
 from pathlib import Path
 
@@ -33,10 +35,17 @@ _WRITTEN_BY = {"classifier": "ws cam train", "mil": "ws features train-mil", "se
                "icn": "ws icn train"}
 
 
+def _header(kind: str) -> dict:
+    from .. import __version__
+    from .store import command_line
+
+    return {"ws_kind": kind, "ws_version": __version__, "command": command_line()}
+
+
 def save_checkpoint(path, ckpt: dict, force: bool = False, kind: str = KIND) -> None:
     """Write atomically (hidden temporary file, then rename)."""
     with atomic_path(path, force=force) as tmp:
-        torch.save({"ws_kind": kind, **ckpt}, tmp)
+        torch.save({**_header(kind), **ckpt}, tmp)
 
 
 def save_resume(path, ckpt: dict, kind: str = KIND) -> None:
@@ -44,7 +53,7 @@ def save_resume(path, ckpt: dict, kind: str = KIND) -> None:
     write leaves the previous file intact)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"ws_kind": kind, **ckpt}, tmp)
+    torch.save({**_header(kind), **ckpt}, tmp)
     os.replace(tmp, path)
 
 
@@ -53,18 +62,97 @@ def remove(path) -> None:
         Path(path).unlink()
 
 
+def _not_torch(path: Path) -> str | None:
+    """What a file that is no torch file is (a ws store, a JSON file), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if head == b"\x89HDF\r\n\x1a\n":
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as h5:
+                kind = h5.attrs.get("ws_kind", "")
+                kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        except OSError:
+            kind = ""
+        return f"a {kind} store" if kind else "an HDF5 file"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "a JSON file"
+    return None
+
+
 def _load_tensors(path, what: str):
     """``torch.load(path, weights_only=True)`` (never unpickles code); InputError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} does not exist", path=path)
+    other = _not_torch(path)
+    if other:
+        raise InputError(f"is {other}, not a {what} (a torch file; checkpoints are written by "
+                         "`ws cam train`, `ws features train-mil`, `ws train-seg`, `ws icn train`)", path=path)
     try:
         with warnings.catch_warnings():   # torch's multi-line pickle warnings would precede the one-line error
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        # torch's own message advises loading with weights_only=False, which can run the file's
+        # code: never repeat that advice
+        if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e):
+            raise InputError(f"cannot be read safely as a {what} with torch.load(weights_only=True): it "
+                             "holds objects other than tensors and plain values, or is no torch file (ws never "
+                             "unpickles code)", path=path) from None
         raise InputError(f"cannot read {what} with torch.load(weights_only=True) "
                          f"({e.__class__.__name__}: {str(e).splitlines()[0][:200]})", path=path) from None
+
+
+def is_torch_file(path) -> bool:
+    """A torch.save file: a zip archive (torch >= 1.6) or a legacy pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
+
+
+def describe_checkpoint(path) -> dict:
+    """What ``ws info`` says of a checkpoint: kind, the command that wrote it, arch, classes,
+    epochs done, final metrics, training arguments, parameter count; a plain state dict (e.g.
+    torchvision weights for ``--weights``) as its tensor and parameter counts."""
+    obj = _load_tensors(path, "checkpoint")
+    if not isinstance(obj, dict):
+        raise InputError(f"holds a {type(obj).__name__}, not a checkpoint", path=path)
+    state = obj.get("state_dict") if isinstance(obj.get("state_dict"), dict) else None
+    kind = obj.get("ws_kind")
+    if kind not in REQUIRED:
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if not tensors:
+            raise InputError("is a torch file but neither a ws checkpoint nor a state dict", path=path)
+        return {"file": str(path), "kind": "state dict (not a ws checkpoint; usable as --weights)",
+                "counts": {"tensors": len(tensors), "parameters": int(sum(t.numel() for t in tensors.values()))}}
+    info = {"file": str(path), "kind": f"{kind} checkpoint", "written_by": _WRITTEN_BY[kind]}
+    for key in ("ws_version", "command", "arch", "stride", "gray", "task", "epoch"):
+        if key in obj:
+            info["epochs" if key == "epoch" else key] = obj[key]
+    if "classes" in obj:
+        info["classes"] = list(obj["classes"])
+    counts = {}
+    if "classes" in obj:
+        counts["classes"] = len(obj["classes"])
+    if state is not None:
+        counts["tensors"] = len(state)
+        counts["parameters"] = int(sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor)))
+    info["counts"] = counts
+    if obj.get("metrics"):
+        info["metrics"] = obj["metrics"]
+    if obj.get("args"):
+        info["params"] = obj["args"]
+    if "optimizer" in obj:
+        info["resume_file"] = True
+    return info
 
 
 def load_checkpoint(path, kind: str | tuple = KIND) -> dict:

@@ -170,6 +170,10 @@ def describe(path, **kw) -> dict:
     if is_hdf5(path):
         return describe_store(path, **kw)
     kw.clear()
+    from .checkpoint import describe_checkpoint, is_torch_file
+
+    if is_torch_file(path):
+        return describe_checkpoint(path)
     if path.suffix in (".h5", ".hdf5"):
         try:
             h5py.File(path, "r").close()
@@ -178,7 +182,8 @@ def describe(path, **kw) -> dict:
     try:
         head = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError("neither a ws store (HDF5) nor a manifest (JSON)", path=path) from None
+        raise InputError("neither a ws store (HDF5), a checkpoint (torch) nor a manifest (JSON)",
+                         path=path) from None
     if isinstance(head, dict) and head.get("ws_kind", "dataset") == "dataset" and "images" in head \
             and "annotations" not in head:
         return describe_manifest(path)
@@ -204,9 +209,12 @@ def describe_json(path, data) -> dict:
 def format_text(info: dict) -> str:
     """Readable form of :func:`describe`'s result."""
     lines = [f"{info['file']}: {info['kind']}" + (f" (schema {info['schema']})" if "schema" in info else "")]
-    for key in ("name", "ws_version", "uid", "command"):
-        if info.get(key):
+    for key in ("name", "ws_version", "uid", "command", "written_by", "arch", "stride", "gray", "task", "epochs"):
+        if info.get(key) is not None and info.get(key) != "":
             lines.append(f"  {key}: {info[key]}")
+    if info.get("metrics"):
+        lines.append("  metrics: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in info["metrics"].items()))
     if info.get("params"):
         lines.append("  params: " + json.dumps(info["params"], sort_keys=True))
     if info.get("dataset"):

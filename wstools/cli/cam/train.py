@@ -141,6 +141,10 @@ def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, e
     arch, stride, weights, optimizer, lr = v["arch"], v["stride"], v["weights"], v["optimizer"], v["lr"]
     head_lr_mult, weight_decay, batch_size = v["head_lr_mult"], v["weight_decay"], v["batch_size"]
     crop, scale_range, epochs = v["crop"], v["scale_range"], v["epochs"]
+    if weights == "none" and arch != "tiny" and recipe == "irn":
+        warn(f"training a randomly initialised {arch} with the irn recipe (made for ImageNet weights: "
+             f"{optimizer} at lr {lr:g}); pass --weights imagenet, or --recipe toy --arch tiny for a small "
+             "network from scratch")
     import torch
 
     from ...cam.augment import normalize, random_scale_flip_crop, to_gray
