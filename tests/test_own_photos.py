@@ -237,3 +237,69 @@ def test_cam_import_refuses_0_255_maps_without_normalize(toy_dir, tmp_path):
     with open_store(tmp_path / "c.h5") as s:
         g = read_cam_group(s.image(m.ids()[0]))
         assert float(g["cams"].max()) > 0.99 and float(g["cams"][:, 0, 0].max()) == 0.0
+
+
+def test_help_names_only_commands_that_exist():
+    """`ws eval semantic` named `ws seg predict`; every `ws X Y` a help text names must be a command."""
+    import re
+
+    from click.testing import CliRunner
+
+    from wstools.cli.main import cli
+    from wstools.cli.manpages import generate
+
+    import click
+
+    def walk(cmd, path):
+        yield path
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                yield from walk(cmd.get_command(ctx, name), f"{path} {name}")
+
+    names = set(walk(cli, "ws"))
+    words = set()
+    for text in generate().values():
+        for hit in re.findall(r"`(ws(?: [a-z][a-z-]*)+)", text.replace("\\-", "-")):
+            words.add(hit)
+    groups = {n.rsplit(" ", 1)[0] for n in names if " " in n}
+
+    def known(hit):
+        tokens = hit.split()
+        prefix = "ws"
+        for tok in tokens[1:]:
+            if f"{prefix} {tok}" in names:
+                prefix = f"{prefix} {tok}"
+            else:
+                return prefix != "ws" and prefix not in groups   # a group must be followed by a child
+        return prefix != "ws"
+
+    assert known("ws eval semantic") and known("ws grow") and not known("ws seg predict")
+    assert not known("ws eval sematic")
+    unknown = sorted(w for w in words if not known(w))
+    assert not unknown, unknown
+    assert "ws seg predict" not in CliRunner().invoke(cli, ["eval", "semantic", "--help"]).stdout
+
+
+def test_man_pages_describe_commands_files_examples_and_the_stage_chain():
+    import re
+
+    from wstools.cli.manpages import STAGES, generate
+
+    pages = generate()
+    names = {n[:-2] for n in pages}
+    assert {n.replace(" ", "-") for n in STAGES} == names        # every command has its row
+    top = pages["ws.1"].split(".SH COMMANDS\n", 1)[1].split(".SH ", 1)[0]
+    entries = re.findall(r"\.TP\n\.B (.+)\n(.*)\n", top)
+    assert len(entries) >= 15 and all(desc and not desc.startswith(".") for _, desc in entries), entries
+    assert ("ws grow", "Turn CAMs into pixel pseudo labels: seed cues (Sun et al. 2020 Sect. 3.1\\-3.3, DSRG...") \
+        in entries or any(n == "ws grow" and "Sun et al. 2020" in d for n, d in entries)
+    for name, text in pages.items():
+        assert "Example:" in text or ".SH EXAMPLE\n" in text, name
+        see = text.split(".SH SEE ALSO\n", 1)[1]
+        for ref in re.findall(r"([a-z\\-]+)\(1\)", see):
+            assert ref.replace("\\-", "-") in names, (name, ref)
+    cut = pages["ws-cut.1"]
+    assert ".B Reads\ngraph store (.h5)" in cut and ".B Writes\nassignment store (.h5)" in cut
+    assert "ws\\-graph(1)" in cut and "ws\\-export\\-coco(1)" in cut             # the stage before and after
+    assert "ws\\-cam(1)" in pages["ws-cam-infer.1"].split(".SH SEE ALSO")[1]    # its group

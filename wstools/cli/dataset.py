@@ -43,6 +43,11 @@ def voc(root, split, list_file, output, force):
     Tags come from the XML annotations (every object, difficult ones too), or
     from the class PNG when an image has no XML. SegmentationClass and
     SegmentationObject PNGs become the semantic and instance ground truth.
+
+    \b
+    Example:
+      ws dataset voc VOCdevkit/VOC2012 --split train_aug -o voc/train.json
+      ws dataset voc VOCdevkit/VOC2012 --split val -o voc/val.json
     """
     m = import_voc(root, split, output, list_file=list_file)
     save_manifest(m, output, force=force)
@@ -61,6 +66,10 @@ def coco(instances_json, images_dir, keep_empty, output, force):
 
     The annotations are kept as instance ground truth for `ws eval`; the COCO
     category ids are kept so exports map back to them.
+
+    \b
+    Example:
+      ws dataset coco annotations/instances_train2017.json --images train2017 -o coco_train.json
     """
     m, skipped = import_coco(instances_json, images_dir, output, keep_empty=keep_empty)
     if skipped:
@@ -103,6 +112,11 @@ def check(manifest, no_files):
 
     Every problem is printed on stderr as 'MANIFEST: image ID: problem'; the
     exit code is 2 when there is any.
+
+    \b
+    Example:
+      ws dataset check voc/train.json
+      ws dataset check voc/train.json --no-files
     """
     m = load_manifest(manifest)
     problems = check_manifest(m, read_files=not no_files)

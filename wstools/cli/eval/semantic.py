@@ -32,7 +32,7 @@ def _png_predictions(folder, manifest):
     return found
 
 
-PRED_KINDS = ("a `labels` store (ws grow, ws seg predict, ...) or a folder of <id>.png label maps "
+PRED_KINDS = ("a `labels` store (ws grow, ws predict, ...) or a folder of <id>.png label maps "
               "(VOC results layout)")
 
 
@@ -65,7 +65,7 @@ def semantic(pred, gt, unlabeled, csv_path, force):
     than 255 among the scored ground-truth pixels: 1 for dense labels, less
     for seed cues).
 
-    PRED is a `labels` store (`ws grow`, `ws seg predict`, ...) or a folder
+    PRED is a `labels` store (`ws grow`, `ws predict`, ...) or a folder
     of PNG label maps named <id>.png (VOC results layout).
 
     \b
