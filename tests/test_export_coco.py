@@ -170,3 +170,33 @@ def test_exported_pseudo_labels_score_with_eval_instance(setup, tmp_path):
     oracle = run_ws("eval", "instance", tmp_path / "gt_results.json", "--gt", man, "-q")
     assert 0 < r.json["map_r"]["0.5"] < 1
     assert r.json["map_r"] == oracle.json["map_r"] and r.json["abo"] == pytest.approx(oracle.json["abo"])
+
+
+def test_semantic_pngs_of_image_ids_with_folders(toy_dir, tmp_path):
+    """`ws dataset folder` gives images in subfolders ids such as `cats/a` (issue 23): their
+    PNGs go to `DIR/cats/a.png`, from a labels store and from an assignment."""
+    from conftest import run_ws_inproc
+
+    data = json.loads((toy_dir / "val.json").read_text())
+    for n, rec in enumerate(data["images"]):
+        rec["id"] = f"{'cats' if n % 2 else 'dogs/big'}/{rec['id']}"
+        for key in ("image", "semantic", "instances", "objects"):
+            rec[key] = str(toy_dir / rec[key])
+    man = tmp_path / "nested.json"
+    man.write_text(json.dumps(data))
+    m = load_manifest(man)
+    labels = {rec.id: np.full((rec.height, rec.width), 1 + n % len(m.classes), np.uint8)
+              for n, rec in enumerate(m.images)}
+    write_labels(tmp_path / "l.h5", m, labels)
+    r = run_ws_inproc("export-coco", tmp_path / "l.h5", "--manifest", man, "--semantic", tmp_path / "png")
+    assert r.json["pngs"] == len(m.images)
+    for rec in m.images:
+        assert (read_label_png(tmp_path / "png" / f"{rec.id}.png") == labels[rec.id]).all()
+    assert not list(tmp_path.glob(".png.partial*"))
+    masks = {rec.id: gt_instance_masks(m, rec)[0] for rec in m.images}
+    entries = [(rec.id, j, int(lab)) for rec in m.images for j, lab in enumerate(gt_instance_masks(m, rec)[1])]
+    write_proposals(tmp_path / "p.h5", m, masks)
+    write_assignment(tmp_path / "a.h5", m, entries)
+    r = run_ws_inproc("export-coco", tmp_path / "a.h5", "--proposals", tmp_path / "p.h5", "--manifest", man,
+                      "--semantic", tmp_path / "png2")
+    assert r.json["pngs"] == len(m.images) and (tmp_path / "png2" / "dogs" / "big").is_dir()

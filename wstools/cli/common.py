@@ -293,6 +293,26 @@ resume_option = click.option("--resume", is_flag=True,
 shard_option = click.option("--shard", metavar="I/N", default=None,
                             help="Process only images I, I+N, I+2N, ... (0 <= I < N); join the parts with "
                                  "`ws merge`. For Slurm job arrays and GNU parallel.")
+force_mismatch_option = click.option(
+    "--force-mismatch", is_flag=True,
+    help="Use input stores although their recorded provenance says they were not made from one another "
+         "(e.g. the same proposals written again under a new uid).")
+
+
+def check_provenance(store, source, force_mismatch: bool) -> dict:
+    """:func:`wstools.io.store.check_made_from` with the command's warnings: a forced mismatch,
+    or a chain that could not be followed (files moved), is said on stderr."""
+    from ..io.store import check_made_from
+
+    result = check_made_from(store, source, force=force_mismatch)
+    if result["checked"] == "forced":
+        warn(f"{source.path}: {result['mismatch']} (--force-mismatch: used anyway)")
+    elif result["checked"] == "unverified":
+        missing = f": {', '.join(result['missing'][:3])} not found" if result.get("missing") else ""
+        warn(f"cannot check that {source.path} is the {source.kind} store {store.path} was made from{missing}")
+    return result
+
+
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 workers_option = click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
                               help="Worker processes (0 = in the main process).")

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from .common import Timer, command, emit, force_option, output_option, progress
+from .common import Timer, check_provenance, command, emit, force_mismatch_option, force_option, output_option, progress
 
 
 def _semantic_map(masks: np.ndarray, labels, scores, h, w, unassigned: str) -> np.ndarray:
@@ -18,6 +18,18 @@ def _semantic_map(masks: np.ndarray, labels, scores, h, w, unassigned: str) -> n
     for i in np.argsort(scores, kind="stable"):  # ascending: the best is painted last
         out[masks[i]] = labels[i]
     return out
+
+
+def _write_png(folder: Path, image_id: str, labels: np.ndarray) -> None:
+    """``folder/ID.png``; an id with folders (``ws dataset folder``: ``cats/a``) gets them made."""
+    from ..io.images import write_label_png
+
+    path = folder / f"{image_id}.png"
+    if path.resolve().parent != folder.resolve():
+        if folder.resolve() not in path.resolve().parents:
+            raise InputError("image id leads outside the --semantic folder", image_id=image_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_label_png(path, labels)
 
 
 @command("export-coco")
@@ -34,8 +46,10 @@ def _semantic_map(masks: np.ndarray, labels, scores, h, w, unassigned: str) -> n
               show_default=True, help="Semantic PNG value of pixels no kept proposal covers: 0 or 255.")
 @click.option("--min-score", type=float, default=0.0, show_default=True,
               help="COCO results input: detections scored below this are not painted.")
+@force_mismatch_option
 @force_option
-def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, min_score, force):
+def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, min_score,
+                force_mismatch, force):
     """Export SOURCE as training data.
 
     An `assignment` store (ws cut) with --proposals: proposals with label > 0, box NMS
@@ -59,7 +73,6 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
     from ..io import coco
     from ..io import masks as mask_io
     from ..io.dataset import load_manifest
-    from ..io.images import write_label_png
     from ..io.labels import read_labels_group
     from ..io.store import open_store, read_rles
 
@@ -88,6 +101,7 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
         shutil.rmtree(sem_tmp, ignore_errors=True)
     records = m.by_id()
     n_ann = n_png = 0
+    provenance = None
     try:
         with Timer() as t:
             if sem_tmp is not None:
@@ -104,11 +118,12 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
                     if lab.shape != (rec.height, rec.width):
                         raise InputError(f"labels {lab.shape} differ from the manifest's "
                                          f"{(rec.height, rec.width)}", path=source, image_id=image_id)
-                    write_label_png(sem_tmp / f"{image_id}.png", lab)
+                    _write_png(sem_tmp, image_id, lab)
                     n_png += 1
             else:
                 props = open_store(proposals_path, "proposals")
                 props.check_classes(m.classes, manifest)
+                provenance = check_provenance(src, props, force_mismatch)["checked"]
                 h5 = src.h5
                 try:
                     labels = np.asarray(h5["labels"][()], np.int64)
@@ -168,8 +183,8 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
                                                         h, w, boxes[k], areas[k], scores[k]))
                     if sem_tmp is not None:
                         mk = mask_io.decode(keep_counts, h, w)
-                        write_label_png(sem_tmp / f"{rec.id}.png",
-                                        _semantic_map(mk, keep_lab, np.array(keep_score), h, w, unassigned))
+                        _write_png(sem_tmp, rec.id,
+                                   _semantic_map(mk, keep_lab, np.array(keep_score), h, w, unassigned))
                         n_png += 1
                 n_ann = len(anns)
                 if output:
@@ -183,13 +198,12 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
         if sem_tmp is not None and sem_tmp.exists():
             shutil.rmtree(sem_tmp, ignore_errors=True)
     emit({"output": output, "semantic": semantic_dir, "annotations": n_ann, "pngs": n_png,
-          "seconds": round(t.seconds, 3)})
+          "provenance": provenance, "seconds": round(t.seconds, 3)})
 
 
 def _export_results(source, m, semantic_dir, unassigned, min_score, force):
     """COCO results JSON -> one VOC PNG per manifest image (instances merged by score)."""
     from ..io.coco import read_results
-    from ..io.images import write_label_png
     from ..masks import decode
 
     if not semantic_dir:
@@ -208,7 +222,7 @@ def _export_results(source, m, semantic_dir, unassigned, min_score, force):
                 dets = [d for d in results.get(rec.id, []) if d[2] >= min_score]
                 n_inst += len(dets)
                 masks = decode([d[1]["counts"] for d in dets], rec.height, rec.width)
-                write_label_png(tmp / f"{rec.id}.png", _semantic_map(
+                _write_png(tmp, rec.id, _semantic_map(
                     masks, [d[0] for d in dets], np.array([d[2] for d in dets], np.float64),
                     rec.height, rec.width, unassigned))
             if sd.exists():

@@ -320,6 +320,85 @@ def open_store(path, kind=None) -> Store:
     return store
 
 
+def _recorded_file(record: dict, beside: Path):
+    """The file an ``inputs`` record names, if it is still there with the recorded uid:
+    the path as recorded (relative to where that command ran), else relative to the folder
+    of the store that records it, else its name in that folder. ``None`` if not found."""
+    recorded = Path(str(record.get("path", "")))
+    candidates = [recorded] if recorded.is_absolute() else [recorded, beside / recorded, beside / recorded.name]
+    for c in candidates:
+        if not c.is_file():
+            continue
+        try:
+            s = open_store(c)
+        except InputError:
+            continue
+        if s.uid == record.get("uid"):
+            return s
+        s.close()
+    return None
+
+
+def check_made_from(store: Store, source: Store, *, force: bool = False, max_files: int = 32) -> dict:
+    """Refuse ``source`` (a store given beside ``store``, e.g. the proposals an assignment's
+    indices refer to) when ``store``'s recorded provenance shows it was made from another one.
+
+    The ``inputs`` chain is walked as far as its files are still there with their recorded
+    uids (an assignment records its graph, the graph its features, the features their
+    proposals). ``source`` is proven when its uid appears; refused when a record of
+    ``source``'s kind with another uid appears, or a store on the chain was made from another
+    manifest (``dataset`` sha256), unless ``force`` (then a warning). Returns ``{"checked":
+    "uid" | "dataset" | "unverified", ...}``; ``unverified`` when the chain breaks before
+    ``source``'s kind (intermediate files moved or deleted)."""
+    others, broken, shas = [], [], []
+    opened = []
+    queue = [(r, store.path.parent) for r in store.inputs]
+    if (store.dataset or {}).get("sha256"):
+        shas.append((store.path, store.dataset["sha256"]))
+    found = False
+    try:
+        while queue and not found and len(opened) < max_files:
+            record, beside = queue.pop(0)
+            if record.get("uid") == source.uid:
+                found = True
+                break
+            if record.get("kind") == source.kind:
+                others.append(record)
+            child = _recorded_file(record, beside)
+            if child is None:
+                if record.get("kind") != source.kind:
+                    broken.append(str(record.get("path")))
+                continue
+            opened.append(child)
+            if (child.dataset or {}).get("sha256"):
+                shas.append((child.path, child.dataset["sha256"]))
+            queue.extend((r, child.path.parent) for r in child.inputs)
+    finally:
+        for s in opened:
+            s.close()
+    if found:
+        return {"checked": "uid"}
+    problem = None
+    if others:
+        r = others[0]
+        problem = (f"{store.path} was made from the {source.kind} store {r.get('path')} "
+                   f"(uid {str(r.get('uid'))[:12]}), not from this one (uid {source.uid[:12]})")
+    else:
+        mine = (source.dataset or {}).get("sha256")
+        for path, sha in shas:
+            if mine and sha != mine:
+                problem = f"made from another manifest than {path} (on the inputs chain of {store.path})"
+                break
+    if problem is None:
+        if broken:
+            return {"checked": "unverified", "missing": broken}
+        return {"checked": "dataset" if shas else "unverified", "missing": []}
+    if not force:
+        raise InputError(f"{problem}; give the store it was made from, or --force-mismatch if you know "
+                         "they hold the same data", path=source.path)
+    return {"checked": "forced", "mismatch": problem}
+
+
 def _fsync(path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -9,7 +9,7 @@ from ...errors import InputError
 from ...io.dataset import load_instances, load_manifest
 from ...io.store import open_store, read_rles
 from ...io.tables import format_table, write_csv
-from ..common import Timer, command, emit, force_option, log, progress
+from ..common import Timer, check_provenance, command, emit, force_mismatch_option, force_option, log, progress
 from .options import check_outputs, csv_option, gt_option
 
 
@@ -22,8 +22,9 @@ from .options import check_outputs, csv_option, gt_option
               help="A proposal's true label is the class of the GT instance it overlaps best when the IoU "
                    "reaches this (LIID, Liu et al. TPAMI, Table 7), else noise (0).")
 @csv_option
+@force_mismatch_option
 @force_option
-def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force):
+def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch, force):
     """How well a tag assignment (`ws cut`, or your own) labelled the
     proposals, LIID Table 7 style. Each proposal's true label is the class
     of the ground-truth instance it overlaps best when IoU >= 0.5, else noise
@@ -48,6 +49,7 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force):
             open_store(proposals_path, "proposals") as props:
         asg.check_classes(manifest.classes, manifest.path)
         props.check_classes(manifest.classes, manifest.path)
+        provenance = check_provenance(asg, props, force_mismatch)["checked"]
         try:
             labels = np.asarray(asg.h5["labels"][()], dtype=np.int64)
             image_idx = np.asarray(asg.h5["image"][()], dtype=np.int64)
@@ -118,5 +120,5 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force):
     if csv_path:
         write_csv(csv_path, per_class, force=force)
     emit({"mode": "assignment", "assignment": assignment, "proposals": proposals_path, "gt": gt,
-          "iou_threshold": iou_thr, **summary, "per_class": per_class, "confusion": confusion,
+          "iou_threshold": iou_thr, "provenance": provenance, **summary, "per_class": per_class, "confusion": confusion,
           "seconds": round(timer.seconds, 3), "csv": csv_path})
