@@ -206,7 +206,7 @@ def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, scale, ou
     map per stored label), responses (the --top peak response maps, peak marked,
     class and peak score), or a COCO JSON (needs --dataset): instances (ws
     export-coco; images matched by ws_id, else id, else file name) or results
-    (ws match, ws predict --task instance; image_id is the manifest id), masks
+    (ws match, ws predict with a Mask R-CNN checkpoint; image_id is the manifest id), masks
     drawn per instance with class and score.
 
     \b
