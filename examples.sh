@@ -291,14 +291,17 @@ fi
 if want dsrg; then
   echo "== DSRG (CVPR 2018): CAM seeds + saliency background, balanced seeding loss, region growing, retraining" >&2
   STAGE=dsrg; G=$OUT/dsrg
-  DSRG_SEEDS=(--fg top:0.2 --bg saliency:0.06 --manifest "$TRAIN")
+  # Sect. 4.1 "top 20% of the largest value" read as SEC's cue rule (CAM > 0.2 x max, --fg rel:0.2); the
+  # background threshold 0.06 was for DRFI saliency: 0.3 for the toolkit's detector (README, ws grow)
+  DSRG_SEEDS=(--fg rel:0.2 --bg saliency:0.3 --manifest "$TRAIN")
   ws grow seeds "$OUT/common/cams.h5" "${DSRG_SEEDS[@]}" -o "$G/seeds.h5" --force
   evaluate eval_cues_train eval semantic "$G/seeds.h5" --gt "$TRAIN" --unlabeled ignore
   # oracle input: CAMs = blurred GT masks, through the same seed rules
   ws oracle cams "$TRAIN" -o "$G/oracle_cams.h5" --force
   ws grow seeds "$G/oracle_cams.h5" "${DSRG_SEEDS[@]}" -o "$G/seeds_oracle.h5" --force
   evaluate eval_oracle_train eval semantic "$G/seeds_oracle.h5" --gt "$TRAIN" --unlabeled ignore
-  seg_on deeplab "$G/seeds.h5" --loss balanced-seed --boundary-weight 1 --grow --retrain
+  # dynamic supervision on the CRF-refined softmax, restarting from the seeds each step (Sect. 3.3)
+  seg_on deeplab "$G/seeds.h5" --loss balanced-seed --boundary-weight 1 --grow --grow-crf --retrain
   # dense pseudo labels: the stage-1 network's labels of the training images, which stage 2 trains on
   evaluate eval_pseudo_train eval semantic "$G/deeplab.stage1_labels.h5" --gt "$TRAIN"
   predict_eval deeplab eval_semantic_val --crf
