@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 import numpy as np
 
@@ -42,6 +44,11 @@ from .extract import proposals_per_image_option
 @click.option("--gamma", type=click.FloatRange(0), default=0.1, show_default=True,
               help="Weight of the cosine centre loss L_Cent (LIID Eq. 9, Table 1: 0.1).")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Epochs (LIID: 10).")
+@click.option("--min-steps", type=click.IntRange(0), default=0, show_default=True,
+              help="Train at least this many optimizer steps: --epochs is raised to ceil(N / steps per epoch). "
+                   "LIID trains 10 epochs of ~10K images (100K steps); 1 epoch of a toy set of 120 images is 15 "
+                   "steps at --batch-size 8, too few for the probabilities to rank true instances above noise "
+                   "(README `ws features` benchmarks: AUC by steps).")
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
               help="Images per step (LIID: 1; each image's loss is averaged over the batch).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True,
@@ -64,8 +71,8 @@ from .extract import proposals_per_image_option
 @force_option
 @click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
 def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, init_path, gray, eta, lse_r, theta,
-              alpha, beta, gamma, epochs, batch_size, lr, lr_drop, momentum, weight_decay, optimizer, stop_after,
-              device, workers, seed, force, resume):
+              alpha, beta, gamma, epochs, min_steps, batch_size, lr, lr_drop, momentum, weight_decay, optimizer,
+              stop_after, device, workers, seed, force, resume):
     """Train LIID's proposal MIL network (Liu et al. TPAMI Sect. 4) on
     MANIFEST's tags and the first N proposals of each image.
 
@@ -105,6 +112,7 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
     args = {"manifest": str(manifest), "proposals": str(proposals_path), "cams": str(cams_path),
             "proposals_per_image": top, "arch": arch, "stride": stride, "init": init_path, "gray": gray, "eta": eta,
             "r": lse_r, "theta": theta, "alpha": alpha, "beta": beta, "gamma": gamma, "epochs": epochs,
+            "min_steps": min_steps,
             "batch_size": batch_size, "lr": lr, "lr_drop": lr_drop, "momentum": momentum,
             "weight_decay": weight_decay, "optimizer": optimizer, "seed": seed}
     run = TrainingRun(output, args, kind="mil", classes=m.classes, force=force, resume=resume, epochs=epochs)
@@ -139,6 +147,10 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
         model.load_state_dict(run.state_dict)
     rank, world, dev = init_distributed(dev)
     run.rank = rank
+    steps_per_epoch = math.ceil(len(samples) / (batch_size * world))
+    if min_steps and epochs * steps_per_epoch < min_steps:
+        epochs = math.ceil(min_steps / steps_per_epoch)
+        run.epochs = epochs
     model.to(dev)
     opt = make_optimizer([{"params": list(model.parameters())}], optimizer, lr, momentum, weight_decay)
     if run.optimizer_state is not None:
@@ -157,7 +169,8 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
                          progress=progress, rank=rank, world=world)
         summary = {"arch": arch, "images": len(samples), "skipped_untagged": untagged,
                    "skipped_without_proposals": empty, "pseudo_noise_fraction": round(pseudo_noise, 4),
-                   "epochs": epochs, "resumed_from_epoch": run.start_epoch, "processes": world,
+                   "epochs": epochs, "optimizer_steps": epochs * steps_per_epoch, "resumed_from_epoch": run.start_epoch,
+                   "processes": world,
                    "log": str(run.log_path)}
         if rank == 0 and stop_after is not None and stop_after < epochs:
             emit({"output": None, "resume_file": str(run.last_path), **summary, "stopped_after_epoch": stop_after,
