@@ -37,7 +37,7 @@ from wstools.io import masks as mask_io  # noqa: E402
 from wstools.io.dataset import load_manifest  # noqa: E402
 from wstools.io.images import read_label_png  # noqa: E402
 from wstools.proposals.hierarchy import hierarchy_proposals  # noqa: E402
-from wstools.toy import write_dataset  # noqa: E402
+from wstools.io.toy import write_dataset  # noqa: E402
 
 NS = (10, 20, 50, 100, 500)
 

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from wstools.io.images import write_label_png
-from wstools.toy import make_image, write_dataset
+from wstools.io.toy import write_dataset
+from wstools.toy import make_image
 
 
 def main():

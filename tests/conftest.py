@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wstools.toy import write_dataset
+from wstools.io.toy import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

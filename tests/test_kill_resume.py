@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, _ws_executable, run_ws
-from wstools.toy import write_dataset
+from wstools.io.toy import write_dataset
 
 ENV = {"OMP_NUM_THREADS": "1"}
 

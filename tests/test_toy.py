@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from wstools.io.dataset import load_instances, load_manifest, load_semantic
 from wstools.io.images import read_label_png
-from wstools.toy import FAMILIES, make_image, write_dataset
+from wstools.io.toy import write_dataset
+from wstools.toy import FAMILIES, make_image
 
 from conftest import assert_bad_input, run_ws
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..io.torchdata import collate_list, raise_errors
+from ..train.batches import collate_list, raise_errors
 from ..train.loop import fit as fit_loop
 from ..train.loop import gather, make_optimizer, poly_lr, poly_schedule, rank_subset  # noqa: F401 (poly_lr re-exported)
 from .metrics import mean_average_precision

@@ -10,7 +10,8 @@ from ..errors import InputError
 from ..io.flat import write_features
 from ..io.store import create_store
 from ..toy.features import make_features
-from ..toy.generator import FAMILIES, MAX_CLASSES, write_dataset
+from ..io.toy import write_dataset
+from ..toy.generator import FAMILIES, MAX_CLASSES
 from .common import Timer, command, emit, force_option, log, progress, seed_option
 
 

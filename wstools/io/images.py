@@ -8,22 +8,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..palette import voc_palette
 
 MIN_SIDE = 8
-
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map: (n, 3) uint8, label i -> colour; 255 is (224, 224, 192)."""
-    palette = np.zeros((n, 3), dtype=np.uint8)
-    for label in range(n):
-        c, r, g, b = label, 0, 0, 0
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette[label] = (r, g, b)
-    return palette
 
 
 _PALETTE = voc_palette().reshape(-1).tolist()

@@ -2,7 +2,7 @@
 
 A file that cannot be read does not raise inside a DataLoader worker (where the
 message would be wrapped in a traceback); the item carries the error instead and
-:func:`raise_errors` re-raises it as an ``InputError`` in the main process.
+:func:`~wstools.train.batches.raise_errors` re-raises it as an ``InputError`` in the main process.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputError
+from ..train.batches import collate_list, collate_stack, raise_errors  # noqa: F401  (the loaders' collate functions)
 
 
 class ManifestImages(Dataset):
@@ -40,25 +41,3 @@ class ManifestImages(Dataset):
             return item
         item["image"] = torch.from_numpy(np.ascontiguousarray(self.transform(img, i)))
         return item
-
-
-def collate_list(items):
-    """Keep items as a list (images of different sizes at inference)."""
-    return items
-
-
-def collate_stack(items):
-    """Stack equally sized items (training crops) into a batch; errors are kept in ``errors``."""
-    errors = [it["error"] for it in items if it["error"] is not None]
-    if errors:
-        return {"errors": errors}
-    return {"errors": [], "index": torch.tensor([it["index"] for it in items]),
-            "image": torch.stack([it["image"] for it in items]),
-            "target": torch.stack([it["target"] for it in items])}
-
-
-def raise_errors(batch) -> None:
-    errors = batch["errors"] if isinstance(batch, dict) else [it["error"] for it in batch if it["error"]]
-    if errors:
-        problem, path, image_id = errors[0]
-        raise InputError(problem, path=path, image_id=image_id)

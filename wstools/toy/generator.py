@@ -12,14 +12,9 @@ background mixes a colour gradient, low-frequency noise and random lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
-
-from ..io.dataset import ImageRecord, Manifest, save_manifest
-from ..io.images import write_label_png
 
 FAMILIES = ("disc", "square", "triangle", "ring", "cross", "star", "hexagon", "crescent", "bar", "ell")
 MAX_CLASSES = len(FAMILIES) - 2  # keep at least two families for distractors
@@ -203,34 +198,10 @@ def make_image(rng: np.random.Generator, size: int = 128, num_classes: int = 5, 
                     tags=[FAMILIES[i] for i in range(num_classes) if FAMILIES[i] in tags])
 
 
-def write_dataset(out_dir, split: str, count: int, *, size: int = 128, num_classes: int = 5,
-                  seed: int = 0, border: int = 0, force: bool = False, wrap=None) -> Manifest:
-    """Write ``count`` toy images of ``split`` under ``out_dir`` and the manifest ``split.json``.
-
-    Image ``i`` of a split depends only on (seed, split, i), so a larger
-    ``count`` extends a dataset without changing its first images. ``wrap``
-    optionally wraps the image loop (e.g. a progress bar).
-    """
-    out = Path(out_dir)
-    for sub in ("images", "semantic", "instances", "objects"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+def split_image(split: str, index: int, *, size: int = 128, num_classes: int = 5, seed: int = 0,
+                border: int = 0) -> ToyImage:
+    """Image ``index`` of toy split ``split``: it depends only on (seed, split, index), so a larger
+    split extends a smaller one without changing its first images."""
     split_code = sum(ord(ch) * 31 ** k for k, ch in enumerate(split)) % (2 ** 31)
-    records = []
-    for i in (wrap or iter)(range(count)):
-        rng = np.random.default_rng([seed, split_code, i])
-        toy = make_image(rng, size=size, num_classes=num_classes, border=border)
-        image_id = f"{split}_{i:06d}"
-        Image.fromarray(toy.image).save(out / "images" / f"{image_id}.png", compress_level=1)
-        write_label_png(out / "semantic" / f"{image_id}.png", toy.semantic)
-        write_label_png(out / "instances" / f"{image_id}.png", toy.instances)
-        write_label_png(out / "objects" / f"{image_id}.png", toy.objects)
-        records.append(ImageRecord(
-            id=image_id, image=f"images/{image_id}.png", width=size, height=size, tags=toy.tags,
-            semantic=f"semantic/{image_id}.png", instances=f"instances/{image_id}.png",
-            extra={"objects": f"objects/{image_id}.png", "object_families": toy.object_families}))
-    manifest = Manifest(classes=list(FAMILIES[:num_classes]), images=records, name=f"toy-{split}",
-                        path=out / f"{split}.json",
-                        extra={"toy": {"seed": seed, "size": size, "border": border,
-                                       "distractor_families": list(FAMILIES[num_classes:])}})
-    save_manifest(manifest, out / f"{split}.json", force=force)
-    return manifest
+    rng = np.random.default_rng([seed, split_code, index])
+    return make_image(rng, size=size, num_classes=num_classes, border=border)

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import WsRuntimeError, raise_if_terminated
-from ..io.torchdata import collate_stack, raise_errors
+from .batches import collate_stack, raise_errors
 
 
 class NonFiniteTraining(WsRuntimeError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..io.images import voc_palette
+from ..palette import voc_palette
 
 _PALETTE = voc_palette()
 
