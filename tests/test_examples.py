@@ -133,3 +133,27 @@ def test_unknown_recipe_is_refused():
     proc = subprocess.run(["bash", str(REPO / "examples.sh"), "nope"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown argument 'nope'" in proc.stderr
+
+
+def test_bad_seed_list_is_refused():
+    proc = subprocess.run(["bash", str(REPO / "examples.sh"), "--seeds", "0,,x"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "--seeds wants numbers" in proc.stderr
+
+
+def test_seeds_give_one_run_per_seed_and_mean_std_tables(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path))
+    proc = subprocess.run(["bash", str(REPO / "examples.sh"), "--smoke", "--seeds", "0,1", "cam"], env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for seed in (0, 1):
+        run = json.loads((tmp_path / f"seed{seed}" / "run.json").read_text())
+        assert run["seed"] == seed
+        assert (tmp_path / f"seed{seed}" / "cam" / "eval_semantic_val.json").exists()
+    # different seeds: different toy data, so the two runs' figures differ and the table shows a spread
+    vals = [json.loads((tmp_path / f"seed{s}" / "cam" / "eval_semantic_val.json").read_text().splitlines()[-1])
+            for s in (0, 1)]
+    assert vals[0]["best_miou"] != vals[1]["best_miou"]
+    assert "Mean ± sample standard deviation over 2 runs (seeds: 0, 1)" in proc.stdout
+    assert " ± " in proc.stdout.split("| CAM only")[1].splitlines()[0]
+    assert (tmp_path / "results.md").read_text() == proc.stdout
