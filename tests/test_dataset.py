@@ -12,7 +12,7 @@ from wstools.io.dataset import load_instances, load_manifest, load_semantic
 from wstools.io.images import write_label_png
 from wstools.io.importers import VOC_CLASSES
 
-from conftest import assert_bad_input, run_ws
+from conftest import assert_bad_input, run_ws, run_ws_inproc
 
 
 def _jpeg(path, w, h, seed=0):
@@ -104,6 +104,16 @@ def test_voc_missing_image_is_named(voc_root, tmp_path):
     (voc_root / "JPEGImages" / "2007_000002.jpg").unlink()
     assert_bad_input(run_ws("dataset", "voc", voc_root, "-o", tmp_path / "t.json", expect=2), "2007_000002")
     assert not (tmp_path / "t.json").exists()
+
+
+def test_voc_style_folder_with_png_images(voc_root, tmp_path):
+    """A hand-made VOC-style folder: JPEGImages may hold PNGs."""
+    jpg = voc_root / "JPEGImages" / "2007_000002.jpg"
+    Image.open(jpg).save(jpg.with_suffix(".png"))
+    jpg.unlink()
+    run_ws_inproc("dataset", "voc", voc_root, "-o", tmp_path / "t.json")
+    m = load_manifest(tmp_path / "t.json")
+    assert m.images[1].image.endswith("JPEGImages/2007_000002.png") and m.read_image(m.images[1]).shape == (24, 32, 3)
 
 
 @pytest.fixture

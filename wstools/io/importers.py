@@ -99,6 +99,7 @@ def import_voc(root, split: str, out_path, list_file=None) -> Manifest:
     """Manifest of a PASCAL VOC 2012 split (``train``, ``val``, ``trainval`` or ``train_aug``).
 
     ``root`` is ``VOCdevkit/VOC2012`` or the ``VOCdevkit`` folder holding a single ``VOC20xx/``.
+    Images are ``JPEGImages/<id>.jpg`` (or another image suffix, for hand-made folders).
     Tags come from ``Annotations/<id>.xml`` (every object, difficult ones too),
     or from the class PNG when there is no XML. Semantic GT is
     ``SegmentationClassAug/<id>.png`` for ``train_aug`` when present, else
@@ -113,6 +114,9 @@ def import_voc(root, split: str, out_path, list_file=None) -> Manifest:
     records = []
     for image_id in ids:
         img = root / "JPEGImages" / f"{image_id}.jpg"
+        if not img.exists():   # a hand-made VOC-style folder may hold PNGs or .jpeg files
+            img = next((p for p in (root / "JPEGImages" / f"{image_id}{suf}" for suf in IMAGE_SUFFIXES)
+                        if p.exists()), img)
         if not img.exists():
             raise InputError("image listed in the split is missing", path=img, image_id=image_id)
         sem = None
