@@ -103,3 +103,15 @@ def test_propose_on_an_empty_manifest_exits_2_and_leaves_nothing(toy_dir, tmp_pa
     r = run_ws_inproc("propose", empty, "-o", tmp_path / "p.h5", expect=2)
     assert_bad_input(r, "empty.json", "lists no images")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.json"]
+
+
+@pytest.mark.parametrize("sweep, fragment", [
+    ("0:1:1e-9", "a sweep of 1000000001 thresholds; at most 1001"),
+    ("nan:1:0.1", "must be finite numbers"),
+    ("0:inf:0.1", "must be finite numbers"),
+    (",".join(["0.5"] * 1002), "lists 1002 thresholds; at most 1001"),
+])
+def test_eval_cams_threshold_sweeps_are_bounded(tmp_path, sweep, fragment):
+    r = run_ws_inproc("eval", "cams", tmp_path / "c.h5", "--gt", tmp_path / "m.json", "--thresholds", sweep,
+                      expect=2)
+    assert_bad_input(r, "--thresholds", fragment)

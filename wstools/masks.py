@@ -11,6 +11,106 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from .errors import InputError
+
+
+class InvalidRLE(InputError):
+    """A compressed RLE string that does not describe a mask of the image size: pycocotools
+    would read it as runs of up to 2^32 pixels (a hang) or write past its buffer."""
+
+
+def rle_runs(counts: bytes) -> np.ndarray | None:
+    """The run lengths (int64) of one compressed RLE string, as pycocotools' ``rleFrString``
+    reads them (5-bit groups from chars 48..111, bit 0x20 = more groups follow, bit 0x10 of
+    the last group = negative, runs from the third on relative to the run two before);
+    ``None`` for a string that is not well formed (other chars, cut in a number, a number of
+    more than 7 groups)."""
+    c = np.frombuffer(bytes(counts), dtype=np.uint8).astype(np.int64) - 48
+    if len(c) == 0:
+        return np.zeros(0, np.int64)
+    if c.min() < 0 or c.max() > 63 or c[-1] & 0x20:
+        return None
+    last = (c & 0x20) == 0                              # the last group of each number
+    number = np.concatenate([[0], np.cumsum(last)[:-1]])
+    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    k = np.arange(len(c)) - starts[number]               # group index within its number
+    if k.max() > 6:
+        return None
+    values = np.zeros(int(last.sum()), np.int64)
+    np.add.at(values, number, (c & 0x1F) << (5 * k))
+    ends = np.flatnonzero(last)
+    negative = (c[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * (k[ends][negative] + 1))
+    runs = values.copy()
+    runs[3::2] = np.cumsum(values[1::2])[1:] if len(values) > 3 else runs[3::2]
+    runs[4::2] = np.cumsum(values[2::2])[1:] if len(values) > 4 else runs[4::2]
+    return runs
+
+
+def rle_problem(counts, height: int, width: int) -> str | None:
+    """Why ``counts`` is not an RLE of an ``height`` x ``width`` mask, or ``None`` if it is."""
+    if not isinstance(counts, (bytes, bytearray, memoryview, np.ndarray)):
+        return f"RLE counts of type {type(counts).__name__}, not bytes"
+    runs = rle_runs(counts)
+    if runs is None:
+        return "malformed RLE string"
+    if len(runs) and runs.min() < 0:
+        return "RLE with a negative run"
+    total = int(runs.sum())
+    if total != int(height) * int(width):
+        return f"RLE covers {total} pixels, the image {int(height)} x {int(width)} = {int(height) * int(width)}"
+    return None
+
+
+def check_rles(counts, height: int, width: int) -> None:
+    """Raise :class:`InvalidRLE` ("mask I: problem") for the first string of ``counts`` that is
+    not an RLE of an ``height`` x ``width`` mask (all strings of an image checked at once)."""
+    counts = list(counts)
+    if not counts:
+        return
+    if not all(isinstance(c, (bytes, bytearray, memoryview, np.ndarray)) for c in counts):
+        i = next(i for i, c in enumerate(counts) if not isinstance(c, (bytes, bytearray, memoryview, np.ndarray)))
+        raise InvalidRLE(f"mask {i}: {rle_problem(counts[i], height, width)}")
+    raw = [bytes(c) for c in counts]
+    n = len(raw)
+    lengths = np.array([len(r) for r in raw], np.int64)
+    c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
+    totals = np.zeros(n, np.int64)
+    bad = np.zeros(n, bool)
+    if len(c):
+        string = np.repeat(np.arange(n), lengths)
+        bad |= np.bincount(string, weights=(c < 0) | (c > 63), minlength=n) > 0
+        ends_of_strings = np.cumsum(lengths)[lengths > 0] - 1
+        bad[lengths > 0] |= (c[ends_of_strings] & 0x20) != 0
+        c = np.clip(c, 0, 63)
+        last = (c & 0x20) == 0
+        last[ends_of_strings] = True                    # a number never runs into the next string
+        number = np.concatenate([[0], np.cumsum(last)[:-1]])
+        starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+        k = np.arange(len(c)) - starts[number]
+        bad |= np.bincount(string, weights=k > 6, minlength=n) > 0
+        k = np.minimum(k, 6)
+        values = np.bincount(number, weights=(c & 0x1F) << (5 * k)).astype(np.int64)   # exact: < 2^53
+        ends = np.flatnonzero(last)
+        negative = (c[ends] & 0x10) != 0
+        values[negative] -= np.int64(1) << (5 * (k[ends][negative] + 1))
+        owner = string[ends]                             # the string of each number
+        first = np.searchsorted(owner, owner)            # index of its string's first number
+        m = np.arange(len(values)) - first               # position of the number in its string
+        # runs from the third on are relative to the run two before: cumulative sums over the
+        # odd positions and over the even positions >= 2, within each string
+        runs = values.copy()
+        for part in ((m % 2 == 1), (m % 2 == 0) & (m >= 2)):
+            csum = np.cumsum(np.where(part, values, 0))
+            before = np.where(first > 0, csum[np.maximum(first - 1, 0)], 0)
+            runs = np.where(part, csum - before, runs)
+        bad |= np.bincount(owner, weights=runs < 0, minlength=n) > 0
+        totals = np.bincount(owner, weights=runs, minlength=n).astype(np.int64)
+    bad |= totals != int(height) * int(width)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidRLE(f"mask {i}: {rle_problem(raw[i], height, width) or 'invalid RLE'}")
+
 
 def encode(masks: np.ndarray) -> list[bytes]:
     """Encode (N, H, W) (or (H, W)) boolean masks as a list of compressed RLE ``counts``."""

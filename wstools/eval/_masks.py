@@ -20,6 +20,21 @@ def as_rles(masks, height: int | None = None, width: int | None = None) -> list[
             masks = masks[None]
         h, w = masks.shape[1:]
         return mask_io.to_rles(mask_io.encode(masks.astype(bool)), h, w)
+    out = _rle_dicts(masks, height, width)
+    # pycocotools reads an invalid string as runs of up to 2^32 pixels: a hang
+    by_size: dict = {}
+    for i, r in enumerate(out):
+        by_size.setdefault(tuple(r["size"]), []).append(i)
+    for (h, w), idx in by_size.items():
+        try:
+            mask_io.check_rles([out[i]["counts"] for i in idx], h, w)
+        except mask_io.InvalidRLE as e:
+            j = int(e.problem.split(":")[0].split()[1])
+            raise mask_io.InvalidRLE(f"mask {idx[j]}: {e.problem.split(': ', 1)[1]}") from None
+    return out
+
+
+def _rle_dicts(masks, height, width) -> list[dict]:
     out = []
     for m in masks:
         if isinstance(m, dict):

@@ -102,8 +102,24 @@ def write_rles(group: h5py.Group, name: str, counts: list) -> None:
         ds[i] = np.frombuffer(c, dtype=np.uint8)
 
 
-def read_rles(dataset: h5py.Dataset) -> list[bytes]:
-    return [bytes(np.asarray(x, dtype=np.uint8)) for x in dataset[()]]
+def read_rles(dataset: h5py.Dataset, height: int | None = None, width: int | None = None) -> list[bytes]:
+    """The RLE strings of a per-image dataset (e.g. ``masks``), each checked to describe a mask
+    of the image's size (``height`` / ``width``, else the group's attributes): an invalid one
+    is an ``InputError`` naming the file, the image and the mask, never a hang in pycocotools."""
+    from ..masks import InvalidRLE, check_rles
+
+    counts = [bytes(np.asarray(x, dtype=np.uint8)) for x in dataset[()]]
+    attrs = dataset.parent.attrs
+    height = attrs.get("height") if height is None else height
+    width = attrs.get("width") if width is None else width
+    if height is not None and width is not None and counts:
+        try:
+            check_rles(counts, int(height), int(width))
+        except InvalidRLE as e:
+            image_id = attrs.get("id")
+            raise InputError(f"{dataset.name.rsplit('/', 1)[-1]}: {e.problem}", path=dataset.file.filename,
+                             image_id=None if image_id is None else _str_attr(image_id)) from None
+    return counts
 
 
 class Store:

@@ -13,6 +13,9 @@ from ..common import Timer, command, emit, force_option, log, parse_floats, prog
 from .options import check_outputs, csv_option, gt_option, plot_option
 
 
+MAX_THRESHOLDS = 1001       # a sweep in steps of 0.001; each threshold costs a pass over every image
+
+
 def _parse_sweep(text: str) -> tuple:
     """``START:STOP:STEP`` (inclusive) or a comma list -> thresholds."""
     if ":" in str(text):
@@ -20,11 +23,19 @@ def _parse_sweep(text: str) -> tuple:
             start, stop, step = (float(x) for x in str(text).split(":"))
         except ValueError:
             raise InputError(f"--thresholds {text!r} must be START:STOP:STEP or a comma list") from None
+        if not all(np.isfinite((start, stop, step))):
+            raise InputError(f"--thresholds {text!r}: START, STOP and STEP must be finite numbers")
         if step <= 0 or stop < start:
             raise InputError(f"--thresholds {text!r}: need STEP > 0 and STOP >= START")
+        count = int(np.floor((stop - start) / step + 0.5)) + 1     # as many as np.arange below gives
+        if count > MAX_THRESHOLDS:
+            raise InputError(f"--thresholds {text!r} is a sweep of {count} thresholds; at most {MAX_THRESHOLDS} "
+                             "(a larger STEP)")
         values = [round(float(v), 6) for v in np.arange(start, stop + step / 2, step)]
     else:
         values = parse_floats(text, "--thresholds")
+    if len(values) > MAX_THRESHOLDS:
+        raise InputError(f"--thresholds lists {len(values)} thresholds; at most {MAX_THRESHOLDS}")
     if any(not 0.0 <= v <= 1.0 for v in values):
         raise InputError(f"--thresholds {text!r}: thresholds must lie in [0, 1]")
     return tuple(values)
