@@ -142,3 +142,22 @@ def test_peaks_refuses_other_checkpoint_and_wrong_store(route, toy_dir, tmp_path
                route / "props_val.h5", "-o", tmp_path / "r.json", expect=2)
     assert_bad_input(r, "expected 'responses'")
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "p.h5").exists()
+
+
+def test_flag_alternatives_run(route, toy_dir, tmp_path):
+    """The paper-ambiguity alternatives (`ws cam peaks --peak-map raw --gradient positive`, `ws
+    match --contour band --soft --nms-on mask-all --det-score peak`) run and are recorded."""
+    from conftest import run_ws_inproc
+
+    r = run_ws_inproc("cam", "peaks", toy_dir / "val.json", "--model", route / "cls.pt", "--peak-map", "raw",
+                      "--gradient", "positive", "--max-peaks", "2", *T, "-o", tmp_path / "p.h5")
+    assert 0 < r.json["peaks"] <= 2 * 5 * 8
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        params = json.loads(f.attrs["params"])
+        assert params["peak_map"] == "raw" and params["gradient"] == "positive"
+    a = run_ws_inproc("match", toy_dir / "val.json", "--responses", route / "prm_val.h5", "--proposals",
+                      route / "props_val.h5", "--det-score", "peak", "-o", tmp_path / "a.json").json
+    b = run_ws_inproc("match", toy_dir / "val.json", "--responses", route / "prm_val.h5", "--proposals",
+                      route / "props_val.h5", "--contour", "band", "--soft", "--nms-on", "mask-all", "--nms", "0.3",
+                      "--det-score", "peak", "-o", tmp_path / "b.json").json
+    assert 0 < b["detections"] <= a["detections"]         # NMS across classes drops at least as many

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from wstools.prm.icn import ICN, collate_icn, enhance, fit_icn, icn_loss, minmax
-from wstools.prm.matching import (background, contour, match_image, plain_scores, rebalanced_scores,
-                                  topk_union)
+from wstools.prm.matching import (background, contour, inner_contour, map_contour, mask_nms, match_image,
+                                  plain_scores, pseudo_label, rebalanced_scores, score_parameters, topk_union)
 from wstools.prm.peaks import cells_to_pixels, find_peaks, peak_map
 from wstools.prm.response import normalize_maps, peak_response_maps
 
@@ -76,7 +76,8 @@ def _square_case():
 
 def test_rebalanced_score_by_hand():
     v, masks = _square_case()
-    s = rebalanced_scores(v, masks, 0.95, 0.1, 0.8, threshold=0.5, contour_width=3, bg_dilation=1)
+    s = rebalanced_scores(v, masks, 0.95, 0.1, 0.8, threshold=0.5, contour_width=3, bg_dilation=1,
+                          contour_mode="band", binary=False)
     # contour band of the 3x3 square: 5x5 - 1 = 24 pixels; the exact proposal covers 8 of them
     assert s[0] == pytest.approx(0.95 * 1 + 0.1 * 8)
     assert s[1] == pytest.approx(0.95 * 9 / 64 + 0.1 * 24 - 0.8 * 55)
@@ -84,6 +85,50 @@ def test_rebalanced_score_by_hand():
     assert int(np.argmax(s)) == 0
     # without the rebalance factor the full image would win the overlap term
     assert rebalanced_scores(v, masks[:0]).shape == (0,)
+
+
+def test_rebalanced_score_defaults_by_hand():
+    # defaults: E(V) = inner boundary of the binarised map (the 3x3 square's ring of 8), the
+    # first term on the binarised map
+    v, masks = _square_case()
+    v = v * 0.8                                            # soft map: >= 0.35 everywhere on the square
+    s = rebalanced_scores(v, masks, 0.95, 0.1, 0.8, threshold=0.35, contour_width=3, bg_dilation=1)
+    assert s[0] == pytest.approx(0.95 * 1 + 0.1 * 8)
+    assert s[1] == pytest.approx(0.95 * 9 / 64 + 0.1 * 8 - 0.8 * 55)
+    assert s[2] == pytest.approx(0.95)                     # the centre pixel is not on the inner boundary
+    soft = rebalanced_scores(v, masks, 0.95, 0.1, 0.8, threshold=0.35, contour_width=3, bg_dilation=1,
+                             binary=False)
+    assert soft[0] == pytest.approx(0.95 * 0.8 + 0.1 * 8)
+    inner = inner_contour(masks[0], 3)
+    assert inner.sum() == 8 and not inner[3, 3] and not inner[1, 1]
+    assert (map_contour(masks[0], 3, "band") == contour(masks[0], 3)).all()
+    with pytest.raises(ValueError):
+        map_contour(masks[0], 3, "outer")
+
+
+def test_score_parameters_and_pseudo_label():
+    assert score_parameters("plain", plain_alpha=2.0) == {"alpha": 2.0, "beta": 1.0, "threshold": 0.35,
+                                                          "contour_width": 3, "bg_dilation": 11}
+    kw = score_parameters("rebalanced")
+    assert kw["alpha"] == 0.95 and kw["beta"] == 0.1 and kw["gamma"] == 0.8 and kw["contour_mode"] == "inner"
+    v, masks = _square_case()
+    # the map is min-max normalised first: a map scaled by 0.3 (all below --threshold 0.35
+    # unnormalised) still picks the exact proposal first
+    kw = score_parameters("rebalanced", threshold=0.5, bg_dilation=1)
+    assert (pseudo_label(v * 0.3, masks, 1, **kw) == masks[0]).all()
+
+
+def test_mask_nms():
+    a = np.zeros((4, 6, 6), bool)
+    a[0, :3, :3] = True
+    a[1, :3, :2] = True                                    # IoU 6/9 with a[0]
+    a[2, 3:, 3:] = True
+    a[3, :3, :3] = True                                    # a[0] again, another class
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert mask_nms(a, scores, np.array([1, 1, 1, 2]), 0.5) == [0, 2, 3]
+    assert mask_nms(a, scores, None, 0.5) == [0, 2]        # across classes (Zhou et al.'s)
+    assert mask_nms(a, scores, None, 0.7) == [0, 1, 2]
+    assert mask_nms(a[:0], scores[:0], None, 0.5) == []
 
 
 def test_plain_score_by_hand():
@@ -116,11 +161,17 @@ def test_match_image_nms_drops_duplicate():
     maps = np.stack([v, v * 0.5])                          # same instance twice (normalised alike)
     peaks = np.array([[1, 3, 3, 2.0], [1, 3, 3, 1.0]], np.float32)
     kept = match_image(maps, peaks, masks, boxes, "rebalanced", 0.5, "peak", threshold=0.5, contour_width=3,
-                       bg_dilation=1)
+                       bg_dilation=1, contour_mode="band", binary=False)
     assert kept == [(1, 0, 2.0, pytest.approx(1.75))]
+    for nms in ("mask", "mask-all"):
+        assert match_image(maps, peaks, masks, boxes, nms=nms, score="peak") == [(1, 0, 2.0, pytest.approx(1.75))]
+    with pytest.raises(ValueError):
+        match_image(maps, peaks, masks, boxes, nms="circle")
     other = match_image(maps, np.array([[1, 3, 3, 2.0], [2, 3, 3, 1.0]], np.float32), masks, boxes)
     assert len(other) == 2                                # NMS is per class
     assert match_image(maps[:0], peaks[:0], masks, boxes) == []
+    assert len(match_image(maps, np.array([[1, 3, 3, 2.0], [2, 3, 3, 1.0]], np.float32), masks, boxes,
+                           nms="mask-all")) == 1          # across classes
 
 
 def test_normalize_maps():
@@ -146,6 +197,45 @@ def test_peak_response_maps_batch_invariant():
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert not np.allclose(a[0], a[1])                    # each peak its own map
     assert peak_response_maps(net, x, np.zeros((0, 3)), 4).shape == (0, 32, 32)
+
+
+def test_peak_response_maps_reductions_by_hand():
+    # a one-convolution "classifier" whose score is a fixed linear function of the input: the
+    # gradient is its kernel, so each reduction is checked against the kernel by hand
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 1, 3, padding=1, bias=False)
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.weight[0, 0, 1, 1] = 1.0            # red, centre: +1
+                self.conv.weight[0, 1, 1, 1] = -3.0           # green, centre: -3
+                self.conv.weight[0, 2, 0, 1] = 2.0            # blue, the pixel above: +2
+
+        def score_maps(self, x):
+            return self.conv(x), None
+
+    net = Linear().eval()
+    x = torch.zeros(3, 5, 5)
+    cells = np.array([[1, 2, 2]])
+    a = peak_response_maps(net, x, cells, smooth_sigma=0, reduce="abs")[0]
+    p = peak_response_maps(net, x, cells, smooth_sigma=0, reduce="positive")[0]
+    # abs: |1| + |-3| = 4 at (2, 2), 2 at (1, 2): normalised 1 and 0.5; positive: 1 - 3 < 0 -> 0
+    # at (2, 2), 2 at (1, 2) -> 1
+    assert a[2, 2] == pytest.approx(1.0) and a[1, 2] == pytest.approx(0.5) and a.sum() == pytest.approx(1.5)
+    assert p[2, 2] == 0 and p[1, 2] == pytest.approx(1.0) and p.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        peak_response_maps(net, x, cells, reduce="square")
+
+
+def test_peaks_raw_map_option():
+    # why Eq. 1 runs on the CAM (ReLU) by default: on a raw score map with a negative
+    # background the mean is negative, so -mean(M_c) > 0 lifts every flat background cell
+    # (where M - G(M) = 0) above zero and Eq. 1 fires all over the background
+    m = (_blob(16, 16, 4, 4, a=1.0) - 0.3)[None].astype(np.float32)
+    assert find_peaks(m, [1], sigma=1.0)[:, 1:3].tolist() == [[4, 4]]
+    raw = find_peaks(m, [1], sigma=1.0, relu=False)
+    assert raw[0, 1:3].tolist() == [4, 4] and len(raw) > 20
 
 
 @pytest.mark.parametrize("encoder,size", [("tiny", (37, 50)), ("vgg16", (32, 32))])

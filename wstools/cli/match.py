@@ -43,24 +43,24 @@ def score_options(f):
                      help="Weight of the background term sum(B(V)*P), B <= 0 a penalty (Huang et al. Eq. 5)."),
         click.option("--threshold", "bin_threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
                      help="Binarisation of the min-max-normalised map V for E and B (our choice; not in the paper)."),
+        click.option("--contour", "contour_mode", type=click.Choice(["inner", "band"]), default="inner",
+                     show_default=True,
+                     help="E(V) of Eq. 5, the contour of the binarised map (the paper does not define E): its "
+                          "inner boundary, or the morphological gradient band (inside + outside), whose outer "
+                          "half rewards proposals spilling past the outline (with GT-shaped maps it prefers a "
+                          "1-pixel-dilated GT proposal to the GT one; tests/test_oracle_prm.py)."),
         click.option("--contour-width", type=click.IntRange(1), default=3, show_default=True,
-                     help="Square of the morphological gradient giving contours, pixels (our choice)."),
+                     help="Square of the erosion / dilation giving contours, pixels (our choice)."),
         click.option("--bg-dilation", type=click.IntRange(1), default=11, show_default=True,
                      help="Square by which the binarised map is dilated before its complement is "
                           "background, pixels (our choice)."),
+        click.option("--binary/--soft", "binary", default=True, show_default=True,
+                     help="First term of Eq. 5 on the binarised map (Huang et al. Sect. 4.6: \"we set the final "
+                          "enhanced PRM as a binary image\") or on the soft min-max-normalised map."),
     ]
     for o in reversed(opts):
         f = o(f)
     return f
-
-
-def score_kwargs(method, alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, plain_alpha=1.0,
-                 plain_beta=1.0):
-    if method == "plain":
-        return {"alpha": plain_alpha, "beta": plain_beta, "threshold": bin_threshold,
-                "contour_width": contour_width, "bg_dilation": bg_dilation}
-    return {"alpha": alpha, "beta": beta, "gamma": gamma, "threshold": bin_threshold,
-            "contour_width": contour_width, "bg_dilation": bg_dilation}
 
 
 @command("match")
@@ -79,21 +79,27 @@ def score_kwargs(method, alpha, beta, gamma, bin_threshold, contour_width, bg_di
 @click.option("--plain-beta", type=float, default=1.0, show_default=True,
               help="beta (background penalty) of the plain score (Zhou et al. 2018).")
 @click.option("--nms", "nms_iou", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Box IoU of the per-class NMS of the matched instances (Algorithm 1 line 14).")
-@click.option("--det-score", type=click.Choice(["peak", "match"]), default="peak", show_default=True,
-              help="Score of each detection in the results: the class activation at its peak, or the "
-                   "matching score.")
+              help="IoU above which NMS drops a matched instance (Algorithm 1 line 14; the paper gives no value).")
+@click.option("--nms-on", "nms_mode", type=click.Choice(["box", "mask", "mask-all"]), default="box",
+              show_default=True,
+              help="NMS of Algorithm 1 line 14 (the paper gives no details): box IoU per class, mask IoU per "
+                   "class, or mask IoU across classes (Zhou et al.'s released code, there at --nms 0.3; on toy "
+                   "naive PRMs box and mask are equal, mask-all at 0.3 is 0.01 mAP^r@0.5 lower).")
+@click.option("--det-score", type=click.Choice(["peak", "match"]), default="match", show_default=True,
+              help="Score of each detection in the results, also the NMS order (the paper gives none): the "
+                   "matching score (Zhou et al.'s released code ranks instances by it; on toy naive PRMs "
+                   "mAP^r@0.5 0.100 vs 0.053 with Eq. 5) or the class activation at its peak.")
 @force_option
-def match(manifest, responses_path, proposals_path, output, method, alpha, beta, gamma, bin_threshold, contour_width,
-          bg_dilation, plain_alpha, plain_beta, nms_iou, det_score, force):
+def match(manifest, responses_path, proposals_path, output, method, alpha, beta, gamma, bin_threshold, contour_mode,
+          contour_width, bg_dilation, binary, plain_alpha, plain_beta, nms_iou, nms_mode, det_score, force):
     """Instance masks from response maps and proposals (Huang et al. 2021, Algorithm 1).
 
     For every instance (one response map V of the responses store) each
     proposal P of its image is scored — by default with Eq. 5, S = alpha *
-    sum(V*P)/sum(P) + beta * sum(E(V)*P) + gamma * sum(B(V)*P), E the contour
-    (morphological gradient) of V binarised at --threshold and B = -(1 -
-    dilation of it), so the background term is a penalty — and the best one
-    is that instance's mask. Matched instances of a class then go through NMS.
+    sum(V*P)/sum(P) + beta * sum(E(V)*P) + gamma * sum(B(V)*P), V binarised
+    at --threshold (Sect. 4.6: the final map is binary), E its inner
+    boundary and B = -(1 - dilation of it), so the background term is a
+    penalty — and the best one is that instance's mask. Matched instances of a class then go through NMS.
     The result is a COCO results JSON that `ws eval instance` scores. Images
     with no peaks give no detections.
 
@@ -108,11 +114,12 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
     from ..io.responses import read_response_group
     from ..io.store import open_store
     from ..masks import encode
-    from ..prm.matching import match_image
+    from ..prm.matching import match_image, score_parameters
 
     check_output(output, force)
     m = load_manifest(manifest)
-    kw = score_kwargs(method, alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, plain_alpha, plain_beta)
+    kw = score_parameters(method, alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, contour_mode, binary,
+                          plain_alpha, plain_beta)
     cats = m.category_ids()
     results = []
     n_inst = n_images = 0
@@ -134,7 +141,8 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
             if r["maps"].shape[1:] != (rec.height, rec.width):
                 raise InputError(f"response maps {r['maps'].shape[1:]} differ from the image size",
                                  path=responses_path, image_id=rec.id)
-            for lab, j, s, _ in match_image(r["maps"], r["peaks"], masks, boxes, method, nms_iou, det_score, **kw):
+            for lab, j, s, _ in match_image(r["maps"], r["peaks"], masks, boxes, method, nms_iou, det_score,
+                                             nms_mode, **kw):
                 results.append({"image_id": rec.id, "category_id": int(cats[lab - 1]),
                                 "segmentation": {"size": [rec.height, rec.width],
                                                  "counts": encode(masks[j])[0].decode("ascii")},

@@ -179,3 +179,35 @@ def fit_icn(model: ICN, train_set, *, epochs: int = 120, batch_size: int = 8, lr
                schedule=step_schedule(milestones, decay), collate=collate_icn, device=device, workers=workers,
                seed=seed, start_epoch=start_epoch, stop_after=stop_after, set_epoch=set_epoch, on_epoch=on_epoch,
                progress=progress, rank=rank, world=world)
+
+
+def resize_map(a: np.ndarray, size) -> np.ndarray:
+    """(H, W) float -> (h, w) = ``size`` float32 (bilinear)."""
+    import cv2
+
+    h, w = size
+    if a.shape == (h, w):
+        return a.astype(np.float32)
+    return cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def enhance_image(model: ICN, image: np.ndarray, maps: np.ndarray, size: int, steps: int = 3, batch: int = 8,
+                  device: str = "cpu") -> np.ndarray:
+    """Algorithm 1 line 8 for one image: the ICN's iterative enhancement of its naive PRMs.
+
+    ``image`` (H, W, 3) uint8; ``maps`` (N, H, W) float naive PRMs. Image and maps are resized
+    to the training side ``size``, enhanced ``steps`` times (:func:`enhance`) and the last
+    maps resized back: (N, H, W) float32 in [0, 1]."""
+    import cv2
+
+    from ..cam.augment import normalize
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if len(maps) == 0:
+        return maps
+    H, W = maps.shape[1:]
+    img = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    x = torch.from_numpy(normalize(img)).to(device)
+    small = np.stack([resize_map(v, (size, size)) for v in maps])
+    out = enhance(model, x, small, steps, batch)[-1]
+    return np.stack([resize_map(v, (H, W)) for v in out])

@@ -7,7 +7,8 @@ convolution, at the score-map resolution h x w):
 
 with G a Gaussian filter and E_eta = mean(M_c) (the paper's choice). The peaks are the
 local maxima of P^c: cells where P^c > 0 and P^c equals the maximum of its 3 x 3 (``window``)
-neighbourhood. On coarse maps Eq. 1 can leave a tagged class without any peak (a blob wider
+neighbourhood (the paper says "local maximal responses"; the 3 x 3 window is Zhou et al.'s
+released default, whose filter is a median threshold on the raw map instead of Eq. 1). On coarse maps Eq. 1 can leave a tagged class without any peak (a blob wider
 than the Gaussian is flattened by G); with ``at_least_one`` the class's global maximum of M_c
 is then its single peak, since a tag says at least one instance is present.
 """
@@ -28,18 +29,21 @@ def peak_map(score_map: np.ndarray, sigma: float = 1.0, eta: float | None = None
 
 
 def find_peaks(score_maps: np.ndarray, labels, sigma: float = 1.0, eta: float | None = None, window: int = 3,
-               max_peaks: int = 0, at_least_one: bool = True) -> np.ndarray:
+               max_peaks: int = 0, at_least_one: bool = True, relu: bool = True) -> np.ndarray:
     """Peaks of the classes ``labels`` (1..K) of one image.
 
     Parameters
     ----------
     score_maps : (K, h, w) float, the classifier's score maps (all K classes); Eq. 1 runs on
-        the CAM M_c = ReLU(score map) (as ``ws cam`` defines CAMs), the score is the raw value
+        the CAM M_c = ReLU(score map) (as ``ws cam`` defines CAMs) or, with ``relu=False``,
+        on the raw score map ("the c-th channel of the last convolutional layers", Sect. 3.1);
+        the score is the raw value
     labels : labels (1..K) of the classes whose peaks to find (the tags, or predicted classes)
     sigma, eta : of :func:`peak_map` (Eq. 1)
     window : side of the square neighbourhood of a local maximum (cells)
     max_peaks : keep at most this many peaks per class, the strongest (0 = all)
     at_least_one : a class with no peak gets its global maximum of M_c as its peak
+    relu : Eq. 1 on ReLU(score map) (True) or on the raw score map
 
     Returns
     -------
@@ -50,7 +54,7 @@ def find_peaks(score_maps: np.ndarray, labels, sigma: float = 1.0, eta: float | 
     rows = []
     for lab in sorted(int(x) for x in labels):
         raw = score_maps[lab - 1]
-        m = np.maximum(raw, 0)
+        m = np.maximum(raw, 0) if relu else raw
         p = peak_map(m, sigma, eta)
         local = ndimage.maximum_filter(p, size=window, mode="constant", cval=0.0)
         ii, jj = np.nonzero((p > 0) & (p >= local))

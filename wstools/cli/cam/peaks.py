@@ -46,6 +46,10 @@ def load_classifier(model_path, classes, device):
 @click.option("--at-least-one/--no-at-least-one", default=True, show_default=True,
               help="A class that Eq. 1 leaves without a peak gets its global maximum as its one peak "
                    "(a tag says at least one instance is present).")
+@click.option("--peak-map", type=click.Choice(["cam", "raw"]), default="cam", show_default=True,
+              help="M_c of Eq. 1: the CAM, ReLU of the class's score map (as `ws cam` defines CAMs), or the raw "
+                   "score map (Sect. 3.1 calls M_c both \"CAM\" and \"the c-th channel of the last convolutional "
+                   "layers\": ambiguous).")
 @click.option("--classes-from", type=click.Choice(["tags", "predicted"]), default="tags", show_default=True,
               help="Whose peaks: the image's tags (a training set) or the classes predicted with probability "
                    ">= --score-threshold (a test set; at least the top class).")
@@ -53,6 +57,10 @@ def load_classifier(model_path, classes, device):
               help="Probability above which a class counts as predicted (with --classes-from predicted).")
 @click.option("--smooth", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Gaussian smoothing (pixels) of each peak's input-gradient magnitude (our choice for Eq. 2).")
+@click.option("--gradient", "reduce", type=click.Choice(["abs", "positive"]), default="abs", show_default=True,
+              help="How each peak's input gradient (Eq. 2) becomes one map (neither paper says): the magnitudes "
+                   "summed over colour channels, or the positive part of the channel sum (Zhou et al.'s "
+                   "released code).")
 @click.option("--peak-batch", type=click.IntRange(1), default=8, show_default=True,
               help="Peaks back-propagated together: memory grows with it (one forward/backward per batch).")
 @device_option
@@ -61,16 +69,16 @@ def load_classifier(model_path, classes, device):
 @shard_option
 @resume_option
 @force_option
-def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_one, classes_from, score_threshold,
-          smooth, peak_batch, device, workers, shard, resume, force):
+def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_one, peak_map, classes_from,
+          score_threshold, smooth, reduce, peak_batch, device, workers, shard, resume, force):
     """Class peaks and peak response maps (PRMs) of every image of MANIFEST.
 
     For each tagged (or predicted) class c the peak map of Huang et al. Eq. 1,
     P^c = max(M_c - G(M_c) - mean(M_c), 0), is computed on the classifier's
     score map M_c; its local maxima are the instances. Each peak alone is
     back-propagated to the input image (Eq. 2): the response map is the
-    magnitude of the gradient of that one score-map value with respect to the
-    input pixels (summed over colour channels, Gaussian-smoothed, min-max
+    gradient of that one score-map value with respect to the input pixels
+    (reduced over colour channels by --gradient, Gaussian-smoothed, min-max
     normalised to [0, 1]). Written per image: `peaks` (N, 4) [label, y, x,
     score] in image pixels (score = the class activation at the peak) and
     `maps` (N, H, W) float16. An image with no present class has N = 0.
@@ -81,19 +89,15 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
       ws cam peaks data/toy/val.json --model cls.pt --classes-from predicted -o prm_val.h5
       ws icn train data/toy/train.json --responses prm.h5 --proposals props.h5 -o icn.pt
     """
-    import numpy as np
-    import torch
     from torch.utils.data import DataLoader
 
     from ...cam.augment import normalize, to_gray
-    from ...cam.cams import select_classes
     from ...errors import InputError
     from ...io.dataset import load_manifest
     from ...io.responses import write_response_group
     from ...io.store import create_store, parse_shard, shard_items
     from ...io.torchdata import ManifestImages, collate_list, raise_errors
-    from ...prm.peaks import cells_to_pixels, find_peaks
-    from ...prm.response import peak_response_maps
+    from ...prm.response import image_responses
 
     if eta == "mean":
         eta_value = None
@@ -109,8 +113,8 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
     gray = bool(ckpt["gray"])
     records = shard_items(m.images, sh)
     params = {"model": str(model_path), "arch": ckpt["arch"], "sigma": sigma, "eta": eta, "window": window,
-              "max_peaks": max_peaks, "at_least_one": at_least_one, "classes_from": classes_from,
-              "score_threshold": score_threshold, "smooth": smooth, "shard": shard}
+              "max_peaks": max_peaks, "at_least_one": at_least_one, "peak_map": peak_map, "classes_from": classes_from,
+              "score_threshold": score_threshold, "smooth": smooth, "gradient": reduce, "shard": shard}
     n_done = n_peaks = n_empty = 0
     most = 0
     with Timer() as t, create_store(output, "responses", classes=m.classes, params=params, dataset=m,
@@ -124,15 +128,10 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
             it = items[0]
             rec = todo[it["index"]]
             x = it["image"].to(dev)
-            with torch.no_grad():
-                maps, _ = model.score_maps(x[None])
-            maps = maps[0].float()
-            probs = torch.sigmoid(maps.mean(dim=(1, 2))).cpu().numpy()
             tags = m.tag_labels(rec) if classes_from == "tags" else None
-            labels = select_classes(probs, tags, score_threshold)
-            cells = find_peaks(maps.cpu().numpy(), labels, sigma, eta_value, window, max_peaks, at_least_one)
-            prms = peak_response_maps(model, x, cells[:, :3], peak_batch, smooth)
-            pk = cells_to_pixels(cells, maps.shape[-2:], (rec.height, rec.width))
+            pk, prms = image_responses(model, x, tags, score_threshold, sigma=sigma, eta=eta_value, window=window,
+                                       max_peaks=max_peaks, at_least_one=at_least_one, relu=peak_map == "cam",
+                                       batch=peak_batch, smooth_sigma=smooth, reduce=reduce)
             with store.write_image(rec.id) as g:
                 write_response_group(g, pk, prms)
             n_done += 1

@@ -1,4 +1,4 @@
-"""Shared pieces of ``ws icn train`` and ``ws icn infer``: resizing and the training set."""
+"""The ICN training set of ``ws icn train`` (resizing lives in :mod:`wstools.prm.icn`)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-
-def resize_map(a: np.ndarray, size) -> np.ndarray:
-    """(H, W) float -> (h, w) = ``size`` (bilinear)."""
-    h, w = size
-    if a.shape == (h, w):
-        return a.astype(np.float32)
-    return cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+from ...prm.icn import resize_map
 
 
 class IcnPairs(torch.utils.data.Dataset):

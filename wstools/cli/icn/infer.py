@@ -39,17 +39,11 @@ def infer(manifest, responses_path, model_path, output, steps, instance_batch, d
       ws icn infer data/toy/val.json --responses prm_val.h5 --model icn.pt -o enhanced_val.h5
       ws match data/toy/val.json --responses enhanced_val.h5 --proposals props_val.h5 -o results.json
     """
-    import cv2
-    import numpy as np
-    import torch
-
-    from ...cam.augment import normalize
     from ...io.checkpoint import load_checkpoint
     from ...io.dataset import load_manifest
     from ...io.responses import read_response_group, write_response_group
     from ...io.store import create_store, open_store, parse_shard, shard_items
-    from ...prm.icn import ICN, enhance
-    from .data import resize_map
+    from ...prm.icn import ICN, enhance_image
 
     dev = resolve_device(device)
     sh = parse_shard(shard)
@@ -75,11 +69,7 @@ def infer(manifest, responses_path, model_path, output, steps, instance_batch, d
                 r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
                 maps = r["maps"]
                 if len(maps):
-                    img = cv2.resize(m.read_image(rec), (size, size), interpolation=cv2.INTER_LINEAR)
-                    x = torch.from_numpy(normalize(img)).to(dev)
-                    small = np.stack([resize_map(v, (size, size)) for v in maps])
-                    out = enhance(model, x, small, steps, instance_batch)[-1]
-                    maps = np.stack([resize_map(v, (rec.height, rec.width)) for v in out])
+                    maps = enhance_image(model, m.read_image(rec), maps, size, steps, instance_batch, dev)
                 with store.write_image(rec.id) as g:
                     write_response_group(g, r["peaks"], maps)
                 n_done += 1

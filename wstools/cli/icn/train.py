@@ -43,7 +43,7 @@ from ..match import proposal_masks, score_options
 @force_option
 @click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
 def train(manifest, responses_path, proposals_path, output, encoder, top_k, alpha, beta, gamma, bin_threshold,
-          contour_width, bg_dilation, size, epochs, batch_size, lr, decay_every, decay, stop_after, device, workers,
+          contour_mode, contour_width, bg_dilation, binary, size, epochs, batch_size, lr, decay_every, decay, stop_after, device, workers,
           seed, force, resume):
     """Train the ICN (Huang et al. 2021 Fig. 3, Eq. 3-4) on MANIFEST's naive PRMs.
 
@@ -66,7 +66,7 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
     from ...io.responses import read_response_group
     from ...io.store import open_store
     from ...prm.icn import ICN, fit_icn
-    from ...prm.matching import rebalanced_scores, topk_union
+    from ...prm.matching import pseudo_label, score_parameters
     from ...masks import encode
     from ...train import close_distributed, init_distributed
     from ..training import TrainingRun
@@ -76,12 +76,13 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
     m = load_manifest(manifest)
     args = {"manifest": str(manifest), "responses": str(responses_path), "proposals": str(proposals_path),
             "encoder": encoder, "top_k": top_k, "alpha": alpha, "beta": beta, "gamma": gamma,
-            "threshold": bin_threshold, "contour_width": contour_width, "bg_dilation": bg_dilation, "size": size,
+            "threshold": bin_threshold, "contour": contour_mode, "contour_width": contour_width,
+            "bg_dilation": bg_dilation, "binary": binary, "size": size,
             "epochs": epochs, "batch_size": batch_size, "lr": lr, "decay_every": decay_every, "decay": decay,
             "seed": seed}
     run = TrainingRun(output, args, kind="icn", classes=m.classes, force=force, resume=resume, epochs=epochs)
-    kw = {"alpha": alpha, "beta": beta, "gamma": gamma, "threshold": bin_threshold, "contour_width": contour_width,
-          "bg_dilation": bg_dilation}
+    kw = score_parameters("rebalanced", alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, contour_mode,
+                          binary)
     samples, skipped = [], 0
     with open_store(responses_path, "responses") as resp, open_store(proposals_path, "proposals") as props:
         resp.check_images(m, require_all=False)
@@ -97,7 +98,7 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
                 continue
             _, _, masks = proposal_masks(props, rec.id, rec.height, rec.width)
             for k, v in enumerate(r["maps"]):
-                target = topk_union(rebalanced_scores(v, masks, **kw), masks, top_k)
+                target = pseudo_label(v, masks, top_k, **kw)
                 if target.any():
                     samples.append((rec, k, encode(target)[0]))
                 else:
