@@ -5,6 +5,7 @@
 #   bash examples.sh                  # every recipe on fresh `ws toy` data, into examples-out/
 #   bash examples.sh fan dsrg         # only these (plus the shared data / classifier / CAM stages)
 #   bash examples.sh --data DIR       # your own manifests DIR/train.json and DIR/val.json (ws dataset ...)
+#   bash examples.sh --data DIR --tiny  # the same with the tiny CPU networks: an offline smoke test of your data
 #   bash examples.sh --gpu            # train and infer on CUDA
 #   bash examples.sh --full           # the README's results table: more toy images and epochs, 3 seeds
 #   bash examples.sh --seeds 0,1,2    # one run per seed into OUT/seed<S>/, then mean +- std tables
@@ -14,12 +15,13 @@
 # Recipes: cam (reference: threshold the CAMs), fan, liid, prm, sun, dsrg, full (reference: GT labels).
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 RECIPES=()
 DATA=""
 SIZE_PROFILE=default
 DEVICE=cpu
 SEEDS=""
+TINY=""
 ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
     --full) SIZE_PROFILE=full ;;
     --smoke) SIZE_PROFILE=smoke ;;
     --gpu) DEVICE=cuda ;;
+    --tiny) TINY=1 ;;
     --seeds) SEEDS=${2:?--seeds needs a list such as 0,1,2}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "examples.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -81,9 +84,9 @@ ws() {
 evaluate() { local name=$1; shift; ws "$@" > "$OUT/$STAGE/$name.json"; }
 json_get() { python -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$@"; }
 
-# Networks: tiny CNNs from scratch on toy data; ImageNet-initialised ResNets on real data. Every
-# segmentation network starts from the colour classifier's backbone (--init, Sun et al. Sect. 3.5).
-if [ -z "$DATA" ]; then
+# Networks: tiny CNNs from scratch on toy data (and with --tiny); ImageNet-initialised ResNets on real
+# data. Every segmentation network starts from the colour classifier's backbone (--init, Sun et al. Sect. 3.5).
+if [ -z "$DATA" ] || [ -n "$TINY" ]; then
   CLS=(--recipe toy --threads 1)
   SEG=(--arch tiny --optimizer adam --lr 0.003 --crop "$SIZE" --scales 0.75,1.25 --loss-at input --batch-size 16)
   MRCNN=(--arch maskrcnn_tiny --min-size "$SIZE" --max-size "$SIZE")
