@@ -216,3 +216,69 @@ def test_a_new_command_starts_without_an_earlier_termination():
     finally:
         signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = hook
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_a_worker_pool_takes_the_workers_and_resume_is_identical(big_toy, tmp_path):
+    """The README's Slurm case: kill -9 of `--workers 2` must not leave workers holding the
+    partial store's HDF5 lock; --resume then gives the uninterrupted run's store."""
+    man = big_toy / "train.json"
+    ref = tmp_path / "ref.h5"
+    run_ws("propose", man, "-o", ref, "--quiet", env=ENV)
+    out = tmp_path / "p.h5"
+    args = ["propose", man, "-o", out, "--quiet", "--workers", "2"]
+    proc = _start(args)
+    deadline = time.time() + 120
+    while (len(_parts(out)) < 3 or len(_children(proc.pid)) < 2) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert proc.poll() is None and len(workers) == 2, workers
+    proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "workers outlived their parent"
+    proc.communicate(timeout=60)        # (orphans would hold its pipes open)
+    done = len(_parts(out))
+    r = run_ws(*args, "--resume", env=ENV).json
+    assert r["skipped"] == done and r["images"] == 60 - done
+    _same(_dump(ref), _dump(out))
+    assert not out.with_name(f".{out.name}.partial").exists()
+
+
+def test_a_second_writer_of_one_output_exits_2_at_once_naming_the_first(big_toy, tmp_path):
+    man = big_toy / "train.json"
+    out = tmp_path / "p.h5"
+    first = _start(["propose", man, "-o", out, "--quiet"])
+    deadline = time.time() + 120
+    while not _parts(out) and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None
+    for extra in ([], ["--force"], ["--resume"]):
+        t0 = time.time()
+        second = run_ws("propose", man, "-o", out, "--quiet", *extra, expect=2, env=ENV)
+        assert f"is being written by process {first.pid}" in second.stderr, second
+        assert len(second.stderr.strip().splitlines()) == 1
+    stdout, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    with h5py.File(out, "r") as f:
+        assert f.attrs["complete"] == 1 and len(f["images"]) == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5"]      # no lock or partial left

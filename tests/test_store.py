@@ -164,3 +164,61 @@ def test_shards_partition_and_merge(tmp_path):
 def test_bad_shard_spec(text):
     with pytest.raises(InputError, match="--shard"):
         parse_shard(text)
+
+
+def _interrupted_store(path, ids):
+    with pytest.raises(KeyboardInterrupt):
+        with create_store(path, "labels", classes=["a"], params={"t": 1}) as s:
+            for image_id in ids:
+                with s.write_image(image_id) as g:
+                    g["labels"] = np.full((2, 2), int(image_id[2:]), np.uint8)
+            raise KeyboardInterrupt
+    return path.with_name(f".{path.name}.partial")
+
+
+def test_resume_never_truncates_a_root_held_by_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "l.h5"
+    folder = _interrupted_store(out, ["im0", "im1"])
+    root = folder / "root.h5"
+    size = root.stat().st_size
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'r+'); "
+                               "print('open', flush=True); time.sleep(60)", str(root)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(InputError, match="held by another process"):
+            with create_store(out, "labels", classes=["a"], params={"t": 1}, resume=True):
+                pass
+        assert root.stat().st_size == size and len(list(folder.glob("*.h5"))) == 3
+    finally:
+        holder.kill()
+        holder.wait()
+    with create_store(out, "labels", classes=["a"], params={"t": 1}, resume=True) as s:
+        assert s.has_image("im0") and s.has_image("im1")
+    with open_store(out, "labels") as s:
+        assert sorted(s.image_ids()) == ["im0", "im1"]
+
+
+def test_resume_rebuilds_an_unreadable_root_and_says_so(tmp_path, capsys):
+    out = tmp_path / "l.h5"
+    folder = _interrupted_store(out, ["im0", "im1"])
+    (folder / "root.h5").write_bytes(b"\0" * 100)          # killed while it was being assembled
+    with create_store(out, "labels", classes=["a"], params={"t": 1}, resume=True) as s:
+        assert s.has_image("im0")
+        with s.write_image("im2") as g:
+            g["labels"] = np.full((2, 2), 2, np.uint8)
+    assert "unreadable" in capsys.readouterr().err
+    with open_store(out, "labels") as s:
+        assert sorted(s.image_ids()) == ["im0", "im1", "im2"] and s.kind == "labels"
+
+
+def test_a_second_writer_in_the_same_process_is_refused(tmp_path):
+    out = tmp_path / "l.h5"
+    with create_store(out, "labels", classes=["a"], params={}):
+        with pytest.raises(InputError, match="already an output of this command"):
+            with create_store(out, "labels", classes=["a"], params={}, force=True):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.h5"]

@@ -334,9 +334,40 @@ device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda
                              show_default=True, help="auto = CUDA when available, else CPU.")
 
 
-def _pool_init(initializer):
-    """Worker start: default SIGTERM (the pool's terminate() must just end it, no traceback),
-    Ctrl-C left to the parent, one OpenCV thread per worker."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this worker when the process that forked it dies (prctl
+    PR_SET_PDEATHSIG): a ``kill -9`` of the command must not leave workers holding its files
+    (the HDF5 lock of a partial store, which made ``--resume`` fail). Elsewhere a thread
+    watches the parent pid. The parent may already be gone by the time this runs: then exit."""
+    import ctypes
+    import threading
+
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    if not armed:
+        def watch():
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="ws-parent-watch").start()
+
+
+def _pool_init(initializer, parent_pid=None):
+    """Worker start: dies with its parent, default SIGTERM (the pool's terminate() must just end
+    it, no traceback), Ctrl-C left to the parent, one OpenCV thread per worker."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -394,7 +425,8 @@ def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
     so memory stays bounded. ``fn`` must be a module-level function; an ``InputError`` it
     raises is re-raised here with its path and image id. A worker that dies (the OOM killer,
     a crash in a C library) is an error, not a hang. On an error, SIGTERM or Ctrl-C the queued
-    jobs are cancelled and the workers ended at once. (Not multiprocessing.Pool: it waits
+    jobs are cancelled and the workers ended at once; a parent killed outright (SIGKILL) takes
+    its workers with it (:func:`_die_with_parent`). (Not multiprocessing.Pool: it waits
     forever for a dead worker, and its terminate() can deadlock, CPython issues 78178, 96995.)
     """
     if workers <= 0:
@@ -404,7 +436,7 @@ def worker_map(fn, jobs, workers: int, *, initializer=None, ahead: int = 2):
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_pool_init,
-                               initargs=(initializer,))
+                               initargs=(initializer, os.getpid()))
     try:
         yield _ordered_results(pool, fn, jobs, max(1, workers * ahead))
     except BaseException:

@@ -38,6 +38,23 @@ class TrainingRun:
 
     def __init__(self, output, args: dict, *, kind: str, classes, force: bool = False, resume: bool = False,
                  epochs: int | None = None, rank: int = 0):
+        import contextlib
+        import weakref
+
+        from ..io.store import output_lock
+
+        self.output = Path(output)
+        lock = contextlib.ExitStack()
+        lock.enter_context(output_lock(self.output))         # a second writer of NAME.pt exits 2 at once
+        self._release = weakref.finalize(self, lock.close)   # finish(), a failure, or the run dropped
+        try:
+            self._setup(output, args, kind=kind, classes=classes, force=force, resume=resume, epochs=epochs,
+                        rank=rank)
+        except BaseException:
+            self._release()
+            raise
+
+    def _setup(self, output, args, *, kind, classes, force, resume, epochs, rank):
         from ..io.atomic import check_output
         from ..io.checkpoint import load_checkpoint
 
@@ -75,6 +92,9 @@ class TrainingRun:
     def __exit__(self, exc_type, exc, tb):
         from ..train.loop import NonFiniteTraining
 
+        if exc is not None:
+            self._release()
+
         if isinstance(exc, NonFiniteTraining):
             kept = (f"{self.last_path} keeps epoch {exc.epoch - 1}; no checkpoint written"
                     if exc.epoch > 1 and self.last_path.exists() else "no checkpoint written")
@@ -103,15 +123,18 @@ class TrainingRun:
     def finish(self, base: dict, model, epochs: int, record: dict) -> None:
         """Write the final checkpoint (CPU tensors) atomically and remove the resume file."""
         from ..io.checkpoint import remove, save_checkpoint
-
         from ..train.loop import NonFiniteTraining, non_finite_tensors
 
-        if not record and self.resumed is not None:
-            record = self.resumed.get("metrics", {})
-        bad = non_finite_tensors(model.state_dict())
-        if bad:       # a final output every later stage would read: never NaN
-            raise NonFiniteTraining(f"epoch {epochs}: weight {bad[0]} is NaN or inf; no checkpoint written", epochs)
-        save_checkpoint(self.output, {**base, "args": self.args,
-                                      "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                                      "epoch": epochs, "metrics": record}, force=self.force, kind=self.kind)
-        remove(self.last_path)
+        try:
+            if not record and self.resumed is not None:
+                record = self.resumed.get("metrics", {})
+            bad = non_finite_tensors(model.state_dict())
+            if bad:       # a final output every later stage would read: never NaN
+                raise NonFiniteTraining(f"epoch {epochs}: weight {bad[0]} is NaN or inf; no checkpoint written",
+                                        epochs)
+            save_checkpoint(self.output, {**base, "args": self.args,
+                                          "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                                          "epoch": epochs, "metrics": record}, force=self.force, kind=self.kind)
+            remove(self.last_path)
+        finally:
+            self._release()

@@ -415,6 +415,73 @@ def check_made_from(store: Store, source: Store, *, force: bool = False, max_fil
     return {"checked": "forced", "mismatch": problem}
 
 
+_HELD_LOCKS: dict = {}
+
+
+def lock_path(path) -> Path:
+    """The hidden lock file of an output: ``.NAME.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(path):
+    """Hold the output ``path`` for this process while the block runs: a second writer (another
+    ``ws`` run, with or without ``--force``) gets an ``InputError`` "is being written by process
+    N" at once instead of both writing one file. A POSIX record lock on ``.NAME.lock``: released
+    by the kernel when the writer dies (even by SIGKILL, even while forked workers live on), so
+    a stale lock file is harmless. Under ``torchrun`` only rank 0 takes it (the ranks of one job
+    are one writer). The same output asked for twice in one process (``--probs`` equal to
+    ``-o``) is refused too."""
+    import errno
+    import fcntl
+
+    path = Path(path)
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        yield
+        return
+    lock = lock_path(path)
+    if not lock.parent.is_dir():
+        raise InputError("output folder does not exist", path=lock.parent)
+    key = str(lock.parent.resolve() / lock.name)
+    if key in _HELD_LOCKS:
+        raise InputError("is already an output of this command (the same file given twice?)", path=path)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise InputError(f"cannot write in the output folder ({e.strerror})", path=lock.parent) from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                os.close(fd)
+                raise
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise InputError(f"is being written by process {holder} (wait for it to end, or stop it; "
+                             "--force does not take over a live writer)", path=path) from None
+        try:                    # the file may have been removed by a writer that just finished
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = fd
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.pop(key, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
 def _fsync(path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -452,6 +519,29 @@ def _scan_parts(folder: Path) -> tuple[dict, int]:
     return parts, seq
 
 
+def _reopen_root(root: Path, path: Path):
+    """``root.h5`` of a partial folder opened for ``--resume``, or ``None`` when it is missing or
+    unreadable (killed while it was made or assembled): it is then moved aside as
+    ``root.h5.broken`` and rebuilt, never truncated in place. A root another process still holds
+    open (its HDF5 lock) is an ``InputError``: that process is still writing."""
+    if not root.exists():
+        return None
+    try:
+        return h5py.File(root, "r+")
+    except BlockingIOError:
+        raise InputError("its partial folder is held by another process (a writer still running, or "
+                         f"its orphaned workers): {root}", path=path) from None
+    except OSError as e:
+        if "lock" in str(e).lower():
+            raise InputError("its partial folder is held by another process (a writer still running, or "
+                             f"its orphaned workers): {root}", path=path) from None
+        broken = root.with_name("root.h5.broken")
+        os.replace(root, broken)
+        sys.stderr.write(f"warning: {root} is unreadable ({e.__class__.__name__}): rebuilt from the image "
+                         f"parts (the old one kept as {broken.name} until the run ends)\n")
+        return None
+
+
 def _new_root(root: Path, kind, params, classes) -> h5py.File:
     h5 = h5py.File(root, "w")
     h5.attrs["ws_kind"] = kind
@@ -465,6 +555,18 @@ def _new_root(root: Path, kind, params, classes) -> h5py.File:
 @contextlib.contextmanager
 def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs=(), command=None,
                  force: bool = False, resume: bool = False):
+    """Write a store atomically: yields a writable :class:`Store` (see :func:`_create_store`);
+    the output is locked for this process meanwhile (:func:`output_lock`)."""
+    if dataset is not None and not dataset.images:       # an empty store would pass for a result
+        raise InputError("the manifest lists no images", path=dataset.path)
+    with output_lock(path), _create_store(path, kind, classes=classes, params=params, dataset=dataset,
+                                          inputs=inputs, command=command, force=force, resume=resume) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def _create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs=(), command=None,
+                  force: bool = False, resume: bool = False):
     """Write a store atomically: yields a writable :class:`Store`.
 
     Dataset-level kinds are written to a hidden temporary file renamed onto
@@ -486,8 +588,6 @@ def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind}")
     path = Path(path)
-    if dataset is not None and not dataset.images:       # an empty store would pass for a result
-        raise InputError("the manifest lists no images", path=dataset.path)
     tmp = partial_path(path)
     dataset_attr = None if dataset is None else dataset.provenance()
     params_json = json.loads(_json_attr(params))
@@ -534,10 +634,7 @@ def create_store(path, kind: str, *, classes, params: dict, dataset=None, inputs
             parts, seq = _scan_parts(tmp)
             with contextlib.suppress(FileNotFoundError):
                 (tmp / "root.h5.tmp").unlink()
-            try:
-                h5 = h5py.File(root, "r+")
-            except OSError:                          # killed while assembling or never made
-                h5 = None
+            h5 = _reopen_root(root, path)
         if h5 is None and path.exists():
             try:
                 with h5py.File(path, "r") as f:
