@@ -12,6 +12,12 @@ instance, and the peak RSS of peak back-propagation against the number of peaks 
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/prm_toy.py --out /tmp/prm_bench
     # re-running with the same --out reuses finished steps (delete the folder to start over)
+
+Oracle rows (also alone, in about a minute: ``--oracle-only``): the val images' GT instances
+as response maps — each instance's binary mask (the paper's binary final map, Sect. 4.6),
+peak at its innermost pixel — matched to the same proposals with `ws match` and scored by
+`ws eval instance`: the ceiling of the matching step on these proposals, next to the
+proposals' own ceiling (best proposal per target, `ws eval proposals`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 T = ["--device", "cpu", "--threads", "1"]
+# `ws match` defaults before the issue-19 audit (contour band, soft first term, peak score)
+BEFORE_FLAGS = ["--contour", "band", "--soft", "--det-score", "peak"]
+BEFORE_AUDIT = "flags before the audit (`--contour band --soft --det-score peak`)"
 
 
 def ws(*args, out=None, reuse=True):
@@ -71,6 +80,63 @@ def mem_probe(arch: str, n: int, batch: int, size: int) -> None:
                       "seconds": time.perf_counter() - t0}))
 
 
+def write_oracle_responses(manifest_path, out) -> int:
+    """A `responses` store of GT-shaped maps: per target instance of each image its binary
+    mask, the peak at its innermost pixel (distance-transform maximum), score 1. Returns the
+    number of instances."""
+    import numpy as np
+    from scipy import ndimage
+
+    from wstools.io.dataset import load_instances, load_manifest
+    from wstools.io.responses import write_response_group
+    from wstools.io.store import create_store
+
+    m = load_manifest(manifest_path)
+    n = 0
+    with create_store(out, "responses", classes=m.classes, params={"oracle": "gt-masks"}, dataset=m,
+                      force=True) as store:
+        for rec in m.images:
+            inst = load_instances(m, rec)
+            masks = inst.masks()
+            peaks = []
+            for mk, lab in zip(masks, inst.labels):
+                y, x = np.unravel_index(np.argmax(ndimage.distance_transform_edt(mk)), mk.shape)
+                peaks.append([lab, y, x, 1.0])
+            with store.write_image(rec.id) as g:
+                write_response_group(g, np.array(peaks, np.float32).reshape(-1, 4),
+                                     masks.astype(np.float32).reshape(-1, rec.height, rec.width))
+            n += len(peaks)
+    return n
+
+
+def oracle_rows(val, props, out):
+    """(name, map_r, abo, detections) of GT-shaped responses matched by each score."""
+    resp = out / "oracle_val.h5"
+    if not resp.exists():
+        write_oracle_responses(val, resp)
+    rows = []
+    for name, score, flags in (("oracle: GT masks as responses, rebalanced (Eq. 5)", "rebalanced", []),
+                               (f"oracle: GT masks as responses, rebalanced, {BEFORE_AUDIT}", "rebalanced",
+                                BEFORE_FLAGS),
+                               ("oracle: GT masks as responses, rebalanced, `--contour band`", "rebalanced",
+                                ["--contour", "band"]),
+                               ("oracle: GT masks as responses, plain score", "plain", [])):
+        res = out / f"oracle_{score}{''.join(flags).replace('-', '_')}.json"
+        ws("match", val, "--responses", resp, "--proposals", props, "--score", score, *flags, "--force", "-o", res,
+           out=res)
+        ev, _ = ws("eval", "instance", res, "--gt", val, "--force")
+        rows.append((name, ev["map_r"], ev["abo"], ev["detections"]))
+    return rows
+
+
+def print_rows(rows, base):
+    print("| variant | mAP^r@0.25 | mAP^r@0.5 | mAP^r@0.75 | ABO | detections | mAP^r@0.5 / baseline |")
+    print("|---|---|---|---|---|---|---|")
+    for name, mr, abo, n in rows:
+        ratio = f"{mr['0.5'] / base:.2f}" if base == base else "-"
+        print(f"| {name} | {mr['0.25']:.3f} | {mr['0.5']:.3f} | {mr['0.75']:.3f} | {abo:.3f} | {n} | {ratio} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/prm_bench")
@@ -82,6 +148,8 @@ def main():
     ap.add_argument("--icn-epochs", type=int, default=6)
     ap.add_argument("--icn-size", type=int, default=64)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--oracle-only", action="store_true",
+                    help="only the toy val set, its proposals and the oracle rows (about a minute)")
     ap.add_argument("--mem-probe", nargs=4, metavar=("ARCH", "N", "BATCH", "SIZE"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.mem_probe:
@@ -90,14 +158,23 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     toy = out / "toy"
-    ws("toy", toy, "--train", a.train, "--val", a.val, "--size", a.size, "--seed", 1, "--force", out=toy / "train.json")
+    ws("toy", toy, "--train", 2 if a.oracle_only else a.train, "--val", a.val, "--size", a.size, "--seed", 1,
+       "--force", out=toy / ("oracle_train.json" if a.oracle_only else "train.json"))
+    val = toy / "val.json"
+    if a.oracle_only:
+        ws("propose", val, "--force", "-o", out / "props_val.h5", out=out / "props_val.h5")
+        ep, _ = ws("eval", "proposals", out / "props_val.h5", "--gt", val)
+        c = ep["mask"]["by_n"]["all"]
+        print(f"\ntoy: {a.val} val images of {a.size} px (seed 1); proposals `ws propose` defaults: ABO {c['abo']:.3f}, "
+              f"recall@0.5 {c['recall@0.5']:.3f} over {ep['mask']['objects']} target instances\n")
+        print_rows(oracle_rows(val, out / "props_val.h5", out), float("nan"))
+        return
     # the ICN's training images: the first --icn-images of the classifier's training set
     m = json.loads((toy / "train.json").read_text())
     sub = toy / "icn_train.json"
     if not sub.exists():
         m["images"] = m["images"][:a.icn_images]
         sub.write_text(json.dumps(m))
-    val = toy / "val.json"
     cls = out / "cls.pt"
     s, t_cls = ws("cam", "train", toy / "train.json", "--val", val, "--arch", "tiny", "--stride", 8, "--optimizer",
                   "adam", "--lr", 0.002, "--head-lr-mult", 1, "--weight-decay", 0, "--crop", a.size, "--scales", "1,1",
@@ -110,20 +187,32 @@ def main():
     s_icn, t_icn = ws("icn", "train", sub, "--responses", out / "prm_train.h5", "--proposals", out / "props_train.h5",
                       "--encoder", "tiny", "--size", a.icn_size, "--epochs", a.icn_epochs, "--decay-every", 0,
                       "--batch-size", 8, *T, "--force", "-o", out / "icn.pt", out=out / "icn.pt")
-    variants = [("naive PRM, plain score (Zhou et al.)", out / "prm_val.h5", "plain"),
-                ("naive PRM, rebalanced score (Eq. 5)", out / "prm_val.h5", "rebalanced")]
+    ws("cam", "peaks", val, "--model", cls, "--gradient", "positive", *T, "--force", "-o", out / "prm_pos_val.h5",
+       out=out / "prm_pos_val.h5")
+    variants = [("naive PRM, plain score (Zhou et al.)", out / "prm_val.h5", "plain", []),
+                ("naive PRM, rebalanced score (Eq. 5)", out / "prm_val.h5", "rebalanced", []),
+                (f"naive PRM, rebalanced, {BEFORE_AUDIT}", out / "prm_val.h5", "rebalanced", BEFORE_FLAGS),
+                ("naive PRM, rebalanced, `--det-score peak`", out / "prm_val.h5", "rebalanced",
+                 ["--det-score", "peak"]),
+                ("naive PRM, rebalanced, `--nms-on mask`", out / "prm_val.h5", "rebalanced", ["--nms-on", "mask"]),
+                ("naive PRM, rebalanced, `--nms-on mask-all --nms 0.3` (Zhou et al.'s code)", out / "prm_val.h5",
+                 "rebalanced", ["--nms-on", "mask-all", "--nms", "0.3"]),
+                ("naive PRM `--gradient positive`, rebalanced", out / "prm_pos_val.h5", "rebalanced", []),
+                ("naive PRM `--gradient positive`, plain score", out / "prm_pos_val.h5", "plain", [])]
     infer_speed = {}
     for k in (1, 2, 3):
         e = out / f"enh{k}_val.h5"
         s, _ = ws("icn", "infer", val, "--responses", out / "prm_val.h5", "--model", out / "icn.pt", "--steps", k, *T,
                   "--force", "-o", e, out=e)
         infer_speed[k] = s["seconds_per_instance"]
-        variants.append((f"ICN-enhanced PRM, {k} step{'s' if k > 1 else ''}, rebalanced", e, "rebalanced"))
-    variants.append(("ICN-enhanced PRM, 3 steps, plain score", out / "enh3_val.h5", "plain"))
+        variants.append((f"ICN-enhanced PRM, {k} step{'s' if k > 1 else ''}, rebalanced", e, "rebalanced", []))
+    variants.append((f"ICN-enhanced PRM, 3 steps, rebalanced, {BEFORE_AUDIT}", out / "enh3_val.h5", "rebalanced",
+                     BEFORE_FLAGS))
+    variants.append(("ICN-enhanced PRM, 3 steps, plain score", out / "enh3_val.h5", "plain", []))
     rows = []
-    for i, (name, resp, score) in enumerate(variants):
+    for i, (name, resp, score, flags) in enumerate(variants):
         res = out / f"res{i}.json"
-        ws("match", val, "--responses", resp, "--proposals", out / "props_val.h5", "--score", score, "--force",
+        ws("match", val, "--responses", resp, "--proposals", out / "props_val.h5", "--score", score, *flags, "--force",
            "-o", res, out=res)
         ev, _ = ws("eval", "instance", res, "--gt", val, "--force")
         rows.append((name, ev["map_r"], ev["abo"], ev["detections"]))
@@ -135,11 +224,7 @@ def main():
           f"{s_icn['instances']} instances of {a.icn_images} training images, {a.icn_epochs} epochs at "
           f"{a.icn_size} px ({t_icn:.0f} s); {s_pk['peaks']} peaks on the val images; proposals: ABO "
           f"{ceiling['abo']:.3f} over {ep['mask']['objects']} target instances (the ceiling of any matching)\n")
-    print("| variant | mAP^r@0.25 | mAP^r@0.5 | mAP^r@0.75 | ABO | detections | mAP^r@0.5 / baseline |")
-    print("|---|---|---|---|---|---|---|")
-    for name, mr, abo, n in rows:
-        print(f"| {name} | {mr['0.25']:.3f} | {mr['0.5']:.3f} | {mr['0.75']:.3f} | {abo:.3f} | {n} | "
-              f"{mr['0.5'] / base:.2f} |")
+    print_rows(rows + oracle_rows(val, out / "props_val.h5", out), base)
     if a.skip_speed:
         return
     # speed ----------------------------------------------------------------------------------
