@@ -115,3 +115,83 @@ def test_eval_cams_threshold_sweeps_are_bounded(tmp_path, sweep, fragment):
     r = run_ws_inproc("eval", "cams", tmp_path / "c.h5", "--gt", tmp_path / "m.json", "--thresholds", sweep,
                       expect=2)
     assert_bad_input(r, "--thresholds", fragment)
+
+
+# the sweep: every command, every input at once missing / a text file / a truncated file ----------
+
+_DIR_INPUTS = {"cam_dir", "folder", "root", "images_dir"}
+_NEEDED = {"train-seg": [("labels", "--labels")]}
+_EXT = {"manifest": ".json", "manifest_path": ".json", "gt": ".json", "model_path": ".pt", "tags_csv": ".csv",
+        "instances_json": ".json"}
+
+
+def _commands():
+    import click
+
+    from wstools.cli.main import cli
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(None):
+                yield from walk(cmd.get_command(None, name), path + [name])
+        else:
+            yield path, cmd
+
+    return [(path, cmd) for path, cmd in walk(cli, []) if path != ["toy"]]
+
+
+@pytest.fixture(scope="module")
+def truncated_store(tmp_path_factory):
+    import numpy as np
+
+    from wstools.io.store import create_store
+
+    path = tmp_path_factory.mktemp("trunc") / "full.h5"
+    with create_store(path, "graph", classes=["a"], params={}) as s:
+        s.h5["x"] = np.arange(10000)
+    return path.read_bytes()[:3000]
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "truncated"])
+@pytest.mark.parametrize("path", [" ".join(p) for p, _ in _commands()])
+def test_bad_input_files_sweep(tmp_path, truncated_store, path, kind):
+    """Exit 2, one error line naming a file given, nothing written."""
+    import click
+
+    words = path.split()
+    cmd = dict((" ".join(p), c) for p, c in _commands())[path]
+    out = tmp_path / "out"
+    out.mkdir()
+    args, given = list(words), []
+    for p in cmd.params:
+        if not p.required:
+            continue
+        if p.name in ("output", "out_dir"):
+            value = out / ("o.json" if words[0] in ("dataset", "oracle") and words[-1] != "cams" else "o.h5")
+        elif p.name in _DIR_INPUTS:
+            value = tmp_path / "no_such_dir"
+            if kind != "missing":
+                value.mkdir(exist_ok=True)
+        else:
+            ext = _EXT.get(p.name, ".h5")
+            value = tmp_path / f"{kind}_{p.name}{ext}"
+            if kind == "text":
+                value.write_text("hello\n")
+            elif kind == "truncated":
+                value.write_bytes(truncated_store if ext == ".h5" else b'{"images": [')
+            given.append(value.name)
+        args += [str(value)] if isinstance(p, click.Argument) else [p.opts[-1], str(value)]
+    for name, flag in _NEEDED.get(path, []):          # required together with others' values
+        value = tmp_path / f"{kind}_{name}.h5"
+        if kind == "text":
+            value.write_text("hello\n")
+        elif kind == "truncated":
+            value.write_bytes(truncated_store)
+        given.append(value.name)
+        args += [flag, str(value)]
+    r = run_ws_inproc(*args, expect=None)
+    assert r.returncode == 2, r
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not given or any(name in errors[0] for name in given) or "no_such_dir" in errors[0], errors
+    assert not list(out.iterdir())
