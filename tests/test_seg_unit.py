@@ -16,7 +16,8 @@ from wstools.seg.data import check_label_map, collate_crops, joint_scale_flip_cr
 from wstools.seg.instance import detections_to_results, instance_target
 from wstools.seg.losses import balanced_seeding_loss, boundary_loss, cross_entropy, seeding_loss
 from wstools.seg.models import build_instance, build_semantic, load_backbone
-from wstools.seg.semantic import amend, match_resolution, predict_probs, present_labels, semantic_step
+from wstools.seg.semantic import (amend, match_resolution, predict_probs, present_labels, refine, restrict_to_present,
+                                  semantic_confusion, semantic_step)
 
 LN3 = math.log(3.0)
 
@@ -230,6 +231,77 @@ def test_load_backbone_from_classifier_names():
         load_backbone(seg, {k: v for k, v in list(state.items())[1:]})
 
 
+def test_tiny_unet_takes_the_tiny_classifier_backbone_and_predicts_at_full_resolution():
+    from wstools.cam.model import CamNet
+    from wstools.nn.backbones import build_backbone
+
+    for stride in (8, 16):
+        cls = CamNet(build_backbone("tiny", stride), 3)
+        state = {k[len("backbone."):]: v for k, v in cls.state_dict().items() if k.startswith("backbone.")}
+        seg = build_semantic("tiny_unet", 4, stride)
+        assert load_backbone(seg, state) == len(state) == len(seg.backbone.state_dict())
+        assert seg.stride == stride
+        # odd sizes: every skip is upsampled to the size of the finer one
+        assert seg.eval()(torch.zeros(2, 3, 37, 50)).shape == (2, 4, 37, 50)
+    # the decoder is the head (its own learning rate), the backbone keeps the classifier's names only
+    groups = seg.param_groups(1e-3, 10)
+    assert len(groups[0]["params"]) == len(list(seg.backbone.parameters())) and groups[1]["lr"] == 1e-2
+    assert not any(n.startswith("backbone.") for n, _ in seg.head.named_parameters())
+
+
+def test_tiny_unet_fits_one_image():
+    # a sanity check of the decoder: a few Adam steps on one image drive the pixel error down
+    torch.manual_seed(0)
+    seg = build_semantic("tiny_unet", 3)
+    x = torch.randn(1, 3, 32, 32)
+    y = torch.zeros(1, 32, 32, dtype=torch.long)
+    y[:, 8:20, 5:15] = 1
+    y[:, 22:30, 20:30] = 2
+    opt = torch.optim.Adam(seg.parameters(), 0.01)
+    for _ in range(60):
+        loss = cross_entropy(seg(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (seg(x).argmax(1) == y).float().mean() > 0.97
+
+
+def test_restrict_to_present_and_refine():
+    p = np.array([[[0.2]], [[0.5]], [[0.3]]], np.float32)          # (3, 1, 1)
+    r = restrict_to_present(p, np.array([True, False, True]))
+    np.testing.assert_allclose(r[:, 0, 0], [0.4, 0.0, 0.6], rtol=1e-6)
+    # refine: amend (the rejected class 1 below the ceiling 0.3), then the CRF stand-in
+    seen = {}
+
+    def crf(image, probs, iterations):
+        seen.update(shape=image.shape, iterations=iterations, argmax=int(probs[:, 0, 0].argmax()))
+        return probs[::-1].copy()
+
+    out = refine(p, np.zeros((1, 1, 3), np.uint8), present=np.array([True, False, True]), crf=crf, crf_iterations=4)
+    assert seen == {"shape": (1, 1, 3), "iterations": 4, "argmax": 2}
+    np.testing.assert_allclose(out[:, 0, 0], amend(p, np.array([True, False, True]))[::-1, 0, 0])
+    np.testing.assert_array_equal(refine(p, None), p)
+
+
+def test_semantic_confusion_of_an_oracle_and_a_constant_model():
+    gt = np.zeros((6, 7), np.uint8)
+    gt[1:4, 2:5] = 2
+    gt[5, :] = 255
+
+    class Constant(torch.nn.Module):
+        def __init__(self, label):
+            super().__init__()
+            self.label = label
+
+        def forward(self, x):
+            out = torch.zeros(x.shape[0], 3, *x.shape[-2:])
+            out[:, self.label] = 5.0
+            return out
+
+    conf = semantic_confusion(Constant(0), [(np.zeros((6, 7, 3), np.uint8), gt)] * 2, 2)
+    assert conf.shape == (3, 3) and conf[0, 0] == 2 * 26 and conf[2, 0] == 2 * 9 and conf.sum() == 2 * 35
+
+
 def test_deeplab_backbone_takes_resnet_classifier_names():
     seg = build_semantic("deeplabv3_resnet50", 3)
     from wstools.nn.backbones import build_backbone
@@ -267,3 +339,62 @@ def test_tiny_mask_rcnn_trains_one_step():
     loss, aux = instance_step("cpu")(model.train(), batch)
     assert torch.isfinite(loss) and {"loss_mask", "loss_classifier"} <= set(aux)
     loss.backward()
+
+
+def test_contour_targets_paint_small_instances_last_and_mark_inner_boundaries():
+    from wstools.seg.instance import contour_targets
+
+    masks = torch.zeros(2, 8, 10, dtype=torch.uint8)
+    masks[0, 1:7, 1:9] = 1          # large, label 2
+    masks[1, 3:5, 3:5] = 1          # small, inside it, label 4
+    sem, con = contour_targets(masks, torch.tensor([2, 4]), 9, 12)
+    assert sem.shape == (9, 12) and (sem[8] == 255).all() and (sem[:, 10:] == 255).all()
+    assert sem[3, 3] == 4 and sem[1, 1] == 2 and sem[0, 0] == 0
+    assert con[1, 4] == 1 and con[2, 2] == 0                 # the large one's border / its interior
+    assert con[3:5, 3:5].sum() == 4                          # a 2x2 instance is all boundary
+    assert con[7:].sum() == 0 and con[:, 9:].sum() == 0
+
+
+def test_instances_from_contours_oracle_splits_touching_objects():
+    # two touching discs of class 1 and a square of class 2; with the GT contours the decoding
+    # returns exactly the three objects
+    from wstools.seg.instance import contour_targets, instances_from_contours
+
+    yy, xx = np.mgrid[:32, :48]
+    a = (yy - 16) ** 2 + (xx - 12) ** 2 <= 81
+    b = ((yy - 16) ** 2 + (xx - 29) ** 2 <= 81) & ~a
+    c = np.zeros((32, 48), bool)
+    c[2:10, 38:46] = True
+    masks = np.stack([a, b, c])
+    sem, con = contour_targets(torch.from_numpy(masks.astype(np.uint8)), torch.tensor([1, 1, 2]), 32, 48)
+    probs = np.eye(3, dtype=np.float32)[sem.numpy()].transpose(2, 0, 1) * 0.9 + 0.1 / 3
+    # the semantic argmax alone merges the discs: one component of class 1
+    m0, l0, _ = instances_from_contours(probs, np.zeros((32, 48), np.float32))
+    assert sorted(l0.tolist()) == [1, 2]
+    m, l, sc = instances_from_contours(probs, con.numpy())
+    assert sorted(l.tolist()) == [1, 1, 2] and np.allclose(sc, 0.9 + 0.1 / 3)
+    for gt in masks:
+        ious = [(gt & p).sum() / (gt | p).sum() for p in m]
+        assert max(ious) == 1.0
+    assert instances_from_contours(np.eye(3, dtype=np.float32)[np.zeros((4, 4), int)].transpose(2, 0, 1),
+                                   np.zeros((4, 4)))[0].shape == (0, 4, 4)
+
+
+def test_contour_network_trains_and_detects_like_mask_rcnn():
+    torch.manual_seed(0)
+    net = build_instance("contour_tiny", 3)
+    images = [torch.rand(3, 32, 40), torch.rand(3, 30, 36)]
+    masks = torch.zeros(1, 32, 40, dtype=torch.uint8)
+    masks[0, 4:14, 6:20] = 1
+    targets = [{"boxes": torch.tensor([[6.0, 4, 20, 14]]), "labels": torch.tensor([2]), "masks": masks},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+                "masks": torch.zeros(0, 30, 36, dtype=torch.uint8)}]
+    losses = net.train()(images, targets)
+    assert set(losses) == {"loss_semantic", "loss_contour"} and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert net.backbone.stem[0].weight.grad is not None
+    with torch.no_grad():
+        out = net.eval()(images)
+    assert len(out) == 2 and out[1]["masks"].shape[-2:] == (30, 36)
+    for o in out:
+        assert o["masks"].shape[0] == len(o["labels"]) == len(o["scores"]) == len(o["boxes"])

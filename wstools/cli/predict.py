@@ -143,7 +143,7 @@ def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, 
     from ..io.labels import write_labels_group, write_probs_group
     from ..io.store import create_store, shard_items
     from ..io.torchdata import ManifestImages, collate_list, raise_errors
-    from ..seg.semantic import amend, predict_probs
+    from ..seg.semantic import predict_probs, refine
 
     crf_fn = None
     if crf:
@@ -186,13 +186,12 @@ def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, 
                         present = torch.sigmoid(classifier(xc)).cpu().numpy() >= score_threshold
                 for j, it in enumerate(run):
                     rec = todo[it["index"]]
-                    p = probs[j]
+                    keep = None
                     if present is not None:
                         keep = np.concatenate([[True], present[j]])
                         n_amended += int((~keep).sum())
-                        p = amend(p, keep, margin)
-                    if crf_fn is not None:
-                        p = np.asarray(crf_fn(m.read_image(rec), p.astype(np.float32), iterations=crf_iterations))
+                    p = refine(probs[j], m.read_image(rec) if crf_fn is not None else None, present=keep,
+                               margin=margin, crf=crf_fn, crf_iterations=crf_iterations)
                     with store.write_image(rec.id) as g:
                         write_labels_group(g, p.argmax(0).astype(np.uint8))
                     if pstore is not None:

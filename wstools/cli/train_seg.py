@@ -14,8 +14,8 @@ from ..errors import InputError, WsRuntimeError
 from .common import (Timer, command, device_option, emit, force_option, log, output_option, parse_floats, progress,
                      resolve_device, seed_option, threads_option, workers_option)
 
-SEMANTIC_ARCHS = ["tiny", "deeplabv3_resnet50", "deeplabv3_resnet101"]
-INSTANCE_ARCHS = ["maskrcnn_tiny", "maskrcnn_resnet50_fpn"]
+SEMANTIC_ARCHS = ["tiny", "tiny_unet", "deeplabv3_resnet50", "deeplabv3_resnet101"]
+INSTANCE_ARCHS = ["maskrcnn_tiny", "contour_tiny", "maskrcnn_resnet50_fpn"]
 
 
 # label sources ----------------------------------------------------------------
@@ -133,23 +133,15 @@ def _rng_of(seed, epoch_box):
 
 def semantic_evaluator(val, device, batch_size):
     """``evaluate(model, rank, world) -> {val_miou, val_pixel_accuracy}`` on the val manifest
-    (single scale, no flip)."""
-    import torch
-
-    from ..cam.augment import normalize
-    from ..eval.semantic import confusion, scores
+    (single scale, no flip; :func:`wstools.seg.semantic.semantic_confusion`)."""
+    from ..eval.semantic import scores
     from ..io.dataset import load_semantic
-    from ..seg.semantic import predict_probs
+    from ..seg.semantic import semantic_confusion
     from ..train.loop import gather
 
     def evaluate(model, rank, world):
-        k = val.num_classes
-        conf = np.zeros((k + 1, k + 1), np.int64)
-        for rec in val.images[rank::world]:
-            x = torch.from_numpy(normalize(val.read_image(rec)))[None].to(device)
-            pred = predict_probs(model, x)[0].argmax(0).cpu().numpy().astype(np.uint8)
-            conf += confusion(load_semantic(val, rec), pred, k)
-        conf = sum(gather([conf], world))
+        samples = ((val.read_image(rec), load_semantic(val, rec)) for rec in val.images[rank::world])
+        conf = sum(gather([semantic_confusion(model, samples, val.num_classes, device)], world))
         s = scores(conf, val.classes)
         return {"val_miou": s["miou"], "val_pixel_accuracy": s["pixel_accuracy"]}
     return evaluate
@@ -158,10 +150,9 @@ def semantic_evaluator(val, device, batch_size):
 def instance_evaluator(val, device, mask_threshold=0.5):
     """``evaluate(model, rank, world) -> {val_ap, val_ap50, val_map_r50}`` (COCO mask AP with
     :class:`wstools.eval.instance.InstanceEvaluator`, as ``ws eval instance``) on rank 0."""
-    import torch
-
     from ..eval.instance import InstanceEvaluator
     from ..io.dataset import load_instances
+    from ..seg.instance import detect
 
     def _coco_order(ids):   # the order pycocotools visits images (numeric when all ids are)
         return sorted(ids, key=int) if ids and all(i.isdigit() for i in ids) else sorted(ids)
@@ -171,15 +162,12 @@ def instance_evaluator(val, device, mask_threshold=0.5):
             return {}
         ev = InstanceEvaluator(range(1, val.num_classes + 1))
         records = val.by_id()
-        with torch.no_grad():
-            for image_id in _coco_order(val.ids()):
-                rec = records[image_id]
-                img = val.read_image(rec)
-                out = model([torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(255).to(device)])[0]
-                inst = load_instances(val, rec)
-                ev.add(inst.counts, inst.labels, out["masks"][:, 0].cpu().numpy() >= mask_threshold,
-                       out["labels"].cpu().numpy(), out["scores"].cpu().numpy(), gt_crowd=inst.iscrowd,
-                       height=rec.height, width=rec.width)
+        for image_id in _coco_order(val.ids()):
+            rec = records[image_id]
+            masks, labels, scores = detect(model, val.read_image(rec), device, mask_threshold)
+            inst = load_instances(val, rec)
+            ev.add(inst.counts, inst.labels, masks, labels, scores, gt_crowd=inst.iscrowd, height=rec.height,
+                   width=rec.width)
         r = ev.result()
         return {"val_ap": r["coco"]["AP"], "val_ap50": r["coco"]["AP50"], "val_map_r50": r["map_r"].get("0.5")}
     return evaluate
@@ -203,11 +191,15 @@ def instance_evaluator(val, device, mask_threshold=0.5):
               help="Validation manifest with ground truth: its mIoU (semantic) or COCO mask AP / AP50 (instance) is "
                    "logged after every epoch.")
 @click.option("--arch", default=None,
-              help="Network. semantic: tiny | deeplabv3_resnet50 | deeplabv3_resnet101 (default "
-                   "deeplabv3_resnet101, DeepLab as in DSRG / Sun et al.); instance: maskrcnn_tiny | "
-                   "maskrcnn_resnet50_fpn (default; LIID).")
+              help="Network. semantic: tiny | tiny_unet | deeplabv3_resnet50 | deeplabv3_resnet101 (default "
+                   "deeplabv3_resnet101, DeepLab as in DSRG / Sun et al.; tiny_unet: the tiny backbone with a "
+                   "U-Net decoder and full-resolution skips, the CPU / toy-data choice); instance: maskrcnn_tiny | "
+                   "contour_tiny | maskrcnn_resnet50_fpn (default; LIID). contour_tiny: tiny_unet with an "
+                   "instance-contour channel (DCAN, Chen et al. 2016), instances = connected components of each "
+                   "class's region less its contours; a proposal-free stand-in for Mask R-CNN on toy data.")
 @click.option("--stride", type=click.Choice(["8", "16"]), default="8", show_default=True,
-              help="Output stride of the tiny network (DeepLabv3 is always 8).")
+              help="Output stride of the tiny backbone (DeepLabv3 is always 8; tiny_unet's logits are at the "
+                   "input resolution whatever the backbone's stride).")
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
               help="Initialise the backbone from a `ws cam train` classifier (Sun et al. Sect. 3.5: the "
                    "segmentation network starts from the colour classifier); its arch must match "
@@ -307,7 +299,7 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
     if hi is None or not 0 < lo <= hi:
         raise InputError(f"--scales {scale_range!r} must be MIN,MAX with 0 < MIN <= MAX")
     archs = SEMANTIC_ARCHS if task == "semantic" else INSTANCE_ARCHS
-    arch = arch or archs[-1 if task == "instance" else 2]
+    arch = arch or ("deeplabv3_resnet101" if task == "semantic" else "maskrcnn_resnet50_fpn")
     if arch not in archs:
         raise InputError(f"--arch {arch} is not a {task} network (choose from {', '.join(archs)})")
     if arch.startswith("deeplabv3") and batch_size < 2:
@@ -472,7 +464,7 @@ def _predict_training_labels(model_path, m, records, out, device, crf):
     from ..io.labels import write_labels_group
     from ..io.store import create_store
     from ..seg.models import build_semantic
-    from ..seg.semantic import predict_probs, present_labels
+    from ..seg.semantic import predict_probs, present_labels, refine, restrict_to_present
 
     ck = load_checkpoint(model_path, "segmentation")
     model = build_semantic(ck["arch"], m.num_classes + 1, int(ck.get("stride", 8)))
@@ -484,9 +476,7 @@ def _predict_training_labels(model_path, m, records, out, device, crf):
         for rec in progress(records, desc="stage-1 labels"):
             img = m.read_image(rec)
             p = predict_probs(model, torch.from_numpy(normalize(img))[None].to(device))[0].cpu().numpy()
-            p[~present_labels(m.tag_vector(rec))] = 0
-            if crf is not None:
-                p = np.asarray(crf(img, (p / np.maximum(p.sum(0, keepdims=True), 1e-12)).astype(np.float32)))
+            p = refine(restrict_to_present(p, present_labels(m.tag_vector(rec))), img, crf=crf)
             with store.write_image(rec.id) as g:
                 write_labels_group(g, p.argmax(0).astype(np.uint8))
 
@@ -513,14 +503,12 @@ def _initialise(model, task, arch, init_path, weights):
     from ..seg.models import BACKBONE_OF, load_backbone
 
     want = BACKBONE_OF[arch]
-    target = model if task == "semantic" else _Body(model)
+    target = model if task == "semantic" or arch == "contour_tiny" else _Body(model)
     if init_path:
         ck = load_checkpoint(init_path, "classifier")
         if ck["arch"] != want:
             raise InputError(f"is a {ck['arch']} classifier; --arch {arch} needs a {want} one", path=init_path)
         state = {k[len("backbone."):]: v for k, v in ck["state_dict"].items() if k.startswith("backbone.")}
-        if task == "instance" and arch == "maskrcnn_tiny":
-            state = state
         load_backbone(target, state, init_path)
     elif weights != "none":
         if want == "tiny":

@@ -8,8 +8,9 @@ testing. Plain functions on tensors and arrays: no files, no flags (see ``ws tra
 
 from .losses import balanced_seeding_loss, boundary_loss, cross_entropy, seeding_loss
 from .models import INSTANCE_ARCHS, SEMANTIC_ARCHS, SegNet, build_instance, build_semantic, load_backbone
-from .semantic import amend, predict_probs, semantic_step
+from .instance import detect
+from .semantic import amend, predict_probs, refine, restrict_to_present, semantic_confusion, semantic_step
 
 __all__ = ["balanced_seeding_loss", "boundary_loss", "cross_entropy", "seeding_loss", "INSTANCE_ARCHS",
            "SEMANTIC_ARCHS", "SegNet", "build_instance", "build_semantic", "load_backbone", "amend", "predict_probs",
-           "semantic_step"]
+           "semantic_step", "refine", "restrict_to_present", "semantic_confusion", "detect"]

@@ -133,3 +133,43 @@ def amend(probs: np.ndarray, present: np.ndarray, margin: float = 1e-4) -> np.nd
     out[~present] = np.clip(np.minimum(out[~present], ceiling[None] - margin), 0, None)
     s = out.sum(axis=0, keepdims=True)
     return out / np.maximum(s, 1e-12)
+
+
+def restrict_to_present(probs: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Probabilities (C, H, W) with the classes not ``present`` ((C,) bool) set to 0 and every
+    pixel renormalised to sum to 1 (DSRG's retraining labels: the image's tags are known on
+    the training set)."""
+    p = np.asarray(probs, np.float32).copy()
+    p[~np.asarray(present, bool)] = 0
+    return p / np.maximum(p.sum(0, keepdims=True), 1e-12)
+
+
+def refine(probs: np.ndarray, image: np.ndarray, *, present: np.ndarray | None = None, margin: float = 1e-4,
+           crf=None, crf_iterations: int = 10) -> np.ndarray:
+    """Post-processing of one image's softmax (C, H, W) as ``ws predict`` does it: prediction-amended
+    testing with the classifier's ``present`` classes ((C,) bool, background first; see
+    :func:`amend`), then the dense ``crf(image (H, W, 3) uint8, probs, iterations=...)``
+    (DSRG, Sun et al.). Either step is skipped when its argument is None."""
+    p = np.asarray(probs, np.float32)
+    if present is not None:
+        p = amend(p, present, margin)
+    if crf is not None:
+        p = np.asarray(crf(image, p.astype(np.float32), iterations=crf_iterations))
+    return p
+
+
+@torch.no_grad()
+def semantic_confusion(model, samples, num_classes: int, device: str = "cpu", scales=(1.0,),
+                       flip: bool = False) -> np.ndarray:
+    """Confusion matrix (K+1, K+1) (rows ground truth, columns prediction, 255 left out) of the
+    argmax of :func:`predict_probs` over ``samples``, an iterable of ``(image (H, W, 3) uint8,
+    ground truth (H, W) uint8)``: the per-epoch validation of ``ws train-seg --val``."""
+    from ..cam.augment import normalize
+    from ..eval.semantic import confusion
+
+    conf = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+    for image, gt in samples:
+        x = torch.from_numpy(normalize(image))[None].to(device)
+        pred = predict_probs(model, x, scales, flip)[0].argmax(0).cpu().numpy().astype(np.uint8)
+        conf += confusion(gt, pred, num_classes)
+    return conf
