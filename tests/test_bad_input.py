@@ -195,3 +195,29 @@ def test_bad_input_files_sweep(tmp_path, truncated_store, path, kind):
     assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
     assert not given or any(name in errors[0] for name in given) or "no_such_dir" in errors[0], errors
     assert not list(out.iterdir())
+
+
+def test_a_byte_corrupted_store_is_an_input_error_naming_it(toy_dir, tmp_path):
+    import h5py
+    import numpy as np
+
+    from wstools.io.dataset import load_manifest
+    from wstools.io.store import create_store
+
+    man = toy_dir / "val.json"
+    m = load_manifest(man)
+    path = tmp_path / "l.h5"
+    with create_store(path, "labels", classes=m.classes, params={}, dataset=m) as s:
+        for rec in m.images:
+            with s.write_image(rec.id) as g:
+                g.create_dataset("labels", data=np.arange(rec.height * rec.width, dtype=np.uint8).reshape(
+                    rec.height, rec.width), chunks=True, compression="gzip")
+    with h5py.File(path, "r") as f:
+        info = f["images"][next(iter(f["images"]))]["labels"].id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    data[info.byte_offset:info.byte_offset + info.size] = b"\xff" * info.size
+    path.write_bytes(bytes(data))
+    r = run_ws_inproc("export-coco", path, "--manifest", man, "--semantic", tmp_path / "png", expect=2)
+    assert_bad_input(r, f"{path}: unreadable HDF5 data", "corrupt")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "png").exists()

@@ -200,3 +200,17 @@ def test_semantic_pngs_of_image_ids_with_folders(toy_dir, tmp_path):
     r = run_ws_inproc("export-coco", tmp_path / "a.h5", "--proposals", tmp_path / "p.h5", "--manifest", man,
                       "--semantic", tmp_path / "png2")
     assert r.json["pngs"] == len(m.images) and (tmp_path / "png2" / "dogs" / "big").is_dir()
+
+
+def test_labels_outside_the_classes_are_refused(toy_dir, tmp_path):
+    from conftest import run_ws_inproc
+
+    man = toy_dir / "val.json"
+    m = load_manifest(man)
+    labels = {rec.id: np.zeros((rec.height, rec.width), np.uint8) for rec in m.images}
+    labels[m.images[3].id][5, 5] = 77
+    labels[m.images[1].id][:, :3] = 255          # ignore is a label value PNGs may hold
+    write_labels(tmp_path / "l.h5", m, labels)
+    r = run_ws_inproc("export-coco", tmp_path / "l.h5", "--manifest", man, "--semantic", tmp_path / "png", expect=2)
+    assert_bad_input(r, "l.h5", f"image {m.images[3].id}", "label 77 outside 0..K=5")
+    assert not (tmp_path / "png").exists() and not list(tmp_path.glob(".png*"))

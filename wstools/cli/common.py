@@ -192,7 +192,10 @@ class WsCommand(_OneLineErrors, click.Command):
         _finite_float_params(self.params)
 
     def invoke(self, ctx):
+        from ..io.store import opened_inputs
+
         name = ctx.command_path
+        opened_inputs(reset=True)
         previous = _install_sigterm()
         try:
             return super().invoke(ctx)
@@ -214,6 +217,12 @@ class WsCommand(_OneLineErrors, click.Command):
             click.echo(f"{name}: failed: out of memory (lower --batch-size or shard the input)", err=True)
             ctx.exit(1)
         except Exception as e:  # a bug or an environment failure: one line unless WS_DEBUG
+            corrupt = _corrupt_hdf5_input(e)
+            if corrupt is not None:
+                if os.environ.get("WS_DEBUG"):
+                    traceback.print_exc()
+                click.echo(f"{name}: error: {corrupt}", err=True)
+                ctx.exit(2)
             if os.environ.get("WS_DEBUG"):
                 traceback.print_exc()
             click.echo(f"{name}: failed: {e.__class__.__name__}: {e} (WS_DEBUG=1 shows the traceback)", err=True)
@@ -221,6 +230,33 @@ class WsCommand(_OneLineErrors, click.Command):
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _corrupt_hdf5_input(error: Exception):
+    """The one-line message for an error HDF5 raised while reading an input store that opened
+    fine (a byte-corrupted file: "bad local heap signature", "ran off end of input buffer"; an
+    object a hand-edited store lacks), or ``None`` for anything else (an errno such as a full
+    disk is the environment's fault, exit 1). HDF5 does not say which file: the stores this
+    command opened are named."""
+    from ..io.store import opened_inputs
+
+    if not isinstance(error, (OSError, KeyError, ValueError)) or getattr(error, "errno", None):
+        return None
+    tb, last = error.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None or "h5py" not in last.tb_frame.f_code.co_filename.replace("\\", "/"):
+        return None
+    message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    reading = ("read", "open object", "signature", "decod", "doesn't exist", "not aligned", "b-tree", "heap",
+               "inflate", "filter")
+    if "create" in message.lower() or not any(w in message.lower() for w in reading):
+        return None
+    paths = opened_inputs()
+    if not paths:
+        return None
+    which = paths[0] if len(paths) == 1 else "one of " + ", ".join(paths[:4]) + (" ..." if len(paths) > 4 else "")
+    return f"{which}: unreadable HDF5 data ({message}): the file is corrupt or not as ws writes it"
 
 
 def _on_sigterm(signum, frame):

@@ -118,6 +118,10 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
                     if lab.shape != (rec.height, rec.width):
                         raise InputError(f"labels {lab.shape} differ from the manifest's "
                                          f"{(rec.height, rec.width)}", path=source, image_id=image_id)
+                    outside = np.unique(lab[(lab > len(m.classes)) & (lab != 255)])
+                    if outside.size:       # a PNG label no class has would pass for a class downstream
+                        raise InputError(f"label {int(outside[0])} outside 0..K={len(m.classes)} and 255 (ignore)",
+                                         path=source, image_id=image_id)
                     _write_png(sem_tmp, image_id, lab)
                     n_png += 1
             else:

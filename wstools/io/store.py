@@ -304,10 +304,23 @@ def _str_attr(v) -> str:
     return str(v)
 
 
+_OPENED_INPUTS: list = []
+
+
+def opened_inputs(reset: bool = False) -> list:
+    """Paths of the stores :func:`open_store` opened since the last reset (a command's start):
+    what a corrupt-HDF5 error, which does not say its file, can name."""
+    if reset:
+        _OPENED_INPUTS.clear()
+    return list(dict.fromkeys(_OPENED_INPUTS))
+
+
 def open_store(path, kind=None) -> Store:
     """Open a finished store for reading; refuse a missing, truncated, unfinished,
     wrong-kind or newer-schema file with an ``InputError`` naming it."""
     path = Path(path)
+    if len(_OPENED_INPUTS) < 1000:
+        _OPENED_INPUTS.append(str(path))
     if not path.exists():
         raise InputError("file does not exist", path=path)
     try:
