@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import assert_bad_input, run_ws_inproc
@@ -221,3 +223,15 @@ def test_a_byte_corrupted_store_is_an_input_error_naming_it(toy_dir, tmp_path):
     assert_bad_input(r, f"{path}: unreadable HDF5 data", "corrupt")
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "png").exists()
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_refused_before_any_work(toy_dir, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        r = run_ws_inproc("propose", toy_dir / "val.json", "-o", ro / "p.h5", expect=2)
+        assert_bad_input(r, str(ro), "cannot write in the output folder")
+    finally:
+        ro.chmod(0o755)

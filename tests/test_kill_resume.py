@@ -282,3 +282,28 @@ def test_a_second_writer_of_one_output_exits_2_at_once_naming_the_first(big_toy,
     with h5py.File(out, "r") as f:
         assert f.attrs["complete"] == 1 and len(f["images"]) == 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5"]      # no lock or partial left
+
+
+def test_a_second_training_run_on_one_checkpoint_exits_2_at_once(tmp_path):
+    """Two `ws train-seg -o X` (or any training command): the second stops before training."""
+    from wstools.cli.training import TrainingRun
+    from wstools.errors import InputError
+
+    out = tmp_path / "m.pt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from wstools.cli.training import TrainingRun; "
+         "run = TrainingRun(sys.argv[1], {}, kind='segmentation', classes=['a']); print('held', flush=True); "
+         "time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for force in (False, True):
+            with pytest.raises(InputError, match=f"is being written by process {holder.pid}"):
+                TrainingRun(out, {}, kind="segmentation", classes=["a"], force=force)
+    finally:
+        holder.kill()
+        holder.wait()
+    run = TrainingRun(out, {}, kind="segmentation", classes=["a"])      # the lock died with its holder
+    assert (tmp_path / ".m.pt.lock").read_text().strip() == str(os.getpid())
+    del run                                                              # dropped: released, removed
+    assert not (tmp_path / ".m.pt.lock").exists()
