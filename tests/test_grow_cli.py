@@ -233,3 +233,25 @@ def test_region_grow_crf(cams, tmp_path, toy_dir):
     r = run_ws("grow", "region", tmp_path / "s.h5", "--probs", d / "cams.h5", "--grow-crf", "-o",
                tmp_path / "x.h5", expect=2)
     assert_bad_input(r, "--manifest")
+
+
+def test_seeds_snap_finds_the_recorded_manifest_from_another_folder(toy_dir, tmp_path, monkeypatch):
+    """Issue 23: --snap reads the images of the manifest the CAM store records; no --manifest needed."""
+    import h5py
+
+    from conftest import run_ws_inproc
+
+    train = toy_dir / "train.json"
+    run_ws_inproc("oracle", "cams", train, "-o", tmp_path / "c.h5")
+    run_ws_inproc("grow", "seeds", tmp_path / "c.h5", "--fg", "rel:0.3", "--snap", "felzenszwalb", "--manifest", train,
+                  "-o", tmp_path / "with.h5", "-q")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run_ws_inproc("grow", "seeds", tmp_path / "c.h5", "--fg", "rel:0.3", "--snap", "felzenszwalb",
+                  "-o", tmp_path / "without.h5", "-q")
+    with h5py.File(tmp_path / "with.h5") as a, h5py.File(tmp_path / "without.h5") as b:
+        ids = list(a["images"])
+        assert ids and ids == list(b["images"])
+        for i in ids:
+            assert (a["images"][i]["labels"][()] == b["images"][i]["labels"][()]).all()

@@ -12,7 +12,8 @@ crf_option = click.option("--crf", "use_crf", is_flag=True,
                                "10 iterations, Gaussian sxy 3 compat 3, bilateral sxy 80 srgb 13 compat 10); "
                                "needs --manifest for the images.")
 manifest_option = click.option("--manifest", type=click.Path(dir_okay=False), default=None,
-                               help="Manifest of the images (needed for --snap, --crf, --bg saliency).")
+                               help="Manifest of the images, read by --snap, --crf, --bg saliency (default: the manifest the input "
+                                    "store records, found from any folder).")
 
 
 def parse_rule(text: str, name: str, modes) -> tuple:

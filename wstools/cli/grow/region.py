@@ -23,7 +23,7 @@ from .common import crf_option, manifest_option, probs_from_group
               help="Background growing threshold theta_b (DSRG Sect. 3.2).")
 @click.option("--grow-crf", is_flag=True,
               help="Grow on the dense-CRF-refined probabilities (DSRG's released layer refines the softmax with "
-                   "a CRF before growing; pydensecrf2, IRN/AffinityNet crf_inference values). Needs --manifest.")
+                   "a CRF before growing; pydensecrf2, IRN/AffinityNet crf_inference values). Reads the images (--manifest).")
 @crf_option
 @manifest_option
 @workers_option
@@ -62,8 +62,9 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
     if use_crf or grow_crf:
         from ...grow.crf import require_crf
         require_crf()
-        if m is None:
-            raise InputError("--crf and --grow-crf need --manifest for the images")
+        if m is None:   # the images of the manifest the seeds store records
+            from ...io.dataset import recorded_manifest
+            m = recorded_manifest(seeds_store, "--manifest (--crf and --grow-crf read the images)")
     by_id = m.by_id() if m is not None else {}
     k = len(classes)
     grown_px = seeded_px = 0
@@ -86,7 +87,7 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
             if use_crf or grow_crf:
                 rec = by_id.get(image_id)
                 if rec is None:
-                    raise InputError("image not in the manifest", path=manifest, image_id=image_id)
+                    raise InputError("image not in the manifest", path=m.path, image_id=image_id)
                 image = m.read_image(rec)
                 if image.shape[:2] != seeds.shape:
                     raise InputError(f"the image {image.shape[:2]} differs from the seeds {seeds.shape}",

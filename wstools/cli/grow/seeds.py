@@ -29,7 +29,7 @@ from .common import crf_option, manifest_option, parse_rule, probs_from_group
                    "0.98 on a third of it (README, ws grow; the DSRG recipe uses it).")
 @click.option("--snap", type=click.Choice(["none", "felzenszwalb"]), default="none", show_default=True,
               help="Average each cue over Felzenszwalb superpixels and keep superpixels whose mean exceeds "
-                   "--snap-ratio x max (Sun et al. Sect. 3.2). Needs --manifest.")
+                   "--snap-ratio x max (Sun et al. Sect. 3.2). Reads the images (--manifest).")
 @click.option("--snap-ratio", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="Superpixel keep ratio (Sun et al.: 0.3).")
 @click.option("--snap-k", type=click.FloatRange(min=0, min_open=True), default=250.0, show_default=True,
@@ -85,12 +85,16 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
         if missing:
             raise InputError("image missing from this store", path=s.path, image_id=missing[0])
     need_images = snap != "none" or use_crf or bg_rule[0] == "saliency"
-    if need_images and not manifest:
-        raise InputError("--snap, --crf and --bg saliency need --manifest for the images")
     if use_crf:
         from ...grow.crf import require_crf
         require_crf()
-    m = load_manifest(manifest) if manifest else None
+    if manifest:
+        m = load_manifest(manifest)
+    elif need_images:   # the images of the manifest the first store records
+        from ...io.dataset import recorded_manifest
+        m = recorded_manifest(stores[0], "--manifest (--snap, --crf and --bg saliency read the images)")
+    else:
+        m = None
     by_id = m.by_id() if m is not None else {}
     k = len(classes)
     cfg = {"fg": fg_rule, "bg": bg_rule, "snap_k": snap_k if snap == "felzenszwalb" else None,
@@ -108,7 +112,7 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
             if m is not None:
                 rec = by_id.get(image_id)
                 if rec is None:
-                    raise InputError("image not in the manifest", path=manifest, image_id=image_id)
+                    raise InputError("image not in the manifest", path=m.path, image_id=image_id)
                 if need_images:
                     image = m.read_image(rec)
             maps, shape = [], None
