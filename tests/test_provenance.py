@@ -11,7 +11,7 @@ import pytest
 
 from conftest import assert_bad_input, run_ws_inproc
 from eval_stores import gt_instance_masks, load_manifest, write_assignment, write_proposals
-from wstools.io.store import create_store, open_store
+from wstools.io.store import create_store, image_key, open_store
 
 
 def _set_inputs(path, stores):
@@ -110,3 +110,37 @@ def test_a_store_on_the_chain_from_another_manifest_is_refused(chain, toy_dir, t
     _set_inputs(asg, [_record(feats)])
     r = run_ws_inproc("eval", "assignment", asg, "--proposals", d / "other.h5", "--gt", val, expect=2)
     assert_bad_input(r, "other.h5", "made from another manifest than", "feats.h5")
+
+
+def test_shards_merged_before_or_after_the_features_are_the_same_proposals(chain, toy_dir, tmp_path):
+    """Features computed per proposals shard and merged, checked against the merged proposals."""
+    from wstools.io.store import merge_stores
+
+    d, val = chain
+    m = load_manifest(val)
+    parts = []
+    for i in range(2):
+        part = tmp_path / f"p{i}.h5"
+        with open_store(d / "props.h5") as src, create_store(part, "proposals", classes=src.classes,
+                                                               params={"test": True, "shard": f"{i}/2"},
+                                                               dataset=m) as dst:
+            for image_id in src.image_ids()[i::2]:
+                src.h5.copy(src.h5["images"][image_key(image_id)], dst.h5.require_group("images"),
+                            name=image_key(image_id))
+                dst.h5["images"][image_key(image_id)].attrs["complete"] = 1
+        parts.append(part)
+    merged = tmp_path / "merged.h5"
+    merge_stores(merged, parts)
+    feats = []
+    for i, part in enumerate(parts):
+        feats.append(tmp_path / f"f{i}.h5")
+        _stage(feats[-1], "features", [part], manifest=m)
+    joined = tmp_path / "features.h5"
+    _stage(joined, "features", feats, manifest=m)       # as ws merge of features records its parts
+    asg = tmp_path / "a.h5"
+    asg.write_bytes((d / "a.h5").read_bytes())
+    _set_inputs(asg, [_record(joined)])
+    r = run_ws_inproc("eval", "assignment", asg, "--proposals", merged, "--gt", val).json
+    assert r["provenance"] == "uid"
+    assert_bad_input(run_ws_inproc("eval", "assignment", asg, "--proposals", d / "other.h5", "--gt", val,
+                                   expect=2), "other.h5", "p0.h5")

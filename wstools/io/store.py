@@ -374,29 +374,27 @@ def check_made_from(store: Store, source: Store, *, force: bool = False, max_fil
 
     The ``inputs`` chain is walked as far as its files are still there with their recorded
     uids (an assignment records its graph, the graph its features, the features their
-    proposals). ``source`` is proven when its uid appears; refused when a record of
-    ``source``'s kind with another uid appears, or a store on the chain was made from another
-    manifest (``dataset`` sha256), unless ``force`` (then a warning). Returns ``{"checked":
-    "uid" | "dataset" | "unverified", ...}``; ``unverified`` when the chain breaks before
-    ``source``'s kind (intermediate files moved or deleted)."""
-    others, broken, shas = [], [], []
-    opened = []
+    proposals). Every record of ``source``'s kind on the chain must be ``source`` itself or one
+    of the parts ``source`` was merged from (``ws merge`` records them: shards computed per
+    part and merged later). ``source`` is proven when such records appear and no other;
+    refused when a record of its kind with another uid appears, or a store on the chain was
+    made from another manifest (``dataset`` sha256), unless ``force`` (then the caller warns).
+    Returns ``{"checked": "uid" | "dataset" | "unverified" | "forced", ...}``; ``unverified``
+    when the chain breaks before reaching ``source``'s kind (intermediate files moved)."""
+    acceptable = {source.uid} | {r.get("uid") for r in source.inputs if r.get("kind") == source.kind}
+    matched, others, broken, shas, opened = [], [], [], [], []
     queue = [(r, store.path.parent) for r in store.inputs]
     if (store.dataset or {}).get("sha256"):
         shas.append((store.path, store.dataset["sha256"]))
-    found = False
     try:
-        while queue and not found and len(opened) < max_files:
+        while queue and len(opened) < max_files:
             record, beside = queue.pop(0)
-            if record.get("uid") == source.uid:
-                found = True
-                break
-            if record.get("kind") == source.kind:
-                others.append(record)
+            if record.get("kind") == source.kind or record.get("uid") in acceptable:
+                (matched if record.get("uid") in acceptable else others).append(record)
+                continue                          # what that store was made from does not matter here
             child = _recorded_file(record, beside)
             if child is None:
-                if record.get("kind") != source.kind:
-                    broken.append(str(record.get("path")))
+                broken.append(str(record.get("path")))
                 continue
             opened.append(child)
             if (child.dataset or {}).get("sha256"):
@@ -405,8 +403,6 @@ def check_made_from(store: Store, source: Store, *, force: bool = False, max_fil
     finally:
         for s in opened:
             s.close()
-    if found:
-        return {"checked": "uid"}
     problem = None
     if others:
         r = others[0]
@@ -419,6 +415,8 @@ def check_made_from(store: Store, source: Store, *, force: bool = False, max_fil
                 problem = f"made from another manifest than {path} (on the inputs chain of {store.path})"
                 break
     if problem is None:
+        if matched:
+            return {"checked": "uid"}
         if broken:
             return {"checked": "unverified", "missing": broken}
         return {"checked": "dataset" if shas else "unverified", "missing": []}
