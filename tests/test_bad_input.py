@@ -51,6 +51,18 @@ def test_non_finite_float_flags_are_refused_while_parsing(tmp_path, monkeypatch,
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("args, flag", [
+    (["propose", "{man}", "-o", "p.h5", "--k", "100,nan"], "--k"),
+    (["cam", "infer", "{man}", "--model", "c.pt", "-o", "c.h5", "--scales", "1.0,inf"], "--scales"),
+    (["eval", "proposals", "p.h5", "--gt", "{man}", "--iou", "0.5,nan"], "--iou"),
+])
+def test_non_finite_values_in_float_lists_are_refused(toy_dir, tmp_path, monkeypatch, args, flag):
+    monkeypatch.chdir(tmp_path)
+    r = run_ws_inproc(*[a.format(man=toy_dir / "val.json") for a in args], expect=2)
+    assert_bad_input(r, flag, "is not a finite number")
+    assert not list(tmp_path.iterdir())
+
+
 def test_every_float_flag_refuses_nan():
     """The check is on the command class, so no float flag of any command escapes it."""
     import click
