@@ -180,6 +180,31 @@ def test_semantic_step_grows_the_seeds_and_adds_the_boundary_term():
     np.testing.assert_allclose(calls["probs"].sum(0), 1, atol=1e-6)     # grown on the softmax, not the CRF
 
 
+def test_semantic_step_boundary_loss_on_pooled_logits():
+    # --boundary-stride 2: the CRF sees the 2x2-average-pooled softmax and the area-resized image
+    torch.manual_seed(0)
+    logits = torch.randn(1, 3, 4, 6, dtype=torch.float64)
+    labels = np.zeros((4, 6), np.uint8)
+    q = np.full((3, 2, 3), 1 / 3)
+    seen = {}
+
+    def crf(image, probs):
+        seen["shapes"] = (image.shape, probs.shape)
+        seen["probs"] = probs
+        return q
+
+    step = semantic_step("cpu", loss="ce", boundary_weight=2.0, crf=crf, at="output", boundary_stride=2)
+    batch = _batch(labels, [1.0, 1.0])
+    batch["raw"][:] = 90
+    loss, _ = step(_Fixed(logits), batch)
+    pooled = torch.nn.functional.avg_pool2d(logits, 2, 2)
+    expected = cross_entropy(logits, torch.zeros(1, 4, 6, dtype=torch.long)) + 2.0 * boundary_loss(
+        pooled, torch.from_numpy(q)[None])
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-9)
+    assert seen["shapes"] == ((2, 3, 3), (3, 2, 3))
+    np.testing.assert_allclose(seen["probs"], torch.softmax(pooled, 1)[0].numpy(), atol=1e-6)
+
+
 def test_semantic_step_ce_and_unknown_loss():
     logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 1.0]]]])
     loss, aux = semantic_step("cpu")(_Fixed(logits), _batch(np.array([[0, 255]]), [1.0]))

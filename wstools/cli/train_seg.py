@@ -213,6 +213,11 @@ def instance_evaluator(val, device, mask_threshold=0.5):
 @click.option("--boundary-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Weight of the constrain-to-boundary loss (SEC; Sun et al. Eq. 4; DSRG Eq. 2 uses 1): KL "
                    "from the softmax to its dense CRF. 0 = off. Needs the [crf] extra.")
+@click.option("--boundary-stride", type=click.IntRange(1), default=1, show_default=True,
+              help="Compute the boundary loss (and its dense CRF, once per image and step) on the logits "
+                   "average-pooled by this factor. 1 = at the loss resolution (--loss-at); DSRG / SEC have it "
+                   "at DeepLab's output stride 8. With --arch tiny_unet (logits at the input resolution) a "
+                   "full-resolution CRF per step costs more than the network's step on the CPU; 4 keeps it cheap.")
 @click.option("--grow", is_flag=True,
               help="DSRG dynamic supervision (Sect. 3.3): grow the original seeds on the current softmax "
                    "after every forward pass and train on the grown labels.")
@@ -260,7 +265,7 @@ def instance_evaluator(val, device, mask_threshold=0.5):
 @force_option
 @click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
-              boundary_weight, grow, grow_crf, theta_fg, theta_bg, retrain, loss_at, epochs, batch_size, lr, head_lr_mult,
+              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, loss_at, epochs, batch_size, lr, head_lr_mult,
               momentum, weight_decay, optimizer, crop, scale_range, min_size, max_size, stop_after, device, workers,
               seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
@@ -364,7 +369,7 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
               quiet_summary=False):
         args = {"manifest": str(manifest), "task": task, "labels": labels_path, "coco": coco_path, "val": val_manifest,
                 "arch": arch, "stride": stride, "init": init_path, "weights": weights, "loss": loss,
-                "boundary_weight": boundary_weight, "grow": grow, "grow_crf": grow_crf, "theta_fg": theta_fg,
+                "boundary_weight": boundary_weight, "boundary_stride": boundary_stride, "grow": grow, "grow_crf": grow_crf, "theta_fg": theta_fg,
                 "theta_bg": theta_bg, "loss_at": loss_at, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "head_lr_mult": head_lr_mult, "momentum": momentum, "weight_decay": weight_decay,
                 "optimizer": optimizer, "crop": crop, "scales": [lo, hi], "min_size": min_size, "max_size": max_size,
@@ -389,7 +394,7 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
             train_set = SegCrops(len(records), SemanticLoader(m, records, source), _rng_of(seed, epoch_box), crop,
                                  (lo, hi))
             step = semantic_step(dev, loss=loss, boundary_weight=boundary_weight, crf=crf_fn, grow=grow_fn,
-                                 grow_crf=grow_crf, at=loss_at)
+                                 grow_crf=grow_crf, at=loss_at, boundary_stride=boundary_stride)
             collate, summarize = collate_crops, summarize_labelled
             groups = model.param_groups(lr, head_lr_mult, weight_decay)
             evaluate = semantic_evaluator(val, dev, batch_size) if val is not None else None

@@ -46,8 +46,13 @@ def present_labels(target: np.ndarray) -> np.ndarray:
     return np.concatenate([[True], np.asarray(target) > 0.5])
 
 
+def _area_resize(raw: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """(B, H, W, 3) uint8 -> (B, h, w, 3) uint8, area interpolation (the CRF's image at a coarser grid)."""
+    return np.stack([cv2.resize(np.ascontiguousarray(r), (w, h), interpolation=cv2.INTER_AREA) for r in raw.numpy()])
+
+
 def semantic_step(device: str, *, loss: str = "ce", boundary_weight: float = 0.0, crf=None, grow=None,
-                  grow_crf: bool = False, at: str = "output"):
+                  grow_crf: bool = False, at: str = "output", boundary_stride: int = 1):
     """The loop's ``step`` for a :class:`~wstools.seg.models.SegNet`.
 
     loss : ``ce`` (cross-entropy on the labels, 255 ignored), ``balanced-seed`` (DSRG Eq. 1) or
@@ -57,6 +62,10 @@ def semantic_step(device: str, *, loss: str = "ce", boundary_weight: float = 0.0
     grow : DSRG dynamic supervision (Sect. 3.3): the labels of the batch are the *original*
         seeds, grown on the current softmax (``crf``-refined when ``grow_crf``) before the loss.
     at : resolution of the losses (see :func:`match_resolution`).
+    boundary_stride : the boundary loss (and its CRF) on the logits average-pooled by this factor
+        (the image area-resized to match): DeepLab's losses sit at stride 8, and a dense CRF per
+        image and step at full resolution dominates a small network's step on the CPU. 1 = at
+        the loss resolution.
 
     ``aux`` = (labelled pixels, pixels) of the supervision actually used.
     """
@@ -65,9 +74,10 @@ def semantic_step(device: str, *, loss: str = "ce", boundary_weight: float = 0.0
         logits = net(x)
         logits, y, raw = match_resolution(logits, batch["labels"], batch.get("raw"), at)
         probs = refined = None
-        if grow is not None or boundary_weight > 0:
+        coarse = boundary_weight > 0 and boundary_stride > 1
+        if grow is not None or (boundary_weight > 0 and not coarse):
             probs = torch.softmax(logits.detach().float(), 1).cpu().numpy()
-            if crf is not None and (boundary_weight > 0 or grow_crf):
+            if crf is not None and ((boundary_weight > 0 and not coarse) or grow_crf):
                 refined = np.stack([crf(np.ascontiguousarray(raw[b].numpy()), probs[b]) for b in range(len(probs))])
         if grow is not None:
             source = refined if grow_crf and refined is not None else probs
@@ -85,9 +95,16 @@ def semantic_step(device: str, *, loss: str = "ce", boundary_weight: float = 0.0
         else:
             raise ValueError(f"unknown loss {loss!r}")
         if boundary_weight > 0:
-            if refined is None:
+            if crf is None:
                 raise ValueError("the boundary loss needs a crf function")
-            total = total + boundary_weight * boundary_loss(logits, torch.from_numpy(refined).to(device))
+            if coarse:
+                small = F.avg_pool2d(logits, boundary_stride, boundary_stride, ceil_mode=True)
+                p_small = torch.softmax(small.detach().float(), 1).cpu().numpy()
+                raw_small = _area_resize(raw, *small.shape[-2:])
+                q = np.stack([crf(raw_small[b], p_small[b]) for b in range(len(p_small))])
+                total = total + boundary_weight * boundary_loss(small, torch.from_numpy(q).to(device))
+            else:
+                total = total + boundary_weight * boundary_loss(logits, torch.from_numpy(refined).to(device))
         labelled = int((y != IGNORE).sum())
         return total, (labelled, int(y.numel()))
     return step
