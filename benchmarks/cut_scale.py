@@ -33,11 +33,14 @@ def _features(images, dim, seed=0):
 
 def _graph(f, k=3, weighting="fan"):
     """The kNN graph the cut rows solve: exact kNN, or faiss IVF above 250,000 proposals (exact search
-    of 1M x 1M pairs alone takes over 40 minutes on 2 cores; the rows time the cut, not the search)."""
+    of 1M x 1M pairs alone takes over 40 minutes on 2 cores; the rows time the cut, not the search).
+    ``eq10``: delta |cos| (delta 5) on the union of k-lists (the LIID graph before issue 18);
+    ``liid``: `ws graph --weights liid` (degree-bounded, same tag, 0.5 (cos - min)); ``fan``: union, cos + 1."""
     from wstools.graph import knn, knn_graph
 
-    i, s = knn(f.feat, k, method="ivf" if len(f) > 250_000 else "exact")
-    return knn_graph(i, s, weighting=weighting)
+    groups = f.allowed[:, 1:] if weighting == "liid" else None
+    i, s = knn(f.feat, k, method="ivf" if len(f) > 250_000 else "exact", groups=groups)
+    return knn_graph(i, s, weighting=weighting, edges="bounded" if weighting == "liid" else "union")
 
 
 def bench_knn(args):
@@ -123,11 +126,13 @@ def _scale_child(q, images, method, k, weighting):
 
 def bench_scale(args):
     ctx = mp.get_context("spawn")
-    print("| method | k | proposals | cut seconds | peak RSS MB | gap | exact components | largest component | accuracy |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| method | graph | k | proposals | cut seconds | peak RSS MB | gap | exact components | largest component "
+          "| accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for images in [int(x) for x in args.images.split(",")]:
-        for method, k, weighting in [("multiway", 3, "liid"), ("multiway", 2, "liid"), ("fan", 3, "fan")]:
-            if method not in args.methods or str(k) not in args.ks.split(","):
+        for method, k, weighting in [("multiway", 3, "eq10"), ("multiway", 2, "eq10"), ("multiway", 2, "liid"),
+                                     ("fan", 3, "fan")]:
+            if method not in args.methods or str(k) not in args.ks.split(",") or weighting not in args.weights:
                 continue
             q = ctx.Queue()
             p = ctx.Process(target=_scale_child, args=(q, images, method, k, weighting))
@@ -136,11 +141,11 @@ def bench_scale(args):
                 n, sec, rss, gap, ex, nc, big, acc = q.get(timeout=args.timeout)
             except Exception:
                 p.kill()
-                print(f"| {method} | {k} | ~{images * 8} | > {args.timeout} s (stopped) | | | | | |")
+                print(f"| {method} | {weighting} | {k} | ~{images * 8} | > {args.timeout} s (stopped) | | | | | |")
                 continue
             p.join()
-            print(f"| {method} | {k} | {n} | {sec:.2f} | {rss:.0f} | {gap:.1e} | {ex}/{nc} | {big} | {acc:.3f} |",
-                  flush=True)
+            print(f"| {method} | {weighting} | {k} | {n} | {sec:.2f} | {rss:.0f} | {gap:.1e} | {ex}/{nc} | {big} | "
+                  f"{acc:.3f} |", flush=True)
 
 
 def bench_accuracy(args):
@@ -158,11 +163,11 @@ def bench_accuracy(args):
     t = time.perf_counter()
     row("attention (baseline, with background)", "-", attention_labels(f.prob, f.allowed), time.perf_counter() - t)
     row("attention (baseline, objects only)", "-", attention_labels(f.prob, f.allowed, background=False), 0.0)
-    for k in (3, 2):
-        W = _graph(f, k, "liid")
+    for k, weighting in ((3, "eq10"), (2, "eq10"), (2, "liid")):
+        W = _graph(f, k, weighting)
         t = time.perf_counter()
         r = multiway_cut(W.indptr, W.indices, W.data, f.prob, f.allowed)
-        row(f"multiway (gap {r.gap:.0e})", f"liid k={k}", r.labels, time.perf_counter() - t)
+        row(f"multiway (gap {r.gap:.0e})", f"{weighting} k={k}", r.labels, time.perf_counter() - t)
     W = _graph(f, 3, "fan")
     for ret in (1.0, 0.9, 0.7):
         t = time.perf_counter()
@@ -242,7 +247,7 @@ def bench_hard(args):
         for k in [int(x) for x in args.ks.split(",")]:
             idx, sims = knn(f.feat, k, method="ivf" if M > 250_000 else "exact")
             for delta in [float(x) for x in args.deltas.split(",")]:
-                W = knn_graph(idx, sims, weighting="liid", delta=delta)
+                W = knn_graph(idx, sims, weighting="eq10", delta=delta, edges="union")
                 eu, ev, _ = upper_edges(W.indptr, W.indices, W.data)
                 n_comp, comp = components(M, eu, ev)
                 big = int(np.bincount(comp).max())
@@ -344,6 +349,7 @@ if __name__ == "__main__":
     ap.add_argument("--images", default="1000")
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--methods", default="multiway,fan")
+    ap.add_argument("--weights", default="eq10,liid,fan", help="scale: graphs of the multiway rows (see _graph)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--ks", default=None, help="default 3,2 (scale), 3,5 (hard)")
     a = ap.parse_args()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ..cut import METHODS, attention_labels, fan_partition, multiway_cut
+from ..cut import METHODS, attention_cut, fan_partition, multiway_cut
 from ..io.flat import read_graph, write_assignment
 from ..io.store import create_store, open_store
 from .common import Timer, command, emit, force_option, log, progress, warn
@@ -92,22 +92,13 @@ def cut(graph, output, method, label_rule, beta, retention, time_limit, componen
                                         beta=beta, retention=retention, time_limit=component_time_limit,
                                         workers=workers, progress=bar.update, deadline=deadline)
                 else:
-                    res = None
-        if res is None:
-            labels = attention_labels(g["unary"], g["allowed"])
-            from ..cut.multiway import components, upper_edges
-
-            eu, ev, _ = upper_edges(g["indptr"], g["indices"], g["weights"])
-            n_comp, comp = components(M, eu, ev)
-            sizes, exact = np.bincount(comp, minlength=n_comp), np.ones(n_comp, dtype=bool)
-            objective, bound, gap, stats = float(g["unary"][np.arange(M), labels].sum()), np.nan, 0.0, {}
-        else:
-            labels, sizes, exact = res.labels, res.component_sizes, res.component_exact
-            objective, bound, gap, stats = res.objective, res.bound, res.gap, res.stats
+                    res = attention_cut(g["indptr"], g["indices"], g["weights"], g["unary"], g["allowed"])
+        labels, sizes, exact = res.labels, res.component_sizes, res.component_exact
+        objective, bound, gap, stats = res.objective, res.bound, res.gap, res.stats
         params = {"method": method, "labels": label_rule, "beta": beta, "retention": retention,
                   "time_limit": time_limit, "component_time_limit": component_time_limit}
         info = {"labels": report.label_distribution(labels, g["allowed"], src.classes),
-                "fixed": report.reduction_fractions(stats, M) if res is not None and method == "multiway" else {},
+                "fixed": report.reduction_fractions(stats, M) if method == "multiway" else {},
                 "seconds": {**report.phase_seconds(stats), "total": round(t.seconds, 3)},
                 "inexact_components": int(len(exact) - np.sum(exact)),
                 "warnings": report.warnings_for(labels, g["unary"], g["allowed"], g["weights"], method=method)}
