@@ -99,3 +99,22 @@ def test_eval_proposals_and_assignment_refuse_an_invalid_rle(stores, tmp_path, g
     assert_bad_input(r, "props.h5", f"image {victim}", "masks: mask 1:")
     r = run_ws_inproc("eval", "assignment", tmp_path / "a.h5", "--proposals", props, "--gt", val, expect=2)
     assert_bad_input(r, "props.h5", f"image {victim}", "mask 1")
+
+
+def test_an_invalid_ground_truth_rle_is_named_as_the_manifest(stores, toy_dir, tmp_path):
+    import json
+
+    val, m, props = stores
+    data = json.loads(val.read_text())
+    for rec in data["images"]:
+        for key in ("image", "semantic", "instances", "objects"):
+            rec[key] = str(toy_dir / rec[key])
+    rec = data["images"][1]
+    rec["instances"] = [{"label": m.classes[0], "iscrowd": 0,
+                         "segmentation": {"size": [rec["height"], rec["width"]], "counts": "O" * 9 + "0"}}]
+    bad = tmp_path / "bad_gt.json"
+    bad.write_text(json.dumps(data))
+    r = run_ws_inproc("eval", "proposals", props, "--gt", bad, expect=2)
+    assert_bad_input(r, "bad_gt.json", f"image {rec['id']}", "ground truth mask 0")
+    r = run_ws_inproc("eval", "assignment", tmp_path / "a.h5", "--proposals", props, "--gt", bad, expect=2)
+    assert_bad_input(r, "bad_gt.json", f"image {rec['id']}", "ground truth mask 0")

@@ -39,6 +39,7 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch
     """
     from ...eval.assignment import assignment_report, coverage, true_labels
     from ...eval._masks import as_rles, mask_iou
+    from ...masks import InvalidRLE
 
     check_outputs(force, csv_path)
     manifest = load_manifest(gt)
@@ -88,7 +89,10 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch
                 raise InputError("negative proposal index", path=assignment, image_id=image_id)
             inst = load_instances(manifest, rec)
             keep = ~inst.iscrowd
-            gt_rles = as_rles([c for c, kk in zip(inst.counts, keep) if kk], rec.height, rec.width)
+            try:
+                gt_rles = as_rles([c for c, kk in zip(inst.counts, keep) if kk], rec.height, rec.width)
+            except InvalidRLE as e:
+                raise InputError(f"ground truth {e.problem}", path=gt, image_id=image_id) from None
             gt_lab = inst.labels[keep]
             p_rles = as_rles([counts[p] for p in prop_idx[sel]], rec.height, rec.width)
             iou = mask_iou(p_rles, gt_rles)

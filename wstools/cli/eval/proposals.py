@@ -66,6 +66,7 @@ def proposals(proposals, gt, objects, iou_text, top_text, csv_path, plot_path, f
       ws eval proposals proposals.h5 --gt toy/train.json --objects all --plot recall.png
     """
     from ...eval.proposals import best_overlaps, summarize_overlaps
+    from ...masks import InvalidRLE, check_rles
 
     ns = _parse_top(top_text)
     thresholds = parse_iou_thresholds(iou_text, "--iou")
@@ -99,6 +100,10 @@ def proposals(proposals, gt, objects, iou_text, top_text, csv_path, plot_path, f
                 if lab is None:
                     names_known = False
                     lab = ["object"] * len(gt_counts)
+            try:
+                check_rles(gt_counts, rec.height, rec.width)
+            except InvalidRLE as e:
+                raise InputError(f"ground truth {e.problem}", path=gt, image_id=rec.id) from None
             try:
                 r = best_overlaps(gt_counts, counts, proposal_boxes=boxes, height=rec.height, width=rec.width,
                                   ns=ns)
