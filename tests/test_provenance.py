@@ -144,3 +144,19 @@ def test_shards_merged_before_or_after_the_features_are_the_same_proposals(chain
     assert r["provenance"] == "uid"
     assert_bad_input(run_ws_inproc("eval", "assignment", asg, "--proposals", d / "other.h5", "--gt", val,
                                    expect=2), "other.h5", "p0.h5")
+
+
+def test_stores_of_two_manifests_are_refused_together(chain, toy_dir, tmp_path):
+    from wstools.errors import InputError
+    from wstools.io.store import check_same_manifest
+
+    d, val = chain
+    other = tmp_path / "train_feats.h5"
+    _stage(other, "features", [d / "props.h5"], manifest=load_manifest(toy_dir / "train.json"))
+    same = tmp_path / "val_feats.h5"
+    _stage(same, "features", [d / "props.h5"], manifest=load_manifest(val))
+    with open_store(d / "props.h5") as p, open_store(other) as o, open_store(same) as s:
+        assert check_same_manifest(p, s) is None
+        with pytest.raises(InputError, match=r"train_feats.h5: made from another manifest than .*props.h5"):
+            check_same_manifest(p, s, o)
+        assert "train_feats.h5" in check_same_manifest(p, o, force=True)

@@ -426,6 +426,22 @@ def check_made_from(store: Store, source: Store, *, force: bool = False, max_fil
     return {"checked": "forced", "mismatch": problem}
 
 
+def check_same_manifest(*stores, force: bool = False) -> str | None:
+    """Refuse stores given together (seeds and probabilities, responses and proposals, proposals
+    and CAMs) that record different manifests (``dataset`` sha256), naming both files; stores
+    without a recorded manifest are not compared. With ``force`` the problem is returned
+    instead (for the caller's warning); ``None`` when they agree."""
+    known = [(s.path, (s.dataset or {}).get("sha256")) for s in stores]
+    known = [(p, sha) for p, sha in known if sha]
+    for path, sha in known[1:]:
+        if sha != known[0][1]:
+            problem = f"made from another manifest than {known[0][0]} (dataset sha256 {sha[:12]} vs {known[0][1][:12]})"
+            if force:
+                return f"{path}: {problem}"
+            raise InputError(f"{problem}; --force-mismatch if you know they belong together", path=path)
+    return None
+
+
 _HELD_LOCKS: dict = {}
 
 
