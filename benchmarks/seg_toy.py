@@ -15,6 +15,13 @@ pydensecrf2) are reported as "n/a" where those are not installed.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/seg_toy.py
     PYTHONPATH=$PWD python benchmarks/seg_toy.py --train 200 --epochs 5     # quicker
+
+The segmentation network is ``--arch tiny_unet`` (examples.sh's toy setting, SEG_FLAGS below).
+``--tradeoff`` prints, before the main table, the supervised upper bound (ground-truth labels)
+of each ``ARCH:EPOCHS`` pair with its training seconds: the cost / quality trade-off behind that
+choice. ``--init cls.pt`` takes a `ws cam train` classifier instead of training one (the
+examples.sh setting: a tiny classifier from its own 4000-image toy set, ``--recipe toy``), and
+initialises every segmentation network from it; ``--only-tradeoff`` stops after that table.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+# the toy segmentation setting of examples.sh (SEG=...), chosen with --tradeoff
+SEG_FLAGS = ["--arch", "tiny_unet", "--optimizer", "adam", "--lr", "0.001", "--head-lr-mult", "3",
+             "--scales", "0.75,1.25", "--loss-at", "input", "--batch-size", "8"]
+
+
 def ws(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t = time.perf_counter()
@@ -41,6 +53,15 @@ def ws(*args):
     if p.returncode:
         raise RuntimeError(f"ws {' '.join(map(str, args))} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1]), time.perf_counter() - t
+
+
+def child_cpu_seconds():
+    """CPU seconds (user + system) of the finished `ws` processes so far: on a shared machine a
+    fairer cost than wall time."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def write_cues(cams_path, manifest_path, seeds_path, dense_path, fg=0.3, bg=0.8, dense_bg=0.3):
@@ -114,6 +135,11 @@ def main():
     ap.add_argument("--dense-bg", type=float, default=0.65, help="flat background score of the dense CAM labels "
                     "(the best threshold of benchmarks/cam_toy.py)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the other core is shared)")
+    ap.add_argument("--init", default=None, help="a `ws cam train` classifier: used for the CAMs and --init of "
+                    "every segmentation network instead of training one on the train set")
+    ap.add_argument("--tradeoff", default="", help="comma-separated ARCH:EPOCHS pairs whose upper bound "
+                    "(ground-truth labels) is measured first, e.g. tiny:6,tiny_unet:6,tiny_unet:20")
+    ap.add_argument("--only-tradeoff", action="store_true", help="stop after the trade-off table")
     ap.add_argument("--out", default=None, help="working folder (default: a temporary one)")
     a = ap.parse_args()
     tmp = Path(a.out or tempfile.mkdtemp(prefix="seg_toy_"))
@@ -121,17 +147,45 @@ def main():
     th = ["--threads", a.threads, "--device", "cpu"]
     ws("toy", tmp / "toy", "--train", a.train, "--val", a.val, "--size", a.size, "--seed", "0", "--force")
     train, val = tmp / "toy" / "train.json", tmp / "toy" / "val.json"
-    cls, t_cls = ws("cam", "train", train, "--arch", "tiny", "--optimizer", "adam", "--lr", "0.002",
-                    "--head-lr-mult", "1", "--weight-decay", "0", "--crop", a.size, "--scales", "1,1",
-                    "--batch-size", "16", "--epochs", a.cls_epochs, "-o", tmp / "cls.pt", "--force", *th)
-    ws("cam", "infer", train, "--model", tmp / "cls.pt", "--scales", "1.0", "--background", "features",
+    if a.init:
+        cls_pt, t_cls = Path(a.init), 0.0
+    else:
+        cls_pt = tmp / "cls.pt"
+        _, t_cls = ws("cam", "train", train, "--arch", "tiny", "--optimizer", "adam", "--lr", "0.002",
+                      "--head-lr-mult", "1", "--weight-decay", "0", "--crop", a.size, "--scales", "1,1",
+                      "--batch-size", "16", "--epochs", a.cls_epochs, "-o", cls_pt, "--force", *th)
+    init = ["--init", cls_pt]      # as examples.sh: every segmentation network starts from the classifier
+    tradeoff = []
+    for pair in filter(None, a.tradeoff.split(",")):
+        arch, epochs = pair.split(":")
+        flags = [f if f != "tiny_unet" else arch for f in SEG_FLAGS]
+        ckpt = tmp / f"tradeoff_{arch}_{epochs}.pt"
+        cpu0 = child_cpu_seconds()
+        _, t_train = ws("train-seg", train, "--labels", train.parent / "semantic", *flags, "--crop", a.size,
+                        "--epochs", epochs, *init, "--force", *th, "-o", ckpt)
+        cpu_train = child_cpu_seconds() - cpu0
+        ws("predict", val, "--model", ckpt, "-o", tmp / "tradeoff.h5", "--force", *th)
+        ev = ws("eval", "semantic", tmp / "tradeoff.h5", "--gt", val)[0]
+        tradeoff.append((arch, int(epochs), ev["miou"], t_train, cpu_train))
+    if tradeoff:
+        print(f"supervised upper bound (ground-truth labels) by network and epochs: `ws toy` {a.train} train / "
+              f"{a.val} val images of {a.size} px, {' '.join(map(str, SEG_FLAGS[2:]))} --crop {a.size}"
+              f" --init {cls_pt}, CPU {a.threads} threads\n")
+        print("| network | epochs | optimizer steps | val mIoU | train-seg seconds (wall) | CPU seconds |")
+        print("|---|---:|---:|---:|---:|---:|")
+        steps = a.train // 8
+        for arch, epochs, miou, t_train, cpu_train in tradeoff:
+            print(f"| {arch} | {epochs} | {steps * epochs} | {miou:.3f} | {t_train:.0f} | {cpu_train:.0f} |")
+        print()
+    if a.only_tradeoff:
+        return
+    ws("cam", "infer", train, "--model", cls_pt, "--scales", "1.0", "--background", "features",
        "-o", tmp / "cams.h5", "--force", *th)
     stats = write_cues(tmp / "cams.h5", train, tmp / "seeds.h5", tmp / "dense.h5", a.fg, a.bg, a.dense_bg)
     cues_miou = ws("eval", "semantic", tmp / "seeds.h5", "--gt", train, "--unlabeled", "ignore")[0]["miou"]
     dense_miou = ws("eval", "semantic", tmp / "dense.h5", "--gt", train)[0]["miou"]
 
-    seg = ["--arch", "tiny", "--optimizer", "adam", "--lr", "0.003", "--crop", a.size, "--scales", "0.75,1.25",
-           "--loss-at", "input", "--batch-size", "16", "--epochs", a.epochs, "--force", *th]
+    seg = [*SEG_FLAGS, "--crop", a.size, "--epochs", a.epochs, *init, "--force", *th]
     rows = []
 
     def row(name, labels, extra=(), predict_extra=(), model=None, needs=None):
@@ -158,13 +212,15 @@ def main():
     row("+ boundary loss (SEC / Sun et al. Eq. 4)", tmp / "seeds.h5",
         ["--loss", "balanced-seed", "--boundary-weight", "1"], needs=crf_ok)
     row("balanced seeding + amended testing (Sun et al. 3.5)", None, model=bsl,
-        predict_extra=["--classifier", tmp / "cls.pt"])
+        predict_extra=["--classifier", cls_pt])
     row("balanced seeding + CRF at test time", None, model=bsl, predict_extra=["--crf"], needs=crf_ok)
     row("balanced seeding + multi-scale + flip", None, model=bsl, predict_extra=["--scales", "0.75,1,1.25", "--flip"])
 
     up = rows[0]["miou"]
-    print(f"`ws toy` {a.train} train / {a.val} val images of {a.size} px; tiny classifier {a.cls_epochs} epochs "
-          f"(val-free; {t_cls:.0f} s), tiny segmentation network {a.epochs} epochs, CPU {a.threads} threads")
+    print(f"`ws toy` {a.train} train / {a.val} val images of {a.size} px; "
+          + (f"classifier {a.init}" if a.init else f"tiny classifier {a.cls_epochs} epochs (val-free; {t_cls:.0f} s)")
+          + f", segmentation network {' '.join(map(str, SEG_FLAGS))} {a.epochs} epochs"
+          + f" --init (the classifier), CPU {a.threads} threads")
     print(f"cues: fg CAM > {a.fg}, bg feature map > {a.bg}; dense labels: CAM argmax vs flat bg {a.dense_bg}")
     print(f"cues: {stats['seed_fraction']:.1%} of pixels labelled, cue mIoU (unlabelled ignored) {cues_miou:.3f}; "
           f"dense CAM labels mIoU {dense_miou:.3f} (training set)\n")
