@@ -208,6 +208,16 @@ def main():
         variants.append((f"ICN-enhanced PRM, {k} step{'s' if k > 1 else ''}, rebalanced", e, "rebalanced", []))
     variants.append((f"ICN-enhanced PRM, 3 steps, rebalanced, {BEFORE_AUDIT}", out / "enh3_val.h5", "rebalanced",
                      BEFORE_FLAGS))
+    # the ICN trained without random crops (`--crop-scale 1`, the default before the audit)
+    ws("icn", "train", sub, "--responses", out / "prm_train.h5", "--proposals", out / "props_train.h5", "--encoder",
+       "tiny", "--size", a.icn_size, "--epochs", a.icn_epochs, "--decay-every", 0, "--batch-size", 8, "--crop-scale", 1,
+       *T, "--force", "-o", out / "icn_nocrop.pt", out=out / "icn_nocrop.pt")
+    for k in (1, 3):
+        e = out / f"enh{k}_nocrop_val.h5"
+        ws("icn", "infer", val, "--responses", out / "prm_val.h5", "--model", out / "icn_nocrop.pt", "--steps", k, *T,
+           "--force", "-o", e, out=e)
+        variants.append((f"ICN trained `--crop-scale 1` (no crop), {k} step{'s' if k > 1 else ''}, rebalanced", e,
+                         "rebalanced", []))
     variants.append(("ICN-enhanced PRM, 3 steps, plain score", out / "enh3_val.h5", "plain", []))
     rows = []
     for i, (name, resp, score, flags) in enumerate(variants):

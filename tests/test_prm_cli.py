@@ -161,3 +161,40 @@ def test_flag_alternatives_run(route, toy_dir, tmp_path):
                       route / "props_val.h5", "--contour", "band", "--soft", "--nms-on", "mask-all", "--nms", "0.3",
                       "--det-score", "peak", "-o", tmp_path / "b.json").json
     assert 0 < b["detections"] <= a["detections"]         # NMS across classes drops at least as many
+
+
+def test_icn_pairs_random_crop(route, toy_dir):
+    """`ws icn train --crop-scale`: crops keep the sample's shapes and a binary target; scale 1
+    is the flip-only sample; the same (seed, epoch, index) gives the same crop."""
+    from wstools.io.dataset import load_manifest
+    from wstools.io.responses import read_response_group
+    from wstools.io.store import open_store
+    from wstools.cli.icn.data import IcnPairs
+    from wstools.masks import encode
+
+    m = load_manifest(toy_dir / "train.json")
+    samples = []
+    with open_store(route / "prm_train.h5", "responses") as resp:
+        for rec in m.images[:4]:
+            r = read_response_group(resp.image(rec.id), m.num_classes)
+            for k, v in enumerate(r["maps"]):
+                samples.append((rec, k, encode(v >= 0.5)[0]))
+    assert samples
+    plain = IcnPairs(m, samples, route / "prm_train.h5", 32, 0, [0])
+    same = IcnPairs(m, samples, route / "prm_train.h5", 32, 0, [0], crop_scale=1.0)
+    crop = IcnPairs(m, samples, route / "prm_train.h5", 32, 0, [0], crop_scale=0.5)
+    differs = 0
+    for i in range(len(samples)):
+        a, b, c = plain[i], same[i], crop[i]
+        for key in ("image", "map", "target"):
+            assert torch_equal(a[key], b[key]) and c[key].shape == a[key].shape
+        assert set(np.unique(c["target"].numpy())) <= {0.0, 1.0}
+        assert torch_equal(c["image"], crop[i]["image"])
+        differs += not torch_equal(a["image"], c["image"])
+    assert differs > 0
+
+
+def torch_equal(a, b):
+    import torch
+
+    return torch.equal(a, b)

@@ -13,12 +13,15 @@ class IcnPairs(torch.utils.data.Dataset):
     """Training pairs of the ICN, streamed: item ``{image (3,S,S), map (1,S,S), target (1,S,S),
     error}``. ``samples``: list of ``(record, instance index, target RLE counts)``; response maps
     are read from the responses store (opened lazily in each worker); images, maps and targets
-    are resized to ``size`` x ``size`` and flipped left-right at random (Huang et al. Sect. 4.2:
-    random flipping)."""
+    are resized to ``size`` x ``size``, flipped left-right at random and, with ``crop_scale`` < 1,
+    cropped at random (Huang et al. Sect. 4.2: "random flipping and cropping"; the crop's size is
+    not given): a window of each side times U(crop_scale, 1) at a random place, resized back to
+    ``size`` x ``size`` (the target thresholded at 0.5 again)."""
 
-    def __init__(self, manifest, samples, responses_path, size: int, seed: int, epoch_box, gray: bool = False):
+    def __init__(self, manifest, samples, responses_path, size: int, seed: int, epoch_box, gray: bool = False,
+                 crop_scale: float = 1.0):
         self.manifest, self.samples, self.path, self.size = manifest, samples, str(responses_path), size
-        self.seed, self.epoch_box = seed, epoch_box
+        self.seed, self.epoch_box, self.crop_scale = seed, epoch_box, float(crop_scale)
         self._h5 = None
 
     def __len__(self):
@@ -47,6 +50,12 @@ class IcnPairs(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch_box[0], i])
         if rng.random() < 0.5:
             img, v, t = img[:, ::-1], v[:, ::-1], t[:, ::-1]
+        if self.crop_scale < 1:
+            ch, cw = (max(1, int(round(self.size * rng.uniform(self.crop_scale, 1)))) for _ in range(2))
+            y0, x0 = int(rng.integers(0, self.size - ch + 1)), int(rng.integers(0, self.size - cw + 1))
+            img = cv2.resize(np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw]), s[::-1], interpolation=cv2.INTER_LINEAR)
+            v = resize_map(np.ascontiguousarray(v[y0:y0 + ch, x0:x0 + cw]), s)
+            t = (resize_map(np.ascontiguousarray(t[y0:y0 + ch, x0:x0 + cw]), s) >= 0.5).astype(np.float32)
         return {"error": None, "image": torch.from_numpy(normalize(np.ascontiguousarray(img))),
                 "map": torch.from_numpy(np.ascontiguousarray(v)[None]),
                 "target": torch.from_numpy(np.ascontiguousarray(t)[None])}
