@@ -222,3 +222,18 @@ def test_a_second_writer_in_the_same_process_is_refused(tmp_path):
             with create_store(out, "labels", classes=["a"], params={}, force=True):
                 pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.h5"]
+
+
+def test_resume_drops_an_unreadable_part_and_says_so(tmp_path, capsys):
+    out = tmp_path / "l.h5"
+    folder = _interrupted_store(out, ["im0", "im1", "im2"])
+    part = sorted(p for p in folder.iterdir() if p.stem.isdigit())[1]
+    part.write_bytes(part.read_bytes()[:200])
+    with create_store(out, "labels", classes=["a"], params={"t": 1}, resume=True) as s:
+        missing = [i for i in ("im0", "im1", "im2") if not s.has_image(i)]
+        assert missing == ["im1"]
+        with s.write_image("im1") as g:
+            g["labels"] = np.full((2, 2), 1, np.uint8)
+    assert "1 unreadable part file(s) removed" in capsys.readouterr().err
+    with open_store(out, "labels") as s:
+        assert sorted(s.image_ids()) == ["im0", "im1", "im2"]

@@ -525,7 +525,7 @@ def _fsync_dir(path) -> None:
 def _scan_parts(folder: Path) -> tuple[dict, int]:
     """Completed part files of ``folder`` as ``{key: path}`` in write order, and the last
     sequence number; leftover ``.tmp`` files (a kill mid-write) and unreadable parts are removed."""
-    parts, seq = {}, 0
+    parts, seq, dropped = {}, 0, 0
     for p in sorted(folder.iterdir()):
         if p.name.endswith(".tmp"):
             p.unlink()
@@ -540,9 +540,13 @@ def _scan_parts(folder: Path) -> tuple[dict, int]:
             keys = []
         if not keys:
             p.unlink()
+            dropped += 1
             continue
         parts.pop(keys[0], None)
         parts[keys[0]] = p
+    if dropped:
+        sys.stderr.write(f"warning: {folder}: {dropped} unreadable part file(s) removed; their images are made "
+                         "again\n")
     return parts, seq
 
 
