@@ -130,3 +130,21 @@ def test_cli_assignment(toy_dir, tmp_path):
     assert_bad_input(run_ws("eval", "assignment", perfect, "--proposals", props, "--gt", fewer, expect=2),
                      m.ids()[0])
 
+
+
+@pytest.mark.parametrize("poison, fragment", [(float("nan"), "cams hold NaN or inf"), (float("inf"), "NaN or inf"),
+                                              (-0.5, "outside [0, 1]"), (5.0, "values in [0, 5]")])
+def test_cli_cams_refuses_maps_outside_the_unit_range(toy_dir, tmp_path, poison, fragment):
+    from conftest import run_ws_inproc
+
+    val = toy_dir / "val.json"
+    m = load_manifest(val)
+    cams, scores = _cams_from_gt(m)
+    victim = m.ids()[2]
+    labels, c = cams[victim]
+    c = c.copy()
+    c[0, 3, 3] = poison
+    cams[victim] = (labels, c)
+    p = tmp_path / "cams.h5"
+    write_cams(p, m, cams, scores)
+    assert_bad_input(run_ws_inproc("eval", "cams", p, "--gt", val, expect=2), "cams.h5", f"image {victim}", fragment)

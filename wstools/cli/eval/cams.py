@@ -41,6 +41,19 @@ def _parse_sweep(text: str) -> tuple:
     return tuple(values)
 
 
+def _check_unit_values(values, name: str, path, image_id) -> None:
+    """CAMs and classifier scores are in [0, 1]: NaN, inf or values outside would be scored
+    as if they were maps (a NaN never exceeds a threshold, a 5 always does)."""
+    v = np.asarray(values, dtype=np.float32)
+    if v.size == 0:
+        return
+    if not np.isfinite(v).all():
+        raise InputError(f"{name} hold NaN or inf", path=path, image_id=image_id)
+    lo, hi = float(v.min()), float(v.max())
+    if lo < 0 or hi > 1:
+        raise InputError(f"{name} hold values in [{lo:g}, {hi:g}], outside [0, 1]", path=path, image_id=image_id)
+
+
 @command("cams")
 @click.argument("cams", type=click.Path(dir_okay=False))
 @gt_option
@@ -89,12 +102,14 @@ def cams(cams, gt, thr_text, csv_path, plot_path, force):
                                  f"is {g.shape[1]}x{g.shape[0]}", path=cams, image_id=rec.id)
             if len(labels) and (labels.min() < 1 or labels.max() > k):
                 raise InputError(f"cam label {int(labels.max())} outside 1..K={k}", path=cams, image_id=rec.id)
+            _check_unit_values(c, "cams", cams, rec.id)
             conf += threshold_confusions(c, labels, g, k, thresholds)
             if "scores" in grp:
                 sc = np.asarray(grp["scores"][()], dtype=np.float64).reshape(-1)
                 if len(sc) != k:
                     raise InputError(f"has {len(sc)} classifier scores for K={k} classes", path=cams,
                                      image_id=rec.id)
+                _check_unit_values(sc, "scores", cams, rec.id)
                 all_scores.append(sc)
                 all_tags.append(manifest.tag_vector(rec))
     sweep = []

@@ -88,6 +88,8 @@ def proposals(proposals, gt, objects, iou_text, top_text, csv_path, plot_path, f
             boxes = np.asarray(grp["boxes"][()], dtype=np.float64).reshape(-1, 4)
             if len(boxes) != len(counts):
                 raise InputError(f"{len(boxes)} boxes but {len(counts)} masks", path=proposals, image_id=rec.id)
+            if not np.isfinite(boxes).all():
+                raise InputError("boxes hold NaN or inf", path=proposals, image_id=rec.id)
             if objects == "targets":
                 inst = load_instances(manifest, rec)
                 keep = ~inst.iscrowd
