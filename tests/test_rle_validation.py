@@ -118,3 +118,17 @@ def test_an_invalid_ground_truth_rle_is_named_as_the_manifest(stores, toy_dir, t
     assert_bad_input(r, "bad_gt.json", f"image {rec['id']}", "ground truth mask 0")
     r = run_ws_inproc("eval", "assignment", tmp_path / "a.h5", "--proposals", props, "--gt", bad, expect=2)
     assert_bad_input(r, "bad_gt.json", f"image {rec['id']}", "ground truth mask 0")
+
+
+def test_eval_proposals_refuses_non_finite_boxes(stores):
+    from wstools.io.store import image_key
+
+    val, m, props = stores
+    victim = m.images[4].id
+    with h5py.File(props, "r+") as f:
+        boxes = f["images"][image_key(victim)]["boxes"]
+        b = boxes[()]
+        b[0, 2] = np.nan
+        boxes[...] = b
+    assert_bad_input(run_ws_inproc("eval", "proposals", props, "--gt", val, expect=2), "props.h5",
+                     f"image {victim}", "boxes hold NaN or inf")
