@@ -16,7 +16,7 @@ pydensecrf2) are reported as "n/a" where those are not installed.
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/seg_toy.py
     PYTHONPATH=$PWD python benchmarks/seg_toy.py --train 200 --epochs 5     # quicker
 
-The segmentation network is ``--arch tiny_unet`` (examples.sh's toy setting, SEG_FLAGS below).
+The segmentation network is SEG_FLAGS below (the toy setting proposed for examples.sh).
 ``--tradeoff`` prints, before the main table, the supervised upper bound (ground-truth labels)
 of each ``ARCH:EPOCHS`` pair with its training seconds: the cost / quality trade-off behind that
 choice. ``--init cls.pt`` takes a `ws cam train` classifier instead of training one (the
@@ -41,8 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-# the toy segmentation setting of examples.sh (SEG=...), chosen with --tradeoff
-SEG_FLAGS = ["--arch", "tiny_unet", "--optimizer", "adam", "--lr", "0.001", "--head-lr-mult", "3",
+# the toy segmentation setting proposed for examples.sh (SEG=...), chosen with --tradeoff
+SEG_FLAGS = ["--arch", "tiny", "--optimizer", "adam", "--lr", "0.001", "--head-lr-mult", "3",
              "--scales", "0.75,1.25", "--loss-at", "input", "--batch-size", "8"]
 
 
@@ -158,7 +158,8 @@ def main():
     tradeoff = []
     for pair in filter(None, a.tradeoff.split(",")):
         arch, epochs = pair.split(":")
-        flags = [f if f != "tiny_unet" else arch for f in SEG_FLAGS]
+        flags = list(SEG_FLAGS)
+        flags[flags.index("--arch") + 1] = arch
         ckpt = tmp / f"tradeoff_{arch}_{epochs}.pt"
         cpu0 = child_cpu_seconds()
         _, t_train = ws("train-seg", train, "--labels", train.parent / "semantic", *flags, "--crop", a.size,

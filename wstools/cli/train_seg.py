@@ -192,8 +192,9 @@ def instance_evaluator(val, device, mask_threshold=0.5):
                    "logged after every epoch.")
 @click.option("--arch", default=None,
               help="Network. semantic: tiny | tiny_unet | deeplabv3_resnet50 | deeplabv3_resnet101 (default "
-                   "deeplabv3_resnet101, DeepLab as in DSRG / Sun et al.; tiny_unet: the tiny backbone with a "
-                   "U-Net decoder and full-resolution skips, the CPU / toy-data choice); instance: maskrcnn_tiny | "
+                   "deeplabv3_resnet101, DeepLab as in DSRG / Sun et al.; tiny: a small CPU network; tiny_unet: "
+                   "the tiny backbone with a U-Net decoder and full-resolution skips, logits at the input "
+                   "resolution); instance: maskrcnn_tiny | "
                    "contour_tiny | maskrcnn_resnet50_fpn (default; LIID). contour_tiny: tiny_unet with an "
                    "instance-contour channel (DCAN, Chen et al. 2016), instances = connected components of each "
                    "class's region less its contours; a proposal-free stand-in for Mask R-CNN on toy data.")

@@ -12,8 +12,9 @@ Architectures (``SEMANTIC_ARCHS``):
   and a 1x1 classifier; for CPU runs and tests.
 - ``tiny_unet``: the same backbone + a U-Net decoder (Ronneberger et al. 2015) with skips from
   every backbone stage and from a full-resolution convolution of the image
-  (:class:`UNetDecoder`): logits at the input resolution. The toy default (README "ws train-seg"
-  benchmarks: the stride-8 head cannot draw the boundaries of 96 px toy shapes).
+  (:class:`UNetDecoder`): logits at the input resolution; the base of ``contour_tiny``. On
+  96 px toy data it is not better than ``tiny`` at an equal number of steps and costs about
+  twice the CPU per step (README "ws train-seg" benchmarks): both underfit there.
 - ``deeplabv3_resnet50``, ``deeplabv3_resnet101``: torchvision's DeepLabv3 (ASPP head,
   output stride 8), built with ``weights=None, weights_backbone=None``.
 
