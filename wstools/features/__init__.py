@@ -11,8 +11,8 @@ Plain functions on numpy arrays / torch tensors; no files, no flags.
 
 from .probabilities import cam_scores, noise_column, normalise_rows, pseudo_labels, proposal_probabilities
 from .roi import roi_features
-from .mil import MilNet, cam_loss, center_loss, lse_pool, mil_loss, mil_total_loss, update_centers
+from .mil import MilNet, cam_loss, center_loss, lse_pool, mil_loss, mil_step, mil_total_loss, update_centers
 
 __all__ = ["cam_scores", "noise_column", "normalise_rows", "pseudo_labels", "proposal_probabilities",
            "roi_features", "MilNet", "cam_loss", "center_loss", "lse_pool", "mil_loss", "mil_total_loss",
-           "update_centers"]
+           "update_centers", "mil_step"]

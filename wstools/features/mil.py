@@ -99,3 +99,25 @@ def mil_total_loss(a: torch.Tensor, f: torch.Tensor, pseudo: torch.Tensor, prese
     lc = center_loss(f, p, centers)
     total = alpha * la + beta * lm + gamma * lc
     return total, {"loss_att": float(la.detach()), "loss_mil": float(lm.detach()), "loss_cent": float(lc.detach())}
+
+
+def mil_step(device, alpha: float = 0.5, beta: float = 0.5, gamma: float = 0.1, r: float = 5.0,
+             theta: float = 0.01):
+    """A training step for :func:`wstools.train.loop.fit`: ``step(net, batch) -> (loss, parts)``.
+    LIID Eq. 9 per image of ``batch`` (a list of ``{image (3,H,W), boxes (P,4), pseudo (P,),
+    present (K+1,)}``), averaged over the images, then the centre update of Eq. 8 with each
+    image's features; ``parts`` = the three loss terms per image."""
+
+    def step(net, batch):
+        model = net.module if hasattr(net, "module") else net
+        losses, parts = [], []
+        for it in batch:
+            x = it["image"][None].to(device)
+            a, f = net(x, [it["boxes"].to(device)])
+            loss, aux = mil_total_loss(a, f, it["pseudo"].to(device), it["present"].to(device), model.centers,
+                                       alpha=alpha, beta=beta, gamma=gamma, r=r)
+            update_centers(model.centers, f.detach(), torch.softmax(a.detach(), 1), theta)
+            losses.append(loss)
+            parts.append(aux)
+        return torch.stack(losses).mean(), parts
+    return step

@@ -1,4 +1,5 @@
-"""Training pieces of ``ws features train-mil``: the per-image dataset and the loop's step."""
+"""Training pieces of ``ws features train-mil``: the per-image dataset and the log summary (the loop's
+step, LIID Eq. 8-9, is :func:`wstools.features.mil.mil_step`)."""
 
 from __future__ import annotations
 
@@ -33,26 +34,6 @@ class MilImages(torch.utils.data.Dataset):
                 "image": torch.from_numpy(np.ascontiguousarray(normalize(to_gray(img) if self.gray else img))),
                 "boxes": torch.from_numpy(boxes), "pseudo": torch.from_numpy(pseudo),
                 "present": torch.from_numpy(present)}
-
-
-def mil_step(device: str, alpha: float, beta: float, gamma: float, r: float, theta: float):
-    """The loop's ``step``: LIID Eq. 9 per image (mean over the batch's images), then the centre
-    update of Eq. 8 with the batch's features; ``aux`` = the three loss terms."""
-    from ...features.mil import mil_total_loss, update_centers
-
-    def step(net, batch):
-        model = net.module if hasattr(net, "module") else net
-        losses, parts = [], []
-        for it in batch:
-            x = it["image"][None].to(device)
-            a, f = net(x, [it["boxes"].to(device)])
-            loss, aux = mil_total_loss(a, f, it["pseudo"].to(device), it["present"].to(device), model.centers,
-                                       alpha=alpha, beta=beta, gamma=gamma, r=r)
-            update_centers(model.centers, f.detach(), torch.softmax(a.detach(), 1), theta)
-            losses.append(loss)
-            parts.append(aux)
-        return torch.stack(losses).mean(), parts
-    return step
 
 
 def summarize_parts(auxes) -> dict:

@@ -91,7 +91,7 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
           --arch tiny --init cls.pt --epochs 2 -o mil.pt
       ws features data/toy/train.json --proposals props.h5 --model mil.pt -o feats_mil.h5
     """
-    from ...features.mil import MilNet
+    from ...features.mil import MilNet, mil_step
     from ...features.probabilities import cam_scores, pseudo_labels
     from ...io.checkpoint import read_state_dict
     from ...io.dataset import load_manifest
@@ -104,7 +104,7 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
     import torch
 
     from .data import check_inputs, read_cams, read_proposals
-    from .mil_data import MilImages, mil_step, summarize_parts
+    from .mil_data import MilImages, summarize_parts
 
     dev = resolve_device(device)
     stride = int(stride)
