@@ -66,9 +66,9 @@ for r in common "${RECIPES[@]}"; do rm -f "$OUT/$r/times.tsv"; mkdir -p "$OUT/$r
 # Sizes. default: the README's main job (minutes on 2 CPU cores); full: the README's results table;
 # smoke: the CI test (every stage runs, numbers mean little).
 case $SIZE_PROFILE in
-  default) NTRAIN=120 NVAL=40 SIZE=96  NCAM=4000 CAMSIZE=64 SEG_EPOCHS=6 MRCNN_EPOCHS=3 MIL_EPOCHS=1 ICN_EPOCHS=1 ;;
-  full)    NTRAIN=240 NVAL=80 SIZE=96  NCAM=6000 CAMSIZE=64 SEG_EPOCHS=12 MRCNN_EPOCHS=6 MIL_EPOCHS=2 ICN_EPOCHS=2 ;;
-  smoke)   NTRAIN=16 NVAL=8 SIZE=64    NCAM=200 CAMSIZE=64 SEG_EPOCHS=1 MRCNN_EPOCHS=1 MIL_EPOCHS=1 ICN_EPOCHS=1 ;;
+  default) NTRAIN=120 NVAL=40 SIZE=96  NCAM=4000 CAMSIZE=64 SEG_EPOCHS=6 MRCNN_EPOCHS=3 MIL_EPOCHS=1 MIL_STEPS=200 ICN_EPOCHS=1 ;;
+  full)    NTRAIN=240 NVAL=80 SIZE=96  NCAM=6000 CAMSIZE=64 SEG_EPOCHS=12 MRCNN_EPOCHS=6 MIL_EPOCHS=2 MIL_STEPS=400 ICN_EPOCHS=2 ;;
+  smoke)   NTRAIN=16 NVAL=8 SIZE=64    NCAM=200 CAMSIZE=64 SEG_EPOCHS=1 MRCNN_EPOCHS=1 MIL_EPOCHS=1 MIL_STEPS=1 ICN_EPOCHS=1 ;;
 esac
 
 # Every `ws` call is timed into OUT/<recipe>/times.tsv (stage<TAB>seconds) for the results table.
@@ -100,7 +100,7 @@ else
   MIL=(--arch resnet50)
   PEAKS=(--max-peaks 0)
   ICN=(--encoder vgg16)             # VGG-16 from random weights (no --weights for ICN yet)
-  SEG_EPOCHS=20 MRCNN_EPOCHS=12 MIL_EPOCHS=10 ICN_EPOCHS=120
+  SEG_EPOCHS=20 MRCNN_EPOCHS=12 MIL_EPOCHS=10 MIL_STEPS=0 ICN_EPOCHS=120
 fi
 DEV=(--device "$DEVICE")
 RUN_SEED=(--seed "$SEED")   # every training command: initialisation, shuffling, augmentation
@@ -127,8 +127,12 @@ ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --background
     -o "$OUT/common/cams.h5" --force
 ws viz "$OUT/common/cams.h5" --first 4 -o "$OUT/common/cams.png" --force
 if want liid || want prm; then
-  # segment proposals with masks (selective-search hierarchy), for LIID's cut and Huang et al.'s matching
+  # segment proposals with masks (selective-search hierarchy), for LIID's MIL network and Huang et al.'s matching
   ws propose "$TRAIN" --workers 2 -o "$OUT/common/proposals.h5" --force
+fi
+if want fan || want liid; then
+  # class-agnostic salient instances (Fan et al. Sect. 3.1), the nodes of Fan's and LIID's graphs
+  ws propose "$TRAIN" --method saliency --nms 0.7 --top 20 --workers 2 -o "$OUT/common/salient.h5" --force
 fi
 
 if want cam; then
@@ -174,49 +178,53 @@ mask_rcnn_on() {
 if want fan; then
   echo "== Fan et al. (ECCV 2018): salient instances, CAM box means + ROI features, kNN graph, Eq. 8 cut" >&2
   STAGE=fan; F=$OUT/fan
-  ws propose "$TRAIN" --method saliency --nms 0.7 --top 20 --workers 2 -o "$F/salient.h5" --force
-  ws features "$TRAIN" --proposals "$F/salient.h5" --cams "$OUT/common/cams.h5" --model "$OUT/common/cls.pt" \
+  ws features "$TRAIN" --proposals "$OUT/common/salient.h5" --cams "$OUT/common/cams.h5" --model "$OUT/common/cls.pt" \
       --prob box-mean "${DEV[@]}" -o "$F/features.h5" --force
   ws graph "$F/features.h5" --knn 3 --weights fan -o "$F/graph.h5" --force
   ws cut "$F/graph.h5" --method fan --beta 30 --retention 0.9 -o "$F/assignment.h5" --force
-  evaluate eval_assignment eval assignment "$F/assignment.h5" --proposals "$F/salient.h5" --gt "$TRAIN"
-  ws export-coco "$F/assignment.h5" --proposals "$F/salient.h5" --manifest "$TRAIN" -o "$F/pseudo.json" \
+  evaluate eval_assignment eval assignment "$F/assignment.h5" --proposals "$OUT/common/salient.h5" --gt "$TRAIN"
+  ws export-coco "$F/assignment.h5" --proposals "$OUT/common/salient.h5" --manifest "$TRAIN" -o "$F/pseudo.json" \
       --semantic "$F/pseudo_png" --force
   evaluate eval_pseudo_train eval semantic "$F/pseudo_png" --gt "$TRAIN"
   evaluate eval_pseudo_instances eval instance "$F/pseudo.json" --gt "$TRAIN"
   # the paper's ablation: the attention (probabilities) alone, without the graph
   ws cut "$F/graph.h5" --method attention -o "$F/assignment_attention.h5" --force
-  ws export-coco "$F/assignment_attention.h5" --proposals "$F/salient.h5" --manifest "$TRAIN" \
+  ws export-coco "$F/assignment_attention.h5" --proposals "$OUT/common/salient.h5" --manifest "$TRAIN" \
       -o "$F/pseudo_attention.json" --force
   evaluate ablation_off eval instance "$F/pseudo_attention.json" --gt "$TRAIN"
-  oracle_on "$F/salient.h5"
+  oracle_on "$OUT/common/salient.h5"
   seg_on deeplab "$F/pseudo_png"
   predict_eval deeplab eval_semantic_val
   mask_rcnn_on "$F/pseudo.json"
-  ws viz "$F/salient.h5" --first 4 --top 5 -o "$F/proposals.png" --force
+  ws viz "$OUT/common/salient.h5" --first 4 --top 5 -o "$F/proposals.png" --force
   ws viz "$F/pseudo.json" --dataset "$TRAIN" --gt --first 4 -o "$F/pseudo.png" --force
 fi
 
 if want liid; then
-  echo "== LIID (TPAMI): segment proposals, MIL network (CAM + MIL + centre losses), multi-way cut" >&2
-  STAGE=liid; L=$OUT/liid
+  echo "== LIID (TPAMI): MIL network on segment proposals, knowledge graph on salient instances, multi-way cut" >&2
+  STAGE=liid; L=$OUT/liid; SAL=$OUT/common/salient.h5
+  # the MIL network learns from 20 segment proposals per image (Sect. 4), for enough optimizer steps that
+  # its probabilities rank true instances above noise (--min-steps; benchmarks/features_quality.py)
   ws features train-mil "$TRAIN" --proposals "$OUT/common/proposals.h5" --cams "$OUT/common/cams.h5" "${MIL[@]}" \
-      --init "$OUT/common/cls.pt" --proposals-per-image 20 --epochs "$MIL_EPOCHS" "${DEV[@]}" "${RUN_SEED[@]}" -o "$L/mil.pt" --force
-  ws features "$TRAIN" --proposals "$OUT/common/proposals.h5" --model "$L/mil.pt" --proposals-per-image 20 "${DEV[@]}" \
+      --init "$OUT/common/cls.pt" --proposals-per-image 20 --epochs "$MIL_EPOCHS" --min-steps "$MIL_STEPS" \
+      "${DEV[@]}" "${RUN_SEED[@]}" -o "$L/mil.pt" --force
+  # the knowledge graph is built on salient instances (Sect. 6.1, following Fan et al.), each node linked to
+  # at most its strongest neighbours (Sect. 5.3): ws graph --weights liid's defaults
+  ws features "$TRAIN" --proposals "$SAL" --model "$L/mil.pt" --proposals-per-image 20 "${DEV[@]}" \
       -o "$L/features.h5" --force
-  ws graph "$L/features.h5" --knn 3 --weights liid --delta 5 -o "$L/graph.h5" --force
+  ws graph "$L/features.h5" --weights liid -o "$L/graph.h5" --force
   ws cut "$L/graph.h5" --method multiway -o "$L/assignment.h5" --force
-  evaluate eval_assignment eval assignment "$L/assignment.h5" --proposals "$OUT/common/proposals.h5" --gt "$TRAIN"
-  ws export-coco "$L/assignment.h5" --proposals "$OUT/common/proposals.h5" --manifest "$TRAIN" --nms-iou 0.4 \
+  evaluate eval_assignment eval assignment "$L/assignment.h5" --proposals "$SAL" --gt "$TRAIN"
+  ws export-coco "$L/assignment.h5" --proposals "$SAL" --manifest "$TRAIN" --nms-iou 0.4 \
       -o "$L/pseudo.json" --semantic "$L/pseudo_png" --force
   evaluate eval_pseudo_train eval semantic "$L/pseudo_png" --gt "$TRAIN"
   evaluate eval_pseudo_instances eval instance "$L/pseudo.json" --gt "$TRAIN"
   # the paper's ablation (Table 1): the MIL network's probabilities alone, without the cut
   ws cut "$L/graph.h5" --method attention -o "$L/assignment_mil.h5" --force
-  ws export-coco "$L/assignment_mil.h5" --proposals "$OUT/common/proposals.h5" --manifest "$TRAIN" --nms-iou 0.4 \
+  ws export-coco "$L/assignment_mil.h5" --proposals "$SAL" --manifest "$TRAIN" --nms-iou 0.4 \
       -o "$L/pseudo_mil.json" --force
   evaluate ablation_off eval instance "$L/pseudo_mil.json" --gt "$TRAIN"
-  oracle_on "$OUT/common/proposals.h5" --nms-iou 0.4
+  oracle_on "$SAL" --nms-iou 0.4
   seg_on deeplab "$L/pseudo_png"
   predict_eval deeplab eval_semantic_val
   mask_rcnn_on "$L/pseudo.json"
