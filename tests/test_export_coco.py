@@ -214,3 +214,20 @@ def test_labels_outside_the_classes_are_refused(toy_dir, tmp_path):
     r = run_ws_inproc("export-coco", tmp_path / "l.h5", "--manifest", man, "--semantic", tmp_path / "png", expect=2)
     assert_bad_input(r, "l.h5", f"image {m.images[3].id}", "label 77 outside 0..K=5")
     assert not (tmp_path / "png").exists() and not list(tmp_path.glob(".png*"))
+
+
+def test_an_export_in_progress_is_not_overwritten(setup, tmp_path):
+    from conftest import run_ws_inproc
+    from wstools.io.store import output_lock
+
+    d, man, m, expect = setup
+    out = tmp_path / "x.json"
+    with output_lock(tmp_path / "png"):      # another writer of the PNG folder (here: this process)
+        r = run_ws_inproc("export-coco", d / "a.h5", "--proposals", d / "p.h5", "--manifest", man, "-o", out,
+                          "--semantic", tmp_path / "png", "--force", expect=2)
+    assert_bad_input(r, "png", "already an output")
+    assert not out.exists() and not (tmp_path / "png").exists()
+    r = run_ws_inproc("export-coco", d / "a.h5", "--proposals", d / "p.h5", "--manifest", man, "-o", out,
+                      "--semantic", tmp_path / "png")
+    assert r.json["annotations"] == sum(expect.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["png", "x.json"]

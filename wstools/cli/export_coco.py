@@ -67,6 +67,19 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
       ws export-coco grown.h5 --manifest data/toy/train.json --semantic pseudo_png/
       ws export-coco prm_results.json --manifest data/toy/val.json --semantic prm_png/
     """
+    import contextlib
+
+    from ..io.store import output_lock
+
+    with contextlib.ExitStack() as locks:     # a second export to the same files exits 2 at once
+        for out in dict.fromkeys(o for o in (output, semantic_dir) if o):
+            locks.enter_context(output_lock(out))
+        _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, min_score,
+                force_mismatch, force)
+
+
+def _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, unassigned, min_score,
+            force_mismatch, force):
     import torch
     from torchvision.ops import batched_nms
 
