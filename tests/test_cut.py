@@ -167,8 +167,13 @@ def test_cli_features_graph_cut(tmp_path, feature_store):
         with h5py.File(tmp_path / f"{method}.h5") as h:
             assert h["labels"].shape == (s["proposals"],)
     assert acc["multiway"] > acc["attention"]
-    s = run_ws("cut", g, "-o", tmp_path / "f5.h5", "--method", "fan", "--retention", "0.5").json
-    assert s["kept"] == math.floor(0.5 * s["proposals"])
+    r = run_ws("cut", g, "-o", tmp_path / "f5.h5", "--method", "fan", "--retention", "0.5")
+    assert r.json["kept"] == math.floor(0.5 * r.json["proposals"])
+    assert "expects --weights fan" not in r.stderr
+    # Fan's cut on a LIID graph: it runs, with a warning naming the graph's weighting
+    run_ws("graph", feature_store, "-o", tmp_path / "liid.h5", "--weights", "liid")
+    r = run_ws("cut", tmp_path / "liid.h5", "-o", tmp_path / "fl.h5", "--method", "fan")
+    assert "graph built with --weights liid" in r.stderr and "expects --weights fan" in r.stderr
 
 
 def test_toy_features_option(tmp_path):

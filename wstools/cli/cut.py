@@ -79,6 +79,10 @@ def cut(graph, output, method, label_rule, beta, retention, time_limit, componen
     with open_store(graph, "graph") as src:
         K = len(src.classes)
         g = read_graph(src, K)
+        built_with = src.params.get("weights")
+        if method == "fan" and built_with not in (None, "fan"):
+            warn(f"{graph}: graph built with --weights {built_with}; Fan et al.'s cut (Eq. 6-8) expects "
+                 "--weights fan (W = cos + 1, Eq. 5)")
         M = g["unary"].shape[0]
         with Timer() as t:
             with progress(desc="chunks", unit="chunk") as bar:

@@ -55,7 +55,7 @@ def export_coco(source, proposals_path, manifest, output, nms_iou, semantic_dir,
     An `assignment` store (ws cut) with --proposals: proposals with label > 0, box NMS
     per image and class (torchvision batched_nms), written as COCO instances JSON with
     compressed RLE masks (-o) and/or VOC PNGs (--semantic). A `labels` store: VOC PNGs
-    (--semantic) only. A COCO results JSON (ws match, ws predict --task instance):
+    (--semantic) only. A COCO results JSON (ws match, ws predict with an instance checkpoint):
     VOC PNGs (--semantic) only, the instances of each image merged into one label
     map (a higher score wins an overlap; Huang et al.'s semantic results). Every
     manifest image is listed in `images`, with or without annotations; category ids

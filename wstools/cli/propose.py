@@ -82,7 +82,8 @@ def _generate(job):
                    "instances (after Fan et al. 2018); import: masks made by another program (--from).")
 @click.option("--from", "source", type=click.Path(), default=None,
               help="--method import: a COCO-style JSON of masks (RLE or polygons; keyed by image id, or file name "
-                   "through 'images') or a folder of instance-id PNGs named after the image ids.")
+                   "through 'images') or a folder of instance-id PNGs named after the image ids (255 in an 8-bit PNG is "
+                   "VOC's void border, not an instance).")
 @click.option("--k", "k_text", default="50,100", show_default=True,
               help="Felzenszwalb-Huttenlocher scale(s) k of tau(C) = k/|C| (Felzenszwalb & Huttenlocher 2004, "
                    "Eq. 5), one superpixel map each; Uijlings et al. 2013 Sec. 5.2 'fast' uses 50,100. "

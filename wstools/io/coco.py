@@ -46,7 +46,7 @@ def read_results(path, manifest) -> dict:
     """A COCO results JSON -> ``{image id: [(label, rle dict, score), ...]}``, checked against the manifest.
 
     The file is a list of ``{image_id, category_id, segmentation (RLE or polygons), score}``;
-    image_id is the manifest's image id (what ``ws match`` and ``ws predict --task instance``
+    image_id is the manifest's image id (what ``ws match`` and ``ws predict`` with an instance checkpoint
     write), category ids follow the manifest, labels are 1..K. A COCO instances JSON (``ws
     export-coco`` pseudo labels: ``images`` + ``annotations``) is read by :func:`read_instances`,
     an annotation without a score scoring 1, so pseudo instances are scored like predictions.

@@ -23,7 +23,7 @@ def eval_group():
     accuracy (LIID Table 7).
 
     Every mode prints a table on stderr and one JSON line with all numbers on
-    stdout; --csv FILE writes per-class rows, --plot FILE.png a figure.
+    stdout; --csv FILE writes per-class rows, --plot FILE.png a figure (instance, proposals, cams).
 
     \b
     Example:
