@@ -257,3 +257,38 @@ def test_seeds_snap_finds_the_recorded_manifest_from_another_folder(toy_dir, tmp
         assert ids and ids == list(b["images"])
         for i in ids:
             assert (a["images"][i]["labels"][()] == b["images"][i]["labels"][()]).all()
+
+
+def test_maps_and_labels_out_of_range_are_refused(toy_dir, tmp_path):
+    """Issue 22: NaN / > 1 CAMs and labels outside 0..K in an input store: exit 2 naming file and image."""
+    import shutil
+
+    import h5py
+
+    from conftest import run_ws_inproc
+
+    train = toy_dir / "train.json"
+    run_ws_inproc("oracle", "cams", train, "-o", tmp_path / "c.h5")
+    run_ws_inproc("grow", "seeds", tmp_path / "c.h5", "--fg", "rel:0.3", "-o", tmp_path / "s.h5", "-q")
+    for name, value in (("nan", np.nan), ("big", 3.0)):
+        bad = tmp_path / f"{name}.h5"
+        shutil.copy(tmp_path / "c.h5", bad)
+        with h5py.File(bad, "r+") as h:
+            key = sorted(h["images"])[1]
+            cams = h["images"][key]["cams"]
+            arr = cams[()]
+            arr[0, 0, 0] = value
+            cams[...] = arr
+        r = run_ws_inproc("grow", "seeds", bad, "--fg", "rel:0.3", "-o", tmp_path / f"out_{name}.h5", expect=None)
+        assert_bad_input(r, str(bad), "'cams'")
+        assert not (tmp_path / f"out_{name}.h5").exists()
+    labels = tmp_path / "l99.h5"
+    shutil.copy(tmp_path / "s.h5", labels)
+    with h5py.File(labels, "r+") as h:
+        key = sorted(h["images"])[0]
+        lab = h["images"][key]["labels"]
+        arr = lab[()]
+        arr[0, 0] = 99
+        lab[...] = arr
+    r = run_ws_inproc("grow", "seeds", labels, tmp_path / "s.h5", "-o", tmp_path / "fused.h5", expect=None)
+    assert_bad_input(r, str(labels), "label 99")

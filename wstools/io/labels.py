@@ -35,9 +35,15 @@ def write_labels_group(group, labels: np.ndarray) -> None:
     group.create_dataset("labels", data=labels.astype(np.uint8), **_GZIP)
 
 
-def read_labels_group(group) -> np.ndarray:
-    """(H, W) uint8 label map of one image of a ``labels`` store."""
-    return np.asarray(group["labels"][()], dtype=np.uint8)
+def read_labels_group(group, num_classes: int | None = None) -> np.ndarray:
+    """(H, W) uint8 label map of one image of a ``labels`` store; with ``num_classes`` a label
+    outside 0..K and 255 is an InputError naming the file and image."""
+    labels = np.asarray(group["labels"][()], dtype=np.uint8)
+    if num_classes is not None:
+        from .values import check_labels
+
+        check_labels(labels, "labels", group, num_classes)
+    return labels
 
 
 def write_probs_group(group, probs: np.ndarray, labels) -> None:
@@ -57,8 +63,12 @@ def write_probs_group(group, probs: np.ndarray, labels) -> None:
 
 
 def read_probs_group(group) -> tuple[np.ndarray, np.ndarray]:
-    """``(probs (C, H, W) float32, labels (C,) int64)`` of one image of a ``probs`` store."""
-    return np.asarray(group["probs"][()], dtype=np.float32), np.asarray(group["labels"][()], dtype=np.int64)
+    """``(probs (C, H, W) float32, labels (C,) int64)`` of one image of a ``probs`` store; maps that
+    are NaN, infinite or outside [0, 1] are an InputError naming the file and image."""
+    from .values import check_maps
+
+    probs = check_maps(np.asarray(group["probs"][()], dtype=np.float32), "probs", group)
+    return probs, np.asarray(group["labels"][()], dtype=np.int64)
 
 
 def dense_probs(probs: np.ndarray, labels, num_classes: int) -> np.ndarray:

@@ -51,6 +51,8 @@ def read_response_group(group, num_classes: int | None = None, path=None, image_
         bad = int(labels[(labels < 1) | (labels > num_classes)][0])
         raise InputError(f"has a peak of class label {bad}, not a class of the manifest (1..{num_classes})",
                          path=path, image_id=image_id)
+    if not (np.isfinite(maps).all() and np.isfinite(peaks).all()):
+        raise InputError("peaks or maps hold NaN or infinite values", path=path, image_id=image_id)
     if maps.shape[0] != peaks.shape[0]:
         raise InputError(f"maps {maps.shape} do not match peaks {peaks.shape}", path=path, image_id=image_id)
     return {"peaks": peaks, "labels": labels, "maps": maps}

@@ -75,7 +75,7 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
     def jobs(todo):
         """Read one image's seeds, probabilities (and image for --crf) here; _grow_job grows them."""
         for image_id in todo:
-            seeds = read_labels_group(seeds_store.image(image_id))
+            seeds = read_labels_group(seeds_store.image(image_id), k)
             if not probs_store.has_image(image_id):
                 raise InputError("image missing from the probability store", path=probs_path, image_id=image_id)
             dense, present = probs_from_group(probs_store, probs_store.image(image_id), image_id, k)

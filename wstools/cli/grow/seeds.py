@@ -119,7 +119,7 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
             for s in stores:
                 g = s.image(image_id)
                 if s.kind == "labels":
-                    x = read_labels_group(g)
+                    x = read_labels_group(g, k)
                     maps.append(("labels", x))
                     size = x.shape
                 else:
