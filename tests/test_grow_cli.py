@@ -292,3 +292,16 @@ def test_maps_and_labels_out_of_range_are_refused(toy_dir, tmp_path):
         lab[...] = arr
     r = run_ws_inproc("grow", "seeds", labels, tmp_path / "s.h5", "-o", tmp_path / "fused.h5", expect=None)
     assert_bad_input(r, str(labels), "label 99")
+
+
+def test_region_refuses_probabilities_of_another_manifest(toy_dir, tmp_path):
+    """Issue 22: seeds and probabilities made from different manifests: exit 2 naming both; --force-mismatch warns."""
+    from conftest import run_ws_inproc
+
+    run_ws_inproc("oracle", "cams", toy_dir / "train.json", "-o", tmp_path / "c.h5")
+    run_ws_inproc("oracle", "cams", toy_dir / "val.json", "-o", tmp_path / "v.h5")
+    run_ws_inproc("grow", "seeds", tmp_path / "c.h5", "--fg", "rel:0.3", "-o", tmp_path / "s.h5", "-q")
+    r = run_ws_inproc("grow", "region", tmp_path / "s.h5", "--probs", tmp_path / "v.h5", "-o", tmp_path / "g.h5",
+                      expect=None)
+    assert_bad_input(r, str(tmp_path / "v.h5"), "another manifest", str(tmp_path / "s.h5"))
+    assert not (tmp_path / "g.h5").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InputError
-from .common import Timer, command, emit, force_option, output_option, progress
+from .common import Timer, command, emit, force_mismatch_option, force_option, output_option, progress, warn
 
 
 def proposal_masks(store, image_id, height, width):
@@ -89,9 +89,10 @@ def score_options(f):
               help="Score of each detection in the results, also the NMS order (the paper gives none): the "
                    "matching score (Zhou et al.'s released code ranks instances by it; on toy naive PRMs "
                    "mAP^r@0.5 0.100 vs 0.053 with Eq. 5) or the class activation at its peak.")
+@force_mismatch_option
 @force_option
 def match(manifest, responses_path, proposals_path, output, method, alpha, beta, gamma, bin_threshold, contour_mode,
-          contour_width, bg_dilation, binary, plain_alpha, plain_beta, nms_iou, nms_mode, det_score, force):
+          contour_width, bg_dilation, binary, plain_alpha, plain_beta, nms_iou, nms_mode, det_score, force_mismatch, force):
     """Instance masks from response maps and proposals (Huang et al. 2021, Algorithm 1).
 
     For every instance (one response map V of the responses store) each
@@ -112,7 +113,7 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
     from ..io.atomic import check_output, write_json_atomic
     from ..io.dataset import load_manifest
     from ..io.responses import read_response_group
-    from ..io.store import open_store
+    from ..io.store import check_same_manifest, open_store
     from ..masks import encode
     from ..prm.matching import match_image, score_parameters
 
@@ -125,6 +126,9 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
     n_inst = n_images = 0
     with Timer() as t, open_store(responses_path, "responses") as resp, \
             open_store(proposals_path, "proposals") as props:
+        mismatch = check_same_manifest(resp, props, force=force_mismatch)
+        if mismatch:
+            warn(f"{mismatch} (--force-mismatch: used anyway)")
         resp.check_images(m, require_all=False)
         props.check_images(m, require_all=False)
         for rec in progress(m.images, desc="match"):

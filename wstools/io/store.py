@@ -431,7 +431,13 @@ def check_same_manifest(*stores, force: bool = False) -> str | None:
     and CAMs) that record different manifests (``dataset`` sha256), naming both files; stores
     without a recorded manifest are not compared. With ``force`` the problem is returned
     instead (for the caller's warning); ``None`` when they agree."""
-    known = [(s.path, (s.dataset or {}).get("sha256")) for s in stores]
+    from .dataset import recorded_dataset
+
+    # a store that records no manifest (ws grow seeds without --manifest) counts with its inputs' one
+    recorded = [recorded_dataset(s)[0] or {} for s in stores]
+    # the tags-only hash where every store records it: ground truth added in between is no difference
+    key = "tags_sha256" if all(d.get("tags_sha256") for d in recorded if d.get("sha256")) else "sha256"
+    known = [(s.path, d.get(key)) for s, d in zip(stores, recorded)]
     known = [(p, sha) for p, sha in known if sha]
     for path, sha in known[1:]:
         if sha != known[0][1]:

@@ -10,20 +10,19 @@ from ...errors import InputError
 
 def check_inputs(manifest, props, cams=None) -> None:
     """Refuse stores of another class list or manifest than ``manifest`` (and each other)."""
-    sha = manifest.sha256()
+    from ...io.dataset import manifest_difference
+    from ...io.store import check_same_manifest
+
     for s in (props, cams):
         if s is None:
             continue
         s.check_classes(manifest.classes, manifest.path)
-        d = (s.dataset or {}).get("sha256")
-        if d is not None and d != sha:
-            raise InputError(f"was made from another manifest than {manifest.path}", path=s.path)
+        why = manifest_difference(manifest, s.dataset, s.path)
+        if why:   # ground truth added to the manifest since is not a difference
+            raise InputError(f"was made from another manifest than {manifest.path}: {why}", path=s.path)
         s.check_images(manifest, require_all=False)
     if cams is not None:
-        a, b = (props.dataset or {}).get("sha256"), (cams.dataset or {}).get("sha256")
-        if a is not None and b is not None and a != b:
-            raise InputError(f"proposals {props.path} and CAMs {cams.path} come from different manifests",
-                             path=cams.path)
+        check_same_manifest(props, cams)
 
 
 def read_proposals(props, rec, top: int | None, need_masks: bool):

@@ -6,8 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
-                      worker_map, workers_option)
+from ..common import (Timer, command, emit, force_mismatch_option, force_option, log, output_option, progress,
+                      resume_option, shard_option, warn, worker_map, workers_option)
 from .common import crf_option, manifest_option, probs_from_group
 
 
@@ -29,8 +29,10 @@ from .common import crf_option, manifest_option, probs_from_group
 @workers_option
 @shard_option
 @resume_option
+@force_mismatch_option
 @force_option
-def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf, manifest, workers, shard, resume, force):
+def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf, manifest, workers, shard, resume,
+           force_mismatch, force):
     """Grow the seeds of SEEDS (a `labels` store) with per-class probabilities (DSRG Sect. 3.2).
 
     A pixel is confidently class c when c is its most probable present class and its
@@ -48,13 +50,16 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
     """
     from ...io.dataset import load_manifest
     from ...io.labels import read_labels_group, write_labels_group
-    from ...io.store import create_store, open_store, parse_shard, shard_items
+    from ...io.store import check_same_manifest, create_store, open_store, parse_shard, shard_items
 
     sh = parse_shard(shard)
     seeds_store = open_store(seeds_path, "labels")
     probs_store = open_store(probs_path)
     classes = seeds_store.classes
     probs_store.check_classes(classes, seeds_path)
+    mismatch = check_same_manifest(seeds_store, probs_store, force=force_mismatch)
+    if mismatch:
+        warn(f"{mismatch} (--force-mismatch: used anyway)")
     ids = seeds_store.image_ids()
     if not ids:
         raise InputError("store holds no images", path=seeds_path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import (Timer, command, device_option, emit, force_option, log, output_option, progress,
-                      resolve_device, seed_option, threads_option, workers_option)
+from ..common import (Timer, command, device_option, emit, force_mismatch_option, force_option, log, output_option,
+                      progress, resolve_device, seed_option, threads_option, warn, workers_option)
 from ..match import proposal_masks, score_options
 
 
@@ -44,11 +44,12 @@ from ..match import proposal_masks, score_options
 @threads_option
 @workers_option
 @seed_option
+@force_mismatch_option
 @force_option
 @click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
 def train(manifest, responses_path, proposals_path, output, encoder, top_k, alpha, beta, gamma, bin_threshold,
           contour_mode, contour_width, bg_dilation, binary, size, crop_scale, epochs, batch_size, lr, decay_every, decay,
-          stop_after, device, workers, seed, force, resume):
+          stop_after, device, workers, seed, force_mismatch, force, resume):
     """Train the ICN (Huang et al. 2021 Fig. 3, Eq. 3-4) on MANIFEST's naive PRMs.
 
     Every instance (peak) of the responses store is one training sample: the
@@ -68,7 +69,7 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
 
     from ...io.dataset import load_manifest
     from ...io.responses import read_response_group
-    from ...io.store import open_store
+    from ...io.store import check_same_manifest, open_store
     from ...prm.icn import ICN, fit_icn
     from ...prm.matching import pseudo_label, score_parameters
     from ...masks import encode
@@ -89,6 +90,9 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
                           binary)
     samples, skipped = [], 0
     with open_store(responses_path, "responses") as resp, open_store(proposals_path, "proposals") as props:
+        mismatch = check_same_manifest(resp, props, force=force_mismatch)
+        if mismatch:
+            warn(f"{mismatch} (--force-mismatch: used anyway)")
         resp.check_images(m, require_all=False)
         props.check_images(m, require_all=False)
         for rec in progress(m.images, desc="pseudo labels"):
