@@ -7,8 +7,8 @@ Per image group (``/images/<key>``):
 
 =========  =============================================================================
 ``peaks``  (N, 4) float32 rows ``[label, y, x, score]``: class label in 1..K, peak position
-           in full-image pixels (row, column; centre of the score-map cell), and the peak's
-           value of Eq. 1's peak map P^c (the class activation above its local background)
+           in full-image pixels (row, column; centre of the score-map cell), and the raw class
+           score M_c at the peak cell (``ws cam peaks``; the peak is found on Eq. 1's map P^c)
 ``maps``   (N, H, W) float16 in [0, 1]: the response map of each peak (instance), min-max
            normalised; N = 0 for an image with no peaks (not an error)
 attrs      ``height``, ``width`` (full image resolution)
