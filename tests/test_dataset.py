@@ -286,3 +286,35 @@ def test_voc_import_names_the_folder_to_pass(tmp_path):
         (empty / year / "JPEGImages").mkdir(parents=True)
     assert_bad_input(run_ws("dataset", "voc", empty, "-o", tmp_path / "x.json", expect=2), "VOC2007, VOC2012")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_importers_check_what_dataset_check_checks(tmp_path):
+    """Issue 22: a folder import with a truncated image, a 'background' tag or duplicate --classes is
+    refused (exit 2, every problem in one line, no manifest written); untagged images are warned."""
+    photos = tmp_path / "p"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in "abcd":
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(photos / f"{name}.png")
+    for name in "cd":
+        with open(photos / f"{name}.png", "r+b") as f:
+            f.truncate(60)
+    out = tmp_path / "m.json"
+    tags = tmp_path / "tags.csv"
+    tags.write_text("a.png,cat\nb.png,dog\nc.png,cat\nd.png,dog\n")
+    r = run_ws_inproc("dataset", "folder", photos, "--tags", tags, "-o", out, expect=None)
+    assert_bad_input(r, str(out), "2 problems", "image c:", "image d:", "truncated")
+    assert not out.exists()
+    (photos / "c.png").unlink()
+    (photos / "d.png").unlink()
+    tags.write_text("a.png,cat\nb.png,dog;background\n")
+    assert_bad_input(run_ws_inproc("dataset", "folder", photos, "--tags", tags, "-o", out, expect=None),
+                     "background")
+    tags.write_text("a.png,cat\nb.png,dog\n")
+    assert_bad_input(run_ws_inproc("dataset", "folder", photos, "--tags", tags, "--classes", "cat,cat,dog",
+                                   "-o", out, expect=None), "duplicate")
+    assert not out.exists()
+    tags.write_text("a.png,cat\nb.png,\n")
+    r = run_ws_inproc("dataset", "folder", photos, "--tags", tags, "--classes", "cat,dog", "-o", out)
+    assert "1 image has no tags" in r.stderr
+    assert run_ws_inproc("dataset", "check", out, expect=None).returncode == 2   # check still lists it

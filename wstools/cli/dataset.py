@@ -21,6 +21,30 @@ def dataset():
     """
 
 
+def _validated(m, output):
+    """What `ws dataset check` checks, before the manifest is written: the structure (classes, a
+    'background' tag, duplicates) through the manifest reader, and every image and GT file read.
+    Images without tags are allowed (warned); any other problem refuses the import, naming the
+    first few at once."""
+    from ..errors import InputError
+    from ..io.dataset import manifest_from_json
+
+    m = manifest_from_json(m.to_json(), path=output)
+    problems = check_manifest(m, read_files=True)
+    untagged = [p for p in problems if p["problem"] == "image has no tags"]
+    problems = [p for p in problems if p["problem"] != "image has no tags"]
+    if problems:
+        shown = "; ".join(f"image {p['image']}: {p['problem']}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InputError(f"not written: {len(problems)} problem{'s' if len(problems) > 1 else ''}: {shown}{more}",
+                         path=output)
+    if untagged:
+        n = len(untagged)
+        warn(f"{n} image{'s have' if n > 1 else ' has'} no tags (e.g. {untagged[0]['image']}): weak supervision "
+             "learns nothing from them")
+    return m
+
+
 def _summary(m, output, **extra):
     return {"output": output, "images": len(m.images), "classes": m.num_classes,
             "untagged": sum(1 for r in m.images if not r.tags),
@@ -50,6 +74,7 @@ def voc(root, split, list_file, output, force):
       ws dataset voc VOCdevkit/VOC2012 --split val -o voc/val.json
     """
     m = import_voc(root, split, output, list_file=list_file)
+    m = _validated(m, output)
     save_manifest(m, output, force=force)
     emit(_summary(m, output, split=split))
 
@@ -74,6 +99,7 @@ def coco(instances_json, images_dir, keep_empty, output, force):
     m, skipped = import_coco(instances_json, images_dir, output, keep_empty=keep_empty)
     if skipped:
         warn(f"skipped {skipped} images without annotations (--keep-empty keeps them)")
+    m = _validated(m, output)
     save_manifest(m, output, force=force)
     emit(_summary(m, output, skipped_without_annotations=skipped))
 
@@ -100,6 +126,7 @@ def folder(folder, tags_csv, classes, output, force):
     """
     class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     m = import_folder(folder, tags_csv, output, classes=class_list)
+    m = _validated(m, output)
     save_manifest(m, output, force=force)
     emit(_summary(m, output))
 
