@@ -378,5 +378,5 @@ def test_bad_proposal_mask_size(staged, tmp_path):
         bad_id = g.attrs["id"]
         g.attrs["height"] = 32
     out = tmp_path / "o.h5"
-    assert_bad_input(_extract(s, out, props=props), "32x64", bad_id)
+    assert_bad_input(_extract(s, out, props=props), "a 64x32 image", bad_id)
     assert not out.exists()

@@ -87,7 +87,8 @@ def _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, una
     from ..io import masks as mask_io
     from ..io.dataset import load_manifest
     from ..io.labels import read_labels_group
-    from ..io.store import open_store, read_rles
+    from ..io.proposals import read_proposals_group
+    from ..io.store import open_store
 
     m = load_manifest(manifest)
     if str(source).lower().endswith(".json"):
@@ -173,17 +174,14 @@ def _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, una
                     h, w = rec.height, rec.width
                     keep_counts, keep_lab, keep_score, keep_box = [], [], [], []
                     if sel:
-                        g = props.image(rec.id)
-                        if (int(g.attrs.get("height", -1)), int(g.attrs.get("width", -1))) != (h, w):
-                            raise InputError("proposals are for another image size than the manifest's",
-                                             path=proposals_path, image_id=rec.id)
-                        counts = read_rles(g["masks"])
+                        stored = read_proposals_group(props.image(rec.id), h, w, path=proposals_path,
+                                                      image_id=rec.id)
+                        counts = stored["counts"]
                         pj = prop_idx[sel]
                         if pj.min() < 0 or pj.max() >= len(counts):
                             raise InputError(f"proposal index {int(pj.max())} but the image has {len(counts)} "
                                              "proposals", path=source, image_id=rec.id)
-                        scores = np.asarray(g["scores"][()], np.float32)[pj] if "scores" in g \
-                            else np.ones(len(pj), np.float32)
+                        scores = stored["scores"][pj]
                         cs = [counts[p] for p in pj]
                         boxes = mask_io.boxes(cs, h, w).astype(np.float32).reshape(-1, 4)
                         keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores),

@@ -10,26 +10,14 @@ from .common import Timer, command, emit, force_mismatch_option, force_option, o
 
 
 def proposal_masks(store, image_id, height, width):
-    """(boxes (P, 4), counts, masks (P, H, W) bool) of one image of a proposals store; InputError
-    when it has no masks or another size."""
-    from ..io.store import read_rles
+    """(boxes (P, 4), counts, masks (P, H, W) bool) of one image of a proposals store, read by the
+    store's one reader (:func:`wstools.io.proposals.read_proposals_group`: masks needed, the size
+    the manifest's)."""
+    from ..io.proposals import read_proposals_group
     from ..masks import decode
 
-    g = store.image(image_id)
-    if "masks" not in g:
-        raise InputError("proposal store has no masks (ws match needs segment proposals, e.g. `ws propose`)",
-                         path=store.path, image_id=image_id)
-    h, w = int(g.attrs.get("height", height)), int(g.attrs.get("width", width))
-    if (h, w) != (height, width):
-        raise InputError(f"proposal size {(h, w)} differs from the image {(height, width)}", path=store.path,
-                         image_id=image_id)
-    counts = read_rles(g["masks"])
-    boxes = g["boxes"][()] if "boxes" in g else None
-    masks = decode(counts, h, w)
-    if boxes is None or len(boxes) != len(counts):
-        from ..masks import boxes as rle_boxes
-        boxes = rle_boxes(counts, h, w)
-    return boxes, counts, masks
+    stored = read_proposals_group(store.image(image_id), height, width, path=store.path, image_id=image_id)
+    return stored["boxes"], stored["counts"], decode(stored["counts"], height, width)
 
 
 def score_options(f):

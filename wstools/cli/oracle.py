@@ -93,7 +93,8 @@ def assignment(proposals_path, gt, output, iou_thr, force):
     from ..eval.oracle import oracle_assignment
     from ..io.dataset import load_instances, load_manifest
     from ..io.flat import write_assignment
-    from ..io.store import create_store, open_store, read_rles
+    from ..io.proposals import read_proposals_group
+    from ..io.store import create_store, open_store
 
     m = load_manifest(gt)
     if not m.images:
@@ -109,11 +110,8 @@ def assignment(proposals_path, gt, output, iou_thr, force):
         labels, image, proposal = [], [], []
         for j, image_id in enumerate(progress(ids, desc="oracle assignment")):
             rec = records[image_id]
-            g = props.image(image_id)
-            if (int(g.attrs.get("height", -1)), int(g.attrs.get("width", -1))) != (rec.height, rec.width):
-                raise InputError("proposals are for another image size than the manifest's", path=proposals_path,
-                                 image_id=image_id)
-            counts = read_rles(g["masks"])
+            counts = read_proposals_group(props.image(image_id), rec.height, rec.width, path=proposals_path,
+                                          image_id=image_id)["counts"]
             inst = load_instances(m, rec)
             keep = ~inst.iscrowd
             gt_rles = as_rles([c for c, k in zip(inst.counts, keep) if k], rec.height, rec.width)

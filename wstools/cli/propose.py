@@ -10,7 +10,8 @@ import numpy as np
 from ..errors import InputError
 from ..io import masks as mask_io
 from ..io.dataset import load_manifest
-from ..io.store import create_store, parse_shard, shard_items, write_rles
+from ..io.proposals import write_proposals_group
+from ..io.store import create_store, parse_shard, shard_items
 from .common import (Timer, command, emit, force_option, log, parse_floats, progress, resume_option, seed_option,
                      shard_option, worker_map, workers_option)
 
@@ -218,11 +219,7 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
         with worker_map(_generate, jobs, workers) as results:
             for image_id, h, w, boxes, scores, counts in progress(results, total=len(todo), desc="propose"):
                 with store.write_image(image_id) as grp:
-                    grp.attrs["height"] = h
-                    grp.attrs["width"] = w
-                    grp.create_dataset("boxes", data=np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
-                    grp.create_dataset("scores", data=np.asarray(scores, dtype=np.float32))
-                    write_rles(grp, "masks", counts)
+                    write_proposals_group(grp, h, w, boxes, scores, counts)
                 n_done += 1
                 n_props += len(counts)
     emit({"output": output, "method": method, "images": n_done, "skipped": skipped, "proposals": n_props,

@@ -7,7 +7,8 @@ import numpy as np
 
 from ...errors import InputError
 from ...io.dataset import load_instances, load_manifest
-from ...io.store import open_store, read_rles
+from ...io.proposals import read_proposals_group
+from ...io.store import open_store
 from ...io.tables import format_table, write_csv
 from ..common import Timer, check_provenance, command, emit, force_mismatch_option, force_option, log, progress
 from .options import check_outputs, csv_option, gt_option
@@ -77,11 +78,8 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch
         for j, image_id in enumerate(progress(ids, desc="eval assignment")):
             sel = order[bounds[j]:bounds[j + 1]]
             rec = records[image_id]
-            grp = props.image(image_id)
-            if (int(grp.attrs.get("height", -1)), int(grp.attrs.get("width", -1))) != (rec.height, rec.width):
-                raise InputError("proposals are for another image size than the manifest's", path=proposals_path,
-                                 image_id=image_id)
-            counts = read_rles(grp["masks"])
+            counts = read_proposals_group(props.image(image_id), rec.height, rec.width, path=proposals_path,
+                                          image_id=image_id)["counts"]
             if len(sel) and prop_idx[sel].max() >= len(counts):
                 raise InputError(f"proposal index {int(prop_idx[sel].max())} but the image has {len(counts)} "
                                  "proposals", path=assignment, image_id=image_id)

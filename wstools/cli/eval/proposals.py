@@ -7,7 +7,8 @@ import numpy as np
 
 from ...errors import InputError
 from ...io.dataset import load_instances, load_manifest, load_objects, object_families
-from ...io.store import open_store, read_rles
+from ...io.proposals import read_proposals_group
+from ...io.store import open_store
 from ...io.tables import format_table, write_csv
 from ..common import Timer, command, emit, force_option, log, progress
 from .options import check_outputs, csv_option, gt_option, parse_iou_thresholds, plot_option
@@ -79,17 +80,9 @@ def proposals(proposals, gt, objects, iou_text, top_text, csv_path, plot_path, f
         mask_best, box_best, labels = [], [], []
         names_known = True
         for rec in progress(manifest.images, desc="eval proposals"):
-            grp = store.image(rec.id)
-            h, w = int(grp.attrs.get("height", -1)), int(grp.attrs.get("width", -1))
-            if (h, w) != (rec.height, rec.width):
-                raise InputError(f"proposals are for a {w}x{h} image, the manifest says {rec.width}x{rec.height}",
-                                 path=proposals, image_id=rec.id)
-            counts = read_rles(grp["masks"])
-            boxes = np.asarray(grp["boxes"][()], dtype=np.float64).reshape(-1, 4)
-            if len(boxes) != len(counts):
-                raise InputError(f"{len(boxes)} boxes but {len(counts)} masks", path=proposals, image_id=rec.id)
-            if not np.isfinite(boxes).all():
-                raise InputError("boxes hold NaN or inf", path=proposals, image_id=rec.id)
+            stored = read_proposals_group(store.image(rec.id), rec.height, rec.width, path=proposals,
+                                          image_id=rec.id)
+            counts, boxes = stored["counts"], stored["boxes"].astype(np.float64)
             if objects == "targets":
                 inst = load_instances(manifest, rec)
                 keep = ~inst.iscrowd

@@ -29,23 +29,13 @@ def read_proposals(props, rec, top: int | None, need_masks: bool):
     """(boxes (P, 4) float32 xyxy, counts list of P RLE bytes, masks (P, H, W) bool or None) of the
     first ``top`` proposals (stored best first) of one image; an image the store lacks is an
     input error; masks of another size than the image are refused."""
-    from ...io.store import read_rles
-    from ...masks import boxes as rle_boxes
+    from ...io.proposals import read_proposals_group
     from ...masks import decode
 
-    g = props.image(rec.id)
-    h, w = int(g.attrs.get("height", rec.height)), int(g.attrs.get("width", rec.width))
-    if (h, w) != (rec.height, rec.width):
-        raise InputError(f"proposal masks are {h}x{w} but the image is {rec.height}x{rec.width}", path=props.path,
-                         image_id=rec.id)
-    counts = read_rles(g["masks"]) if "masks" in g else []
-    boxes = g["boxes"][()].astype(np.float32).reshape(-1, 4) if "boxes" in g else None
-    if boxes is None:
-        if not counts:
-            return np.zeros((0, 4), np.float32), [], None
-        boxes = rle_boxes(counts, h, w).astype(np.float32)
-    if counts and len(counts) != len(boxes):
-        raise InputError(f"{len(boxes)} boxes but {len(counts)} masks", path=props.path, image_id=rec.id)
+    stored = read_proposals_group(props.image(rec.id), rec.height, rec.width, need_masks=False, path=props.path,
+                                  image_id=rec.id)
+    h, w = rec.height, rec.width
+    boxes, counts = stored["boxes"], stored["counts"] or []
     n = len(boxes) if top is None else min(top, len(boxes))
     boxes, counts = boxes[:n], counts[:n]
     masks = None
