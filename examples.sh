@@ -349,9 +349,9 @@ echo "== results" >&2
 RESULTS=("$OUT/results.md")
 [ "$SIZE_PROFILE" = full ] && [ -z "$DATA" ] && [ -z "${WS_EXAMPLES_ONE_OF_SEEDS:-}" ] && \
     RESULTS+=("$(dirname "$0")/benchmarks/results.md")
-printf '{"caption": "bash examples.sh%s: %s train / %s val toy images of %s px, %s classifier images, seg %s epochs, Mask R-CNN %s, MIL %s, ICN %s; device %s", "seed": %s}\n' \
+printf '{"caption": "bash examples.sh%s: %s train / %s val toy images of %s px, %s classifier images, seg %s epochs, instance network %s, MIL %s (at least %s steps), ICN %s; device %s", "seed": %s}\n' \
     "$([ "$SIZE_PROFILE" = default ] || echo " --$SIZE_PROFILE")" "$NTRAIN" "$NVAL" "$SIZE" "$NCAM" "$SEG_EPOCHS" \
-    "$MRCNN_EPOCHS" "$MIL_EPOCHS" "$ICN_EPOCHS" "$DEVICE" "$SEED" > "$OUT/run.json"
+    "$MRCNN_EPOCHS" "$MIL_EPOCHS" "$MIL_STEPS" "$ICN_EPOCHS" "$DEVICE" "$SEED" > "$OUT/run.json"
 [ -n "$DATA" ] && printf '{"caption": "bash examples.sh --data %s", "seed": %s}\n' "$DATA" "$SEED" > "$OUT/run.json"
 for r in "${RESULTS[@]}"; do python "$(dirname "$0")/benchmarks/results.py" "$OUT" -o "$r" > /dev/null; done
 cat "$OUT/results.md"
