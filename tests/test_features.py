@@ -15,33 +15,9 @@ from wstools.features.mil import MilNet, cam_loss, center_loss, lse_pool, mil_lo
 from wstools.features.probabilities import cam_scores, normalise_rows, proposal_probabilities, pseudo_labels
 from wstools.features.roi import roi_features
 
-from conftest import WsResult, assert_bad_input
+from conftest import assert_bad_input, run_ws_inproc as run_ws
 
 T = ("--threads", "1")
-
-
-class _Proc:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def run_ws(*args, expect=0) -> WsResult:
-    """``ws ARGS`` in this process (click's runner): torch is imported once for the whole file,
-    which keeps these tests fast on a loaded machine. Same contract as conftest.run_ws."""
-    import traceback
-
-    from click.testing import CliRunner
-
-    from wstools.cli.main import cli
-
-    r = CliRunner().invoke(cli, [str(a) for a in args])
-    err = r.stderr
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        err += "".join(traceback.format_exception(r.exception))
-    result = WsResult(_Proc(r.exit_code, r.stdout, err))
-    if expect is not None:
-        assert result.returncode == expect, result
-    return result
 
 
 # --- probabilities -------------------------------------------------------------------------

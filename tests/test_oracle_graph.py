@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import WsResult
+from conftest import run_ws_inproc as run_ws
 from wstools.cut import multiway_cut
 from wstools.cut.oracle import kept_instances, oracle_probabilities
 from wstools.features.quality import auc, true_label_auc
@@ -28,30 +28,6 @@ T = ("--threads", "1")
 # neighbours, degree-bounded) on toy features; measured: largest 14-25 of 835-1200 proposals
 # (README `ws graph`), where the union of 3-lists gave one component of 1158.
 COMPONENT_BOUND = 50
-
-
-class _Proc:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def run_ws(*args, expect=0) -> WsResult:
-    """``ws ARGS`` in this process (click's runner, as tests/test_features.py): torch is imported
-    once for the whole file. Same contract as conftest.run_ws."""
-    import traceback
-
-    from click.testing import CliRunner
-
-    from wstools.cli.main import cli
-
-    r = CliRunner().invoke(cli, [str(a) for a in args])
-    err = r.stderr
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        err += "".join(traceback.format_exception(r.exception))
-    result = WsResult(_Proc(r.exit_code, r.stdout, err))
-    if expect is not None:
-        assert result.returncode == expect, result
-    return result
 
 
 def with_oracle_probabilities(src, dst, p_true: float = 0.6):
