@@ -131,4 +131,4 @@ def test_eval_proposals_refuses_non_finite_boxes(stores):
         b[0, 2] = np.nan
         boxes[...] = b
     assert_bad_input(run_ws_inproc("eval", "proposals", props, "--gt", val, expect=2), "props.h5",
-                     f"image {victim}", "boxes hold NaN or inf")
+                     f"image {victim}", "boxes or scores hold NaN or infinite values")
