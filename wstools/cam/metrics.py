@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..eval.cams import average_precision as eval_average_precision
+
 
 def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Average precision of one class: the mean, over the positive samples, of the
-    precision among all samples scored at least as high as that positive (ties
-    counted pessimistically: every tied sample is ranked before it). ``scores``,
-    ``targets``: (N,); NaN when there is no positive."""
-    scores = np.asarray(scores, dtype=np.float64)
-    targets = np.asarray(targets) > 0
-    n_pos = int(targets.sum())
-    if n_pos == 0:
-        return float("nan")
-    pos_scores = scores[targets]
-    sorted_all = np.sort(scores)
-    sorted_pos = np.sort(pos_scores)
-    # for each positive: samples (and positives) with score >= its score
-    ranked = len(scores) - np.searchsorted(sorted_all, pos_scores, side="left")
-    hits = n_pos - np.searchsorted(sorted_pos, pos_scores, side="left")
-    return float(np.mean(hits / ranked))
+    """Average precision of one class, ``scores``, ``targets``: (N,): the one definition of
+    :func:`wstools.eval.cams.average_precision` (scikit-learn's, ties grouped) that ``ws eval
+    cams`` reports, as a float for the training log; NaN when there is no positive."""
+    ap = eval_average_precision(scores, targets)
+    return float("nan") if ap is None else ap
 
 
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:

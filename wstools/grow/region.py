@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-IGNORE = 255
+from ..labels import IGNORE
+
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = 255
+from ..labels import IGNORE
 
 
 #: DSRG's foreground rule (SEC's 20 % of the maximum, see the module docstring)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = 255
+from ..labels import IGNORE
 
 
 def snap_to_superpixels(cues: np.ndarray, segments: np.ndarray, ratio: float = 0.3) -> np.ndarray:

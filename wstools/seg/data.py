@@ -13,8 +13,7 @@ from torch.utils.data import Dataset
 
 from ..cam.augment import normalize
 from ..errors import InputError
-
-IGNORE = 255
+from ..labels import IGNORE
 
 
 def check_label_map(labels: np.ndarray, image_shape, num_classes: int, *, path=None, image_id=None) -> np.ndarray:
