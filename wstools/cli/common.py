@@ -192,12 +192,13 @@ class WsCommand(_OneLineErrors, click.Command):
         _finite_float_params(self.params)
 
     def invoke(self, ctx):
-        from ..io.store import opened_inputs
+        from ..io.store import opened_inputs, release_output_locks
 
         name = ctx.command_path
         opened_inputs(reset=True)
         previous = _install_sigterm()
         try:
+            _check_output_folders(ctx)
             return super().invoke(ctx)
         except Terminated:
             click.echo(f"{name}: terminated (resume with --resume)", err=True)
@@ -228,35 +229,31 @@ class WsCommand(_OneLineErrors, click.Command):
             click.echo(f"{name}: failed: {e.__class__.__name__}: {e} (WS_DEBUG=1 shows the traceback)", err=True)
             ctx.exit(1)
         finally:
+            release_output_locks()      # a failure may leave an object holding one alive (its traceback)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
 
 def _corrupt_hdf5_input(error: Exception):
     """The one-line message for an error HDF5 raised while reading an input store that opened
-    fine (a byte-corrupted file: "bad local heap signature", "ran off end of input buffer"; an
-    object a hand-edited store lacks), or ``None`` for anything else (an errno such as a full
-    disk is the environment's fault, exit 1). HDF5 does not say which file: the stores this
-    command opened are named."""
-    from ..io.store import opened_inputs
+    fine (see :func:`wstools.io.store.unreadable_input_message`), or ``None``."""
+    from ..io.store import unreadable_input_message
 
-    if not isinstance(error, (OSError, KeyError, ValueError)) or getattr(error, "errno", None):
-        return None
-    tb, last = error.__traceback__, None
-    while tb is not None:
-        last, tb = tb, tb.tb_next
-    if last is None or "h5py" not in last.tb_frame.f_code.co_filename.replace("\\", "/"):
-        return None
-    message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
-    reading = ("read", "open object", "signature", "decod", "doesn't exist", "not aligned", "b-tree", "heap",
-               "inflate", "filter")
-    if "create" in message.lower() or not any(w in message.lower() for w in reading):
-        return None
-    paths = opened_inputs()
-    if not paths:
-        return None
-    which = paths[0] if len(paths) == 1 else "one of " + ", ".join(paths[:4]) + (" ..." if len(paths) > 4 else "")
-    return f"{which}: unreadable HDF5 data ({message}): the file is corrupt or not as ws writes it"
+    return unreadable_input_message(error)
+
+
+_OUTPUT_PARAMS = ("output", "out_dir", "csv_path", "plot_path", "semantic_dir")
+
+
+def _check_output_folders(ctx) -> None:
+    """Every output's folder must be writable before any work (a read-only folder found only
+    when the result is written would cost the whole run)."""
+    from ..io.atomic import check_writable_folder
+
+    for name in _OUTPUT_PARAMS:
+        value = ctx.params.get(name)
+        if value is not None and str(value) not in ("", "-"):
+            check_writable_folder(value)
 
 
 def _on_sigterm(signum, frame):

@@ -23,7 +23,20 @@ def check_output(path, force: bool = False) -> Path:
         raise InputError("output exists (use --force to overwrite)", path=path)
     if not path.parent.exists():
         raise InputError("output folder does not exist", path=path.parent)
+    check_writable_folder(path)
     return path
+
+
+def check_writable_folder(path) -> None:
+    """Refuse an output whose folder this process cannot write in (checked with the effective
+    user, as the write will be), before any work is done."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        return
+    mode = os.W_OK | os.X_OK
+    effective = os.access in os.supports_effective_ids
+    if not os.access(folder, mode, effective_ids=effective):
+        raise InputError("cannot write in the output folder (permission denied)", path=folder)
 
 
 @contextlib.contextmanager

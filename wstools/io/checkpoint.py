@@ -169,7 +169,17 @@ def load_checkpoint(path, kind: str | tuple = KIND) -> dict:
     missing = [k for k in REQUIRED[actual] if k not in ckpt]
     if missing:
         raise InputError(f"checkpoint lacks {', '.join(missing)}", path=path)
+    _check_finite(ckpt.get("state_dict"), path)
     return ckpt
+
+
+def _check_finite(state, path) -> None:
+    """A weight that is NaN or inf makes every later output NaN: refuse it where it enters."""
+    if not isinstance(state, dict):
+        return
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"weight {name} holds NaN or inf values (a diverged training?)", path=path)
 
 
 def read_state_dict(path) -> dict:
@@ -183,4 +193,5 @@ def read_state_dict(path) -> dict:
             obj = {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise InputError("is not a state dict (a mapping of parameter names to tensors)", path=path)
+    _check_finite(obj, path)
     return obj

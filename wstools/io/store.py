@@ -315,6 +315,31 @@ def opened_inputs(reset: bool = False) -> list:
     return list(dict.fromkeys(_OPENED_INPUTS))
 
 
+def unreadable_input_message(error: BaseException):
+    """The one-line message for an error HDF5 raised while reading an input store that opened
+    fine (a byte-corrupted file: "bad local heap signature", "wrong B-tree signature", "ran off
+    end of input buffer"; an object a hand-edited store lacks), or ``None`` for anything else (an
+    errno such as a full disk is the environment's fault). HDF5 does not say which file: the
+    stores this command opened are named."""
+    if not isinstance(error, (OSError, KeyError, ValueError, RuntimeError)) or getattr(error, "errno", None):
+        return None
+    tb, last = error.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None or "h5py" not in last.tb_frame.f_code.co_filename.replace("\\", "/"):
+        return None
+    message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    reading = ("read", "open object", "signature", "decod", "doesn't exist", "not aligned", "b-tree", "heap",
+               "inflate", "filter")
+    if "create" in message.lower() or not any(w in message.lower() for w in reading):
+        return None
+    paths = opened_inputs()
+    if not paths:
+        return None
+    which = paths[0] if len(paths) == 1 else "one of " + ", ".join(paths[:4]) + (" ..." if len(paths) > 4 else "")
+    return f"{which}: unreadable HDF5 data ({message}): the file is corrupt or not as ws writes it"
+
+
 def open_store(path, kind=None) -> Store:
     """Open a finished store for reading; refuse a missing, truncated, unfinished,
     wrong-kind or newer-schema file with an ``InputError`` naming it."""
@@ -509,9 +534,19 @@ def output_lock(path):
     try:
         yield
     finally:
-        _HELD_LOCKS.pop(key, None)
+        if _HELD_LOCKS.pop(key, None) is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+            os.close(fd)
+
+
+def release_output_locks() -> None:
+    """Release every output lock this process holds (a command's end): a lock held by an object
+    a failed command's traceback keeps alive would otherwise stay, and its file with it."""
+    for key in list(_HELD_LOCKS):
+        fd = _HELD_LOCKS.pop(key)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
+            os.unlink(key)
         os.close(fd)
 
 
@@ -712,7 +747,7 @@ def _create_store(path, kind: str, *, classes, params: dict, dataset=None, input
         yield store
     except BaseException as e:
         store.close()
-        if isinstance(e, InputError):
+        if isinstance(e, InputError) or unreadable_input_message(e) is not None:    # bad input: nothing to resume
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     for f in store._open_parts:
