@@ -12,7 +12,7 @@ class WsError(Exception):
     exit_code = 1
 
 
-class InputError(WsError):
+class InputError(WsError, ValueError):
     """Invalid input: a file, an image or a flag the command cannot use (exit 2)."""
 
     exit_code = 2
