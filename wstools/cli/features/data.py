@@ -99,6 +99,8 @@ def build_model(ckpt, num_classes: int, path):
 
     try:
         backbone = build_backbone(ckpt["arch"], int(ckpt.get("stride", 16)))
+    except InputError:
+        raise
     except (KeyError, ValueError) as e:
         raise InputError(f"unknown architecture {ckpt.get('arch')!r} ({e})", path=path) from None
     if ckpt["ws_kind"] == "mil":

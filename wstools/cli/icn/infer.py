@@ -52,6 +52,8 @@ def infer(manifest, responses_path, model_path, output, steps, instance_batch, d
     try:
         model = ICN(str(ckpt["arch"]))
         model.load_state_dict(ckpt["state_dict"])
+    except InputError:
+        raise
     except (RuntimeError, ValueError) as e:
         raise InputError(f"state_dict does not fit ICN encoder {ckpt['arch']} ({str(e).splitlines()[0]})",
                          path=model_path) from None
