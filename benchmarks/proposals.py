@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wstools.io import masks as mask_io  # noqa: E402
+from wstools import masks as mask_io  # noqa: E402
 from wstools.io.dataset import load_manifest  # noqa: E402
 from wstools.io.images import read_label_png  # noqa: E402
 from wstools.proposals.hierarchy import hierarchy_proposals  # noqa: E402

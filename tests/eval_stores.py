@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from wstools.io import masks as mask_io
+from wstools import masks as mask_io
 from wstools.io.dataset import load_instances, load_manifest, load_objects
 from wstools.io.store import create_store, write_rles
 

@@ -144,13 +144,13 @@ def _byte_corrupted(src, dst):
     """Overwrite the compressed chunk of a per-image dataset (inflate fails) or, in a store
     without one, the signatures of its group nodes (HDF5 refuses to open the objects)."""
     shutil.copy(src, dst)
-    target = None
+    found = []
     with h5py.File(dst, "r") as f:
         def find(name, obj):
-            nonlocal target
-            if target is None and isinstance(obj, h5py.Dataset) and obj.compression and obj.id.get_num_chunks():
-                target = obj.id.get_chunk_info(0)
+            if isinstance(obj, h5py.Dataset) and obj.compression and obj.id.get_num_chunks():
+                found.append((name.rsplit("/", 1)[-1] not in ("cams", "maps", "labels"), obj.id.get_chunk_info(0)))
         f.visititems(find)
+    target = min(found, key=lambda t: t[0])[1] if found else None     # a map every reader reads
     data = bytearray(dst.read_bytes())
     if target is not None:
         data[target.byte_offset:target.byte_offset + target.size] = b"\xff" * target.size
@@ -287,7 +287,7 @@ SPECS = {
     "features extract": dict(argv=["features", "extract", "{man}", "--proposals", "{props}", "--cams", "{cams}",
                                    "--model", "{cls}", "-o", "{out}", *T], out="f.h5", missing="props",
                              wrong_kind="props", truncated="props", corrupted="cams", nan="cams", pickle="cls",
-                             empty="man", mismatch=("props", "props_train"), flag=["--eta", "2"]),
+                             empty="man", mismatch=("props", "props_train"), flag=["--eta", "3"]),
     "features train-mil": dict(argv=["features", "train-mil", "{man}", "--proposals", "{props}", "--cams",
                                      "{cams}", "-o", "{out}", *TRAIN_MIL], out="mil.pt", missing="cams",
                                wrong_kind="cams", truncated="cams", corrupted="cams", nan="cams",
@@ -350,7 +350,10 @@ KINDS = ("missing", "wrong_kind", "truncated", "corrupted", "nan", "mismatch", "
          "pickle", "empty")
 
 # cells that fail in files another engineer is refactoring now: strict xfail, reported
-XFAIL: dict = {}
+_LAZY_LABELS = ("train-seg reads the labels store lazily, image by image inside the training loop, after it "
+                "logged 'training ... on N images': the error is right but a second line precedes it; validating "
+                "the labels before that line needs wstools/cli/train_seg.py (LabelSource), under refactoring")
+XFAIL: dict = {("train-seg", "corrupted"): _LAZY_LABELS, ("train-seg", "nan"): _LAZY_LABELS}
 
 
 def _cells():

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from wstools.io import masks as mask_io
+from wstools import masks as mask_io
 from wstools.io.dataset import load_manifest
 from wstools.io.store import create_store, write_rles
 

@@ -6,7 +6,7 @@ Each stage reads the previous stage's file, exactly as a shell script chains the
 import numpy as np
 
 from wstools.eval.assignment import true_labels
-from wstools.io import masks as mask_io
+from wstools import masks as mask_io
 from wstools.io.dataset import load_instances, load_manifest
 from wstools.io.flat import write_features
 from wstools.io.store import create_store, open_store, read_rles

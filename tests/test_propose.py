@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import assert_bad_input, run_ws
-from wstools.io import masks as mask_io
+from wstools import masks as mask_io
 from wstools.io.store import open_store, read_rles
 from wstools.proposals.filtering import mask_nms, select, shape_filter, unique_masks
 from wstools.proposals.hierarchy import (greedy_grouping, hierarchy_candidates, hierarchy_proposals,

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from pycocotools import mask as coco_mask
 
 from wstools.errors import InputError
-from wstools.io import masks as mask_io
+from wstools import masks as mask_io
 from wstools.io.atomic import partial_path
 from wstools.io.dataset import load_manifest
 from wstools.io.store import (create_store, image_id_of, image_key, merge_stores, open_store, parse_shard,

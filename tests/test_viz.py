@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wstools.io import masks as mask_io
+from wstools import masks as mask_io
 from wstools.io.dataset import load_manifest
 from wstools.io.store import create_store, write_rles
 from wstools.viz import overlay_heatmap, overlay_labels, overlay_masks, tile

@@ -198,7 +198,7 @@ class WsCommand(_OneLineErrors, click.Command):
         opened_inputs(reset=True)
         previous = _install_sigterm()
         try:
-            _check_output_folders(ctx)
+            _check_outputs(ctx)
             return super().invoke(ctx)
         except Terminated:
             click.echo(f"{name}: terminated (resume with --resume)", err=True)
@@ -245,15 +245,19 @@ def _corrupt_hdf5_input(error: Exception):
 _OUTPUT_PARAMS = ("output", "out_dir", "csv_path", "plot_path", "semantic_dir")
 
 
-def _check_output_folders(ctx) -> None:
-    """Every output's folder must be writable before any work (a read-only folder found only
-    when the result is written would cost the whole run)."""
-    from ..io.atomic import check_writable_folder
+def _check_outputs(ctx) -> None:
+    """Before any work: every output's folder must be writable, and ``-o`` must not exist unless
+    --force or --resume (a refusal found only when the result is written would cost the run)."""
+    from ..io.atomic import check_output, check_writable_folder
 
     for name in _OUTPUT_PARAMS:
         value = ctx.params.get(name)
         if value is not None and str(value) not in ("", "-"):
             check_writable_folder(value)
+    output = ctx.params.get("output")
+    if output is not None and str(output) != "-" and "force" in ctx.params and not ctx.params.get("resume"):
+        if os.path.exists(output) and not os.path.isdir(output):
+            check_output(output, ctx.params["force"])
 
 
 def _on_sigterm(signum, frame):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import InputError
 from ..io.dataset import check_manifest, load_manifest, save_manifest
 from ..io.importers import import_coco, import_folder, import_voc
 from .common import WsGroup, command, emit, force_option, log, output_option, warn
@@ -21,14 +22,16 @@ def dataset():
     """
 
 
-def _validated(m, output):
+def _validated(m, output, source):
     """What `ws dataset check` checks, before the manifest is written: the structure (classes, a
     'background' tag, duplicates) through the manifest reader, and every image and GT file read.
     Images without tags are allowed (warned); any other problem refuses the import, naming the
     first few at once."""
-    from ..errors import InputError
     from ..io.dataset import manifest_from_json
 
+    if not m.images:
+        raise InputError(f"not written to {output}: no images found (an empty manifest is of no use to any stage)",
+                         path=source)
     m = manifest_from_json(m.to_json(), path=output)
     problems = check_manifest(m, read_files=True)
     untagged = [p for p in problems if p["problem"] == "image has no tags"]
@@ -74,7 +77,7 @@ def voc(root, split, list_file, output, force):
       ws dataset voc VOCdevkit/VOC2012 --split val -o voc/val.json
     """
     m = import_voc(root, split, output, list_file=list_file)
-    m = _validated(m, output)
+    m = _validated(m, output, list_file or root)
     save_manifest(m, output, force=force)
     emit(_summary(m, output, split=split))
 
@@ -99,7 +102,7 @@ def coco(instances_json, images_dir, keep_empty, output, force):
     m, skipped = import_coco(instances_json, images_dir, output, keep_empty=keep_empty)
     if skipped:
         warn(f"skipped {skipped} images without annotations (--keep-empty keeps them)")
-    m = _validated(m, output)
+    m = _validated(m, output, instances_json)
     save_manifest(m, output, force=force)
     emit(_summary(m, output, skipped_without_annotations=skipped))
 
@@ -125,8 +128,12 @@ def folder(folder, tags_csv, classes, output, force):
       ws viz photos.json -o photos.png
     """
     class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    if class_list is not None:
+        repeated = sorted({c for c in class_list if class_list.count(c) > 1})
+        if repeated:
+            raise InputError(f"--classes {classes!r}: duplicate names ({', '.join(repeated)})")
     m = import_folder(folder, tags_csv, output, classes=class_list)
-    m = _validated(m, output)
+    m = _validated(m, output, tags_csv)
     save_manifest(m, output, force=force)
     emit(_summary(m, output))
 
@@ -146,6 +153,8 @@ def check(manifest, no_files):
       ws dataset check voc/train.json --no-files
     """
     m = load_manifest(manifest)
+    if not m.images:
+        raise InputError("the manifest lists no images", path=manifest)
     problems = check_manifest(m, read_files=not no_files)
     for p in problems:
         click.echo(f"{manifest}: image {p['image']}: {p['problem']}", err=True)

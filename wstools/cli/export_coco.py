@@ -84,7 +84,7 @@ def _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, una
     from torchvision.ops import batched_nms
 
     from ..io import coco
-    from ..io import masks as mask_io
+    from .. import masks as mask_io
     from ..io.dataset import load_manifest
     from ..io.labels import read_labels_group
     from ..io.proposals import read_proposals_group

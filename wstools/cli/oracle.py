@@ -89,7 +89,7 @@ def assignment(proposals_path, gt, output, iou_thr, force):
       ws export-coco oracle.h5 --proposals proposals.h5 --manifest toy/train.json --semantic oracle_png
       ws eval semantic oracle_png --gt toy/train.json
     """
-    from ..eval._masks import as_rles, mask_iou
+    from ..masks import as_rles, rle_iou as mask_iou
     from ..eval.oracle import oracle_assignment
     from ..io.dataset import load_instances, load_manifest
     from ..io.flat import write_assignment
@@ -151,7 +151,7 @@ def instances(manifest_path, output, force):
       ws train-seg toy/train.json --task instance --coco gt_instances.json --arch maskrcnn_tiny -o mrcnn.pt
     """
     from ..io import coco
-    from ..io import masks as mask_io
+    from .. import masks as mask_io
     from ..io.dataset import load_instances, load_manifest
 
     m = load_manifest(manifest_path)

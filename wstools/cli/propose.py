@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from ..io import masks as mask_io
+from .. import masks as mask_io
 from ..io.dataset import load_manifest
 from ..io.proposals import write_proposals_group
 from ..io.store import create_store, parse_shard, shard_items

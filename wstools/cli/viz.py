@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from ..io import masks as mask_io
+from .. import masks as mask_io
 from ..io.atomic import atomic_path
 from ..io.coco import read_json
 from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_from_json, recorded_manifest

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._masks import as_rles, box_iou, mask_iou, rle_boxes
+from ..masks import as_rles, box_iou, rle_boxes, rle_iou as mask_iou
 
 DEFAULT_NS = (1, 10, 20, 50, 100, None)
 DEFAULT_THRESHOLDS = (0.5, 0.7)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import InputError
 from .atomic import write_json_atomic
 
@@ -81,6 +83,9 @@ def read_results(path, manifest) -> dict:
         except (TypeError, ValueError):
             raise InputError(f"result {j}: score {r['score']!r} is not a number", path=path, image_id=image_id) \
                 from None
+        if not math.isfinite(score):
+            raise InputError(f"result {j}: score {r['score']!r} is not a finite number", path=path,
+                             image_id=image_id)
         rle = _rle_of(seg, rec.height, rec.width, f"result {j}", path, image_id)
         out.setdefault(image_id, []).append((label, rle, score))
     return out
@@ -163,6 +168,9 @@ def read_instances(path, manifest, data=None, crowd: bool = True) -> dict:
         except (TypeError, ValueError):
             raise InputError(f"annotation {j}: score {score!r} is not a number", path=path, image_id=image_id) \
                 from None
+        if score is not None and not math.isfinite(score):
+            raise InputError(f"annotation {j}: score {a.get('score')!r} is not a finite number", path=path,
+                             image_id=image_id)
         rle = _rle_of(a.get("segmentation"), rec.height, rec.width, f"annotation {j}", path, image_id)
         out[image_id].append((label, rle, score))
     return out

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from . import masks as mask_io
+from .. import masks as mask_io
 from .atomic import write_json_atomic
 from .images import read_image, read_label_png
 

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from . import masks as mask_io
+from .. import masks as mask_io
 
 
 def _image_keys(manifest):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from ..common import (Timer, command, device_option, emit, force_option, output_option, progress, resolve_device,
@@ -106,6 +108,8 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
             eta_value = float(eta)
         except ValueError:
             raise InputError(f"--eta {eta!r} must be `mean` or a number") from None
+        if not math.isfinite(eta_value):
+            raise InputError(f"--eta {eta!r} is not a finite number")
     dev = resolve_device(device)
     sh = parse_shard(shard)
     m = load_manifest(manifest)

@@ -39,7 +39,7 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch
       ws eval assignment assignment.h5 --proposals proposals.h5 --gt toy/train.json
     """
     from ...eval.assignment import assignment_report, coverage, true_labels
-    from ...eval._masks import as_rles, mask_iou
+    from ...masks import as_rles, rle_iou as mask_iou
     from ...masks import InvalidRLE
 
     check_outputs(force, csv_path)

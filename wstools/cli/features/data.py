@@ -77,7 +77,7 @@ def read_cams(cams, rec, num_classes: int):
 
 def true_labels_of(manifest, rec, counts, iou_thr: float = 0.5):
     """(P,) label of the ground-truth instance each proposal overlaps with mask IoU >= 0.5, else 0."""
-    from ...eval._masks import as_rles, mask_iou
+    from ...masks import as_rles, rle_iou as mask_iou
     from ...eval.assignment import true_labels
     from ...io.dataset import load_instances
 

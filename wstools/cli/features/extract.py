@@ -84,7 +84,7 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
 
     from ...cam.augment import normalize, to_gray
     from ...cam.train import group_by_size
-    from ...features.probabilities import proposal_probabilities
+    from ...features.probabilities import SCORE_MAX, proposal_probabilities
     from ...features.roi import roi_features
     from ...io.checkpoint import load_checkpoint
     from ...io.dataset import load_manifest
@@ -93,6 +93,8 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
     from ...io.torchdata import ManifestImages, collate_list, raise_errors
     from .data import build_model, check_inputs, read_cams, read_proposals, true_labels_of
 
+    if eta > SCORE_MAX[prob_method]:      # R never reaches it: every proposal would be noise
+        raise InputError(f"--eta {eta:g}: R of --prob {prob_method} lies in [0, {SCORE_MAX[prob_method]:g}]")
     dev = resolve_device(device)
     if noise is None:
         noise = "none" if prob_method == "box-mean" else "threshold"
