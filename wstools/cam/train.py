@@ -73,6 +73,21 @@ def summarize_map(auxes) -> dict:
                                                 np.concatenate([a[1] for a in auxes]))}
 
 
+def classifier_optimizer(model, name: str = "sgd", lr: float = 0.1, momentum: float = 0.0,
+                         weight_decay: float = 1e-4, head_lr_mult: float = 10.0) -> torch.optim.Optimizer:
+    """SGD (IRN) or Adam over a :class:`~wstools.cam.model.CamNet`'s groups: the backbone at ``lr``,
+    the 1x1 head at ``lr * head_lr_mult``."""
+    return make_optimizer(model.param_groups(lr, head_lr_mult, weight_decay), name, lr, momentum, weight_decay)
+
+
+def classifier_evaluator(val_set, device: str, batch_size: int = 8, workers: int = 0, progress=None):
+    """The loop's ``evaluate``: ``{val_map}`` of full-image predictions on ``val_set``."""
+    def evaluate(model, rank, world):
+        s, t = predict(model, val_set, device, batch_size, workers, rank, world, progress)
+        return {"val_map": mean_average_precision(s, t)}
+    return evaluate
+
+
 def fit(model, train_set, *, epochs: int, batch_size: int, lr: float, optimizer: str = "sgd", momentum: float = 0.0,
         weight_decay: float = 1e-4, head_lr_mult: float = 10.0, power: float = 0.9, device: str = "cpu",
         workers: int = 0, seed: int = 0, val_set=None, start_epoch: int = 0, optimizer_state=None,
@@ -83,16 +98,12 @@ def fit(model, train_set, *, epochs: int, batch_size: int, lr: float, optimizer:
     ``train_set`` items hold an augmented crop (fixed size) and the (K,) tag vector. The log
     record is ``{epoch, loss, train_map, val_map?, lr, seconds}``. Returns the last record.
     """
-    opt = make_optimizer(model.param_groups(lr, head_lr_mult, weight_decay), optimizer, lr, momentum, weight_decay)
+    opt = classifier_optimizer(model, optimizer, lr, momentum, weight_decay, head_lr_mult)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
-
-    def evaluate(m, rank_, world_):
-        s, t = predict(m, val_set, device, batch_size, workers, rank_, world_, progress)
-        return {"val_map": mean_average_precision(s, t)}
-
+    evaluate = classifier_evaluator(val_set, device, batch_size, workers, progress) if val_set is not None else None
     return fit_loop(model, train_set, step=classifier_step(device), optimizer=opt, epochs=epochs,
                     batch_size=batch_size, schedule=poly_schedule(power), summarize=summarize_map,
-                    evaluate=evaluate if val_set is not None else None, device=device, workers=workers, seed=seed, start_epoch=start_epoch,
+                    evaluate=evaluate, device=device, workers=workers, seed=seed, start_epoch=start_epoch,
                     stop_after=stop_after, set_epoch=set_epoch, on_epoch=on_epoch, progress=progress, rank=rank,
                     world=world)

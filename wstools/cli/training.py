@@ -3,6 +3,12 @@ train-mil``, ``ws train-seg``, ``ws icn train``): output checks, ``--resume`` fr
 per-epoch resume file (refused, naming the differing flags, when the arguments differ),
 the JSON-lines log and the final checkpoint. The loop itself is :func:`wstools.train.fit`.
 
+A trainer declares its shared flags with ``@training_options()``, opens its files with
+:class:`TrainingRun` (before reading its inputs, so a bad ``-o`` or ``--resume`` fails at
+once) and hands the rest to :func:`run_training`: seeding, resume, DDP, stop-after vs
+finish, the checkpoint and the JSON summary. Its step, optimizer and schedule come from its
+algorithm package (``cam``, ``features``, ``prm``, ``seg``).
+
 Files beside the checkpoint ``NAME.pt``: ``NAME.log.jsonl`` (one JSON line per epoch)
 and, while training, ``NAME.last.pt`` (the last finished epoch, with the optimizer state).
 """
@@ -12,8 +18,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
+
 from ..errors import InputError
-from .common import log, warn
+from .common import (Timer, device_option, emit, force_option, log, progress, seed_option, threads_option, warn,
+                     workers_option)
+
+stop_after_option = click.option(
+    "--stop-after", type=click.IntRange(1), default=None,
+    help="End this run after epoch N, keeping NAME.last.pt (e.g. to fit a job's time limit); "
+         "continue later with --resume.")
+resume_training_option = click.option(
+    "--resume", is_flag=True, help="Continue from NAME.last.pt (the last finished epoch) with the same arguments.")
+
+
+def training_options(*extra):
+    """The flags every training command shares, in this order: ``--stop-after --device --threads
+    --workers --seed``, then ``extra`` (more click options of the command), ``--force --resume``.
+    Flags whose defaults differ between the trainers (--epochs, --batch-size, --lr) stay with
+    each command."""
+    options = [stop_after_option, device_option, threads_option, workers_option, seed_option, *extra,
+               force_option, resume_training_option]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
 
 
 def run_paths(output) -> tuple[Path, Path]:
@@ -58,7 +89,7 @@ class TrainingRun:
         from ..io.atomic import check_output
         from ..io.checkpoint import load_checkpoint
 
-        self.output = Path(output)
+        self.output, self.given = Path(output), str(output)
         self.args = json.loads(json.dumps(args))
         self.kind = kind
         self.epochs = epochs
@@ -67,6 +98,7 @@ class TrainingRun:
         self.log_path, self.last_path = run_paths(self.output)
         check_output(self.output, self.force)
         self.start_epoch, self.state_dict, self.optimizer_state, self.resumed = 0, None, None, None
+        self.epoch_box = [0]     # the epoch being trained, for augmentation seeded per epoch
         if resume and self.last_path.exists():
             r = load_checkpoint(self.last_path, kind)
             old = r.get("args", {})
@@ -105,6 +137,10 @@ class TrainingRun:
                 self.log_path.unlink()
         return False
 
+    def set_epoch(self, epoch: int) -> None:
+        """The loop's ``set_epoch``: datasets holding :attr:`epoch_box` see the epoch being trained."""
+        self.epoch_box[0] = epoch
+
     def on_epoch(self, base: dict):
         """The loop's ``on_epoch``: append the record to the log, save the resume file."""
         from ..io.checkpoint import save_resume
@@ -138,3 +174,63 @@ class TrainingRun:
             remove(self.last_path)
         finally:
             self._release()
+
+
+def run_training(run: TrainingRun, build_model, setup, *, device: str, seed: int, workers: int, stop_after,
+                 base: dict, emit_summary: bool = True) -> dict:
+    """Train, save and report one run of a training command; returns the last record.
+
+    ``build_model(fresh) -> model`` builds the network after ``torch.manual_seed(seed)``
+    (``fresh``: not resumed, so load initial weights); a resumed run's weights are loaded
+    here. Then the process joins DDP (under ``torchrun``), the model moves to its device and
+    ``setup(model, device, world)`` returns the loop's arguments: ``train_set``, ``step``,
+    ``optimizer`` (its resumed state is loaded here), ``epochs``, optionally ``schedule``,
+    ``collate``, ``summarize``, ``evaluate``, ``find_unused_parameters``, plus ``log`` (the
+    line said before training), ``base`` (more checkpoint entries) and ``summary`` (the
+    command's fields of the JSON summary, or ``summary(seconds, epochs_trained) -> dict``).
+    :func:`wstools.train.fit` trains; with ``--stop-after`` before the last epoch the resume
+    file is kept and the summary has ``output: null``, else the checkpoint ``{**base, args,
+    state_dict, epoch, metrics}`` is written and the resume file removed. The summary is emitted on rank 0 (unless not
+    ``emit_summary``); the process group is left in every case.
+    """
+    import torch
+
+    from ..train import close_distributed, fit, init_distributed
+
+    try:
+        torch.manual_seed(seed)
+        model = build_model(run.resumed is None)
+        if run.resumed is not None:
+            model.load_state_dict(run.state_dict)
+        rank, world, device = init_distributed(device)
+        run.rank = rank
+        model.to(device)
+        plan = dict(setup(model, device, world))
+        epochs = run.epochs = plan.pop("epochs")
+        fields, message = plan.pop("summary", {}), plan.pop("log", None)
+        base = {**base, **plan.pop("base", {})}
+        if run.optimizer_state is not None:
+            plan["optimizer"].load_state_dict(run.optimizer_state)
+        if rank == 0 and message:
+            log(message + (f", {world} processes" if world > 1 else ""))
+        with run, Timer() as t:
+            record = fit(model, plan.pop("train_set"), epochs=epochs, device=device, workers=workers, seed=seed,
+                         start_epoch=run.start_epoch, stop_after=stop_after, set_epoch=run.set_epoch,
+                         on_epoch=run.on_epoch(base), progress=progress, rank=rank, world=world, **plan)
+        stopped = stop_after is not None and stop_after < epochs
+        if callable(fields):
+            fields = fields(t.seconds, (stop_after if stopped else epochs) - run.start_epoch)
+        summary = {"log": str(run.log_path), **fields, "epochs": epochs, "resumed_from_epoch": run.start_epoch,
+                   "processes": world}
+        if rank == 0 and stopped:
+            if emit_summary:
+                emit({"output": None, "resume_file": str(run.last_path), **summary, "stopped_after_epoch": stop_after,
+                      "metrics": record, "seconds": round(t.seconds, 3)})
+        elif rank == 0:
+            run.finish(base, model, epochs, record)
+            if emit_summary:
+                emit({"output": run.given, **summary,
+                      "metrics": record or (run.resumed or {}).get("metrics", {}), "seconds": round(t.seconds, 3)})
+        return record
+    finally:
+        close_distributed()

@@ -7,6 +7,7 @@ D feature channels. ``p`` (P, K+1) softmax probabilities, ``f`` (P, D) features.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,3 +122,27 @@ def mil_step(device, alpha: float = 0.5, beta: float = 0.5, gamma: float = 0.1, 
             parts.append(aux)
         return torch.stack(losses).mean(), parts
     return step
+
+
+def mil_optimizer(model: MilNet, name: str = "sgd", lr: float = 5e-4, momentum: float = 0.9,
+                  weight_decay: float = 1e-4) -> torch.optim.Optimizer:
+    """SGD (LIID: 5e-4, momentum 0.9, weight decay 1e-4) or Adam over all the network's weights."""
+    from ..train.loop import make_optimizer
+
+    return make_optimizer([{"params": list(model.parameters())}], name, lr, momentum, weight_decay)
+
+
+def mil_schedule(lr_drop: float = 0.5):
+    """The loop's ``schedule``: the rate divided by 10 after the fraction ``lr_drop`` of the run
+    (LIID: after 5 of 10 epochs)."""
+    from ..train.loop import step_schedule
+
+    return step_schedule([lr_drop], 0.1)
+
+
+def summarize_mil(auxes) -> dict:
+    """The loop's ``summarize``: the mean of each loss term of :func:`mil_step` over the epoch."""
+    rows = [p for batch in auxes for p in batch]
+    if not rows:
+        return {}
+    return {k: float(np.mean([p[k] for p in rows])) for k in rows[0]}

@@ -162,6 +162,21 @@ def collate_icn(items):
     return {"errors": [], **{k: torch.stack([it[k] for it in items]) for k in ("image", "map", "target")}}
 
 
+def icn_optimizer(model: ICN, lr: float = 1e-3) -> torch.optim.Optimizer:
+    """Adam over all the ICN's weights (Huang et al. Sect. 4.2: 1e-3)."""
+    from ..train.loop import make_optimizer
+
+    return make_optimizer([{"params": list(model.parameters()), "lr": lr}], "adam", lr)
+
+
+def icn_schedule(epochs: int, decay_every: int = 20, decay: float = 0.5):
+    """The loop's ``schedule``: the rate times ``decay`` every ``decay_every`` epochs (0 = never)."""
+    from ..train.loop import step_schedule
+
+    milestones = [e / epochs for e in range(decay_every, epochs, decay_every)] if decay_every else []
+    return step_schedule(milestones, decay)
+
+
 def fit_icn(model: ICN, train_set, *, epochs: int = 120, batch_size: int = 8, lr: float = 1e-3,
             decay_every: int = 20, decay: float = 0.5, device: str = "cpu", workers: int = 0, seed: int = 0,
             start_epoch: int = 0, optimizer_state=None, stop_after=None, set_epoch=None, on_epoch=None,
@@ -169,14 +184,13 @@ def fit_icn(model: ICN, train_set, *, epochs: int = 120, batch_size: int = 8, lr
     """Train the ICN on the shared loop (:func:`wstools.train.fit`): Adam at ``lr`` multiplied by
     ``decay`` every ``decay_every`` epochs (Huang et al. Sect. 4.2: 1e-3, x0.5 every 20 epochs,
     120 epochs). Items of ``train_set``: ``{"image", "map", "target", "error"}`` of one size."""
-    from ..train.loop import fit, make_optimizer, step_schedule
+    from ..train.loop import fit
 
-    opt = make_optimizer([{"params": list(model.parameters()), "lr": lr}], "adam", lr)
+    opt = icn_optimizer(model, lr)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
-    milestones = [e / epochs for e in range(decay_every, epochs, decay_every)] if decay_every else []
     return fit(model, train_set, step=icn_step(device), optimizer=opt, epochs=epochs, batch_size=batch_size,
-               schedule=step_schedule(milestones, decay), collate=collate_icn, device=device, workers=workers,
+               schedule=icn_schedule(epochs, decay_every, decay), collate=collate_icn, device=device, workers=workers,
                seed=seed, start_epoch=start_epoch, stop_after=stop_after, set_epoch=set_epoch, on_epoch=on_epoch,
                progress=progress, rank=rank, world=world)
 

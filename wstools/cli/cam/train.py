@@ -6,8 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, command, device_option, emit, force_option, log, output_option, parse_floats,
-                      progress, resolve_device, seed_option, threads_option, warn, workers_option)
+from ..common import command, output_option, parse_floats, progress, resolve_device, warn
+from ..training import TrainingRun, run_training, training_options
 
 
 ARCH_CHOICES = ["tiny", "resnet18", "resnet50", "resnet101", "vgg16"]
@@ -98,16 +98,7 @@ def _training_records(manifest, strict: bool, what: str):
               help="SGD (IRN, for ImageNet-initialised backbones) or Adam (for training from scratch, "
                    "e.g. --arch tiny); both follow the poly schedule.")
 @click.option("--strict", is_flag=True, help="Refuse images without tags instead of skipping them.")
-@click.option("--stop-after", type=click.IntRange(1), default=None,
-              help="End this run after epoch N, keeping NAME.last.pt (e.g. to fit a job's time limit); "
-                   "continue later with --resume.")
-@device_option
-@threads_option
-@workers_option
-@seed_option
-@force_option
-@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt (the last finished epoch) with the "
-                                              "same arguments.")
+@training_options()
 def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, epochs, batch_size, lr,
           head_lr_mult, momentum, weight_decay, crop, scale_range, optimizer, strict, stop_after, device, workers,
           seed, force, resume):
@@ -145,17 +136,14 @@ def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, e
         warn(f"training a randomly initialised {arch} with the irn recipe (made for ImageNet weights: "
              f"{optimizer} at lr {lr:g}); pass --weights imagenet, or --recipe toy --arch tiny for a small "
              "network from scratch")
-    import torch
-
     from ...cam.augment import normalize, random_scale_flip_crop, to_gray
     from ...cam.model import CamNet
-    from ...cam.train import fit
+    from ...cam.train import classifier_evaluator, classifier_optimizer, classifier_step, summarize_map
     from ...io.checkpoint import read_state_dict
     from ...io.dataset import load_manifest
     from ...io.torchdata import ManifestImages
     from ...nn.backbones import build_backbone, imagenet_state_dict, load_weights
-    from ...train import close_distributed, init_distributed
-    from ..training import TrainingRun
+    from ...train import poly_schedule
 
     lo, hi = (parse_floats(scale_range, "--scales") + [None])[:2]
     if hi is None or not 0 < lo <= hi:
@@ -174,20 +162,14 @@ def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, e
             "momentum": momentum, "weight_decay": weight_decay, "crop": crop, "scales": [lo, hi], "optimizer": optimizer,
             "strict": strict, "seed": seed}
     run = TrainingRun(output, args, kind="classifier", classes=m.classes, force=force, resume=resume, epochs=epochs)
+    epoch_box = run.epoch_box
 
-    torch.manual_seed(seed)
-    backbone = build_backbone(arch, stride)
-    if run.resumed is None and weights != "none":
-        state = imagenet_state_dict(arch) if weights == "imagenet" else read_state_dict(weights)
-        load_weights(backbone, state, source=weights)
-    model = CamNet(backbone, m.num_classes)
-    if run.resumed is not None:
-        model.load_state_dict(run.state_dict)
-
-    rank, world, dev = init_distributed(dev)
-    run.rank = rank
-    model.to(dev)
-    epoch_box = [0]
+    def build(fresh):
+        backbone = build_backbone(arch, stride)
+        if fresh and weights != "none":
+            state = imagenet_state_dict(arch) if weights == "imagenet" else read_state_dict(weights)
+            load_weights(backbone, state, source=weights)
+        return CamNet(backbone, m.num_classes)
 
     def train_transform(img, index):
         rng = np.random.default_rng([seed, epoch_box[0], index])
@@ -196,31 +178,17 @@ def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, e
     def eval_transform(img, index):
         return normalize(to_gray(img) if gray else img)
 
-    train_set = ManifestImages(m, records, train_transform)
-    val_set = ManifestImages(val, val.images, eval_transform) if val is not None else None
-    base = {"arch": arch, "stride": stride, "classes": list(m.classes), "gray": gray}
+    def setup(model, dev, world):
+        val_set = ManifestImages(val, val.images, eval_transform) if val is not None else None
+        return {"train_set": ManifestImages(m, records, train_transform), "epochs": epochs, "batch_size": batch_size,
+                "step": classifier_step(dev), "summarize": summarize_map, "schedule": poly_schedule(0.9),
+                "optimizer": classifier_optimizer(model, optimizer, lr, momentum, weight_decay, head_lr_mult),
+                "evaluate": classifier_evaluator(val_set, dev, batch_size, workers, progress)
+                if val_set is not None else None,
+                "log": f"training {arch} (stride {stride}{', gray' if gray else ''}) on {len(records)} images, "
+                       f"{m.num_classes} classes, device {dev}",
+                "summary": {"arch": arch, "gray": gray, "images": len(records),
+                            "skipped_untagged": len(m.images) - len(records)}}
 
-    if rank == 0:
-        log(f"training {arch} (stride {stride}{', gray' if gray else ''}) on {len(records)} images, "
-            f"{m.num_classes} classes, device {dev}" + (f", {world} processes" if world > 1 else ""))
-    try:
-        with run, Timer() as t:
-            record = fit(model, train_set, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                         momentum=momentum, stop_after=stop_after,
-                         weight_decay=weight_decay, head_lr_mult=head_lr_mult, device=dev, workers=workers,
-                         seed=seed, val_set=val_set, start_epoch=run.start_epoch, optimizer_state=run.optimizer_state,
-                         set_epoch=lambda e: epoch_box.__setitem__(0, e), on_epoch=run.on_epoch(base),
-                         progress=progress, rank=rank, world=world)
-        stopped = stop_after is not None and stop_after < epochs
-        if rank == 0 and stopped:
-            emit({"output": None, "resume_file": str(run.last_path), "log": str(run.log_path), "arch": arch,
-                  "gray": gray, "images": len(records), "epochs": epochs, "stopped_after_epoch": stop_after,
-                  "resumed_from_epoch": run.start_epoch, "metrics": record, "seconds": round(t.seconds, 3)})
-        elif rank == 0:
-            run.finish(base, model, epochs, record)
-            emit({"output": str(output), "log": str(run.log_path), "arch": arch, "gray": gray,
-                  "images": len(records), "skipped_untagged": len(m.images) - len(records),
-                  "epochs": epochs, "resumed_from_epoch": run.start_epoch, "processes": world,
-                  "metrics": record or (run.resumed or {}).get("metrics", {}), "seconds": round(t.seconds, 3)})
-    finally:
-        close_distributed()
+    run_training(run, build, setup, device=dev, seed=seed, workers=workers, stop_after=stop_after,
+                 base={"arch": arch, "stride": stride, "classes": list(m.classes), "gray": gray})

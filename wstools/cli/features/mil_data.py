@@ -1,5 +1,5 @@
-"""Training pieces of ``ws features train-mil``: the per-image dataset and the log summary (the loop's
-step, LIID Eq. 8-9, is :func:`wstools.features.mil.mil_step`)."""
+"""The per-image dataset of ``ws features train-mil`` (the loop's step, LIID Eq. 8-9, its optimizer,
+schedule and log summary are in :mod:`wstools.features.mil`)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,3 @@ class MilImages(torch.utils.data.Dataset):
                 "image": torch.from_numpy(np.ascontiguousarray(normalize(to_gray(img) if self.gray else img))),
                 "boxes": torch.from_numpy(boxes), "pseudo": torch.from_numpy(pseudo),
                 "present": torch.from_numpy(present)}
-
-
-def summarize_parts(auxes) -> dict:
-    rows = [p for batch in auxes for p in batch]
-    if not rows:
-        return {}
-    return {k: float(np.mean([p[k] for p in rows])) for k in rows[0]}

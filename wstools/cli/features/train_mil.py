@@ -8,8 +8,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, command, device_option, emit, force_option, log, output_option, progress,
-                      resolve_device, seed_option, threads_option, warn, workers_option)
+from ..common import command, output_option, progress, resolve_device, warn
+from ..training import TrainingRun, run_training, training_options
 from .extract import proposals_per_image_option
 
 
@@ -62,14 +62,7 @@ from .extract import proposals_per_image_option
               help="Weight decay (LIID: 1e-4).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
               help="SGD (LIID) or Adam (for a backbone trained from scratch, e.g. --arch tiny).")
-@click.option("--stop-after", type=click.IntRange(1), default=None,
-              help="End this run after epoch N, keeping NAME.last.pt; continue later with --resume.")
-@device_option
-@threads_option
-@workers_option
-@seed_option
-@force_option
-@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
+@training_options()
 def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, init_path, gray, eta, lse_r, theta,
               alpha, beta, gamma, epochs, min_steps, batch_size, lr, lr_drop, momentum, weight_decay, optimizer,
               stop_after, device, workers, seed, force, resume):
@@ -91,20 +84,15 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
           --arch tiny --init cls.pt --epochs 2 -o mil.pt
       ws features data/toy/train.json --proposals props.h5 --model mil.pt -o feats_mil.h5
     """
-    from ...features.mil import MilNet, mil_step
+    from ...features.mil import MilNet, mil_optimizer, mil_schedule, mil_step, summarize_mil
     from ...features.probabilities import cam_scores, pseudo_labels
     from ...io.checkpoint import read_state_dict
     from ...io.dataset import load_manifest
     from ...io.store import open_store
     from ...io.torchdata import collate_list
     from ...nn.backbones import build_backbone, load_weights
-    from ...train import close_distributed, init_distributed
-    from ...train.loop import fit, make_optimizer, step_schedule
-    from ..training import TrainingRun
-    import torch
-
     from .data import check_inputs, read_cams, read_proposals
-    from .mil_data import MilImages, summarize_parts
+    from .mil_data import MilImages
 
     dev = resolve_device(device)
     stride = int(stride)
@@ -138,46 +126,27 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
     if not samples:
         raise InputError("no tagged image with proposals: nothing to train on", path=proposals_path)
 
-    torch.manual_seed(seed)
-    backbone = build_backbone(arch, stride)
-    if run.resumed is None and init_path:
-        load_weights(backbone, read_state_dict(init_path), source=init_path)
-    model = MilNet(backbone, m.num_classes)
-    if run.resumed is not None:
-        model.load_state_dict(run.state_dict)
-    rank, world, dev = init_distributed(dev)
-    run.rank = rank
-    steps_per_epoch = math.ceil(len(samples) / (batch_size * world))
-    if min_steps and epochs * steps_per_epoch < min_steps:
-        epochs = math.ceil(min_steps / steps_per_epoch)
-        run.epochs = epochs
-    model.to(dev)
-    opt = make_optimizer([{"params": list(model.parameters())}], optimizer, lr, momentum, weight_decay)
-    if run.optimizer_state is not None:
-        opt.load_state_dict(run.optimizer_state)
-    base = {"arch": arch, "stride": stride, "classes": list(m.classes), "gray": gray, "roi_size": model.roi_size}
     pseudo_noise = float(np.mean(np.concatenate([s[2] for s in samples]) == 0))
-    if rank == 0:
-        log(f"training MIL ({arch}) on {len(samples)} images, {sum(len(s[1]) for s in samples)} proposals "
-            f"({pseudo_noise:.0%} pseudo-labelled noise), device {dev}")
-    try:
-        with run, Timer() as t:
-            record = fit(model, MilImages(m, samples, gray), step=mil_step(dev, alpha, beta, gamma, lse_r, theta),
-                         optimizer=opt, epochs=epochs, batch_size=batch_size, schedule=step_schedule([lr_drop], 0.1),
-                         collate=collate_list, summarize=summarize_parts, device=dev, workers=workers, seed=seed,
-                         start_epoch=run.start_epoch, stop_after=stop_after, on_epoch=run.on_epoch(base),
-                         progress=progress, rank=rank, world=world)
-        summary = {"arch": arch, "images": len(samples), "skipped_untagged": untagged,
-                   "skipped_without_proposals": empty, "pseudo_noise_fraction": round(pseudo_noise, 4),
-                   "epochs": epochs, "optimizer_steps": epochs * steps_per_epoch, "resumed_from_epoch": run.start_epoch,
-                   "processes": world,
-                   "log": str(run.log_path)}
-        if rank == 0 and stop_after is not None and stop_after < epochs:
-            emit({"output": None, "resume_file": str(run.last_path), **summary, "stopped_after_epoch": stop_after,
-                  "metrics": record, "seconds": round(t.seconds, 3)})
-        elif rank == 0:
-            run.finish(base, model, epochs, record)
-            emit({"output": str(output), **summary, "metrics": record or (run.resumed or {}).get("metrics", {}),
-                  "seconds": round(t.seconds, 3)})
-    finally:
-        close_distributed()
+
+    def build(fresh):
+        backbone = build_backbone(arch, stride)
+        if fresh and init_path:
+            load_weights(backbone, read_state_dict(init_path), source=init_path)
+        return MilNet(backbone, m.num_classes)
+
+    def setup(model, dev, world):
+        steps_per_epoch = math.ceil(len(samples) / (batch_size * world))
+        n = math.ceil(min_steps / steps_per_epoch) if min_steps and epochs * steps_per_epoch < min_steps else epochs
+        return {"train_set": MilImages(m, samples, gray), "epochs": n, "batch_size": batch_size,
+                "step": mil_step(dev, alpha, beta, gamma, lse_r, theta), "collate": collate_list,
+                "optimizer": mil_optimizer(model, optimizer, lr, momentum, weight_decay),
+                "schedule": mil_schedule(lr_drop), "summarize": summarize_mil,
+                "log": f"training MIL ({arch}) on {len(samples)} images, {sum(len(s[1]) for s in samples)} proposals "
+                       f"({pseudo_noise:.0%} pseudo-labelled noise), device {dev}",
+                "summary": {"arch": arch, "images": len(samples), "skipped_untagged": untagged,
+                            "skipped_without_proposals": empty, "pseudo_noise_fraction": round(pseudo_noise, 4),
+                            "optimizer_steps": n * steps_per_epoch},
+                "base": {"roi_size": model.roi_size}}
+
+    run_training(run, build, setup, device=dev, seed=seed, workers=workers, stop_after=stop_after,
+                 base={"arch": arch, "stride": stride, "classes": list(m.classes), "gray": gray})

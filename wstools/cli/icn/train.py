@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import (Timer, command, device_option, emit, force_mismatch_option, force_option, log, output_option,
-                      progress, resolve_device, seed_option, threads_option, warn, workers_option)
+from ..common import command, force_mismatch_option, output_option, progress, resolve_device, warn
 from ..match import proposal_masks, score_options
+from ..training import TrainingRun, run_training, training_options
 
 
 @command("train")
@@ -38,15 +38,7 @@ from ..match import proposal_masks, score_options
 @click.option("--decay-every", type=click.IntRange(0), default=20, show_default=True,
               help="Multiply the rate by --decay every N epochs (Huang et al.: 0.5 every 20; 0 = never).")
 @click.option("--decay", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Rate decay factor.")
-@click.option("--stop-after", type=click.IntRange(1), default=None,
-              help="End this run after epoch N, keeping NAME.last.pt; continue with --resume.")
-@device_option
-@threads_option
-@workers_option
-@seed_option
-@force_mismatch_option
-@force_option
-@click.option("--resume", is_flag=True, help="Continue from NAME.last.pt with the same arguments.")
+@training_options(force_mismatch_option)
 def train(manifest, responses_path, proposals_path, output, encoder, top_k, alpha, beta, gamma, bin_threshold,
           contour_mode, contour_width, bg_dilation, binary, size, crop_scale, epochs, batch_size, lr, decay_every, decay,
           stop_after, device, workers, seed, force_mismatch, force, resume):
@@ -65,16 +57,12 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
           --encoder tiny --size 96 --epochs 4 -o icn.pt
       ws icn infer data/toy/val.json --responses prm_val.h5 --model icn.pt -o enhanced_val.h5
     """
-    import torch
-
     from ...io.dataset import load_manifest
     from ...io.responses import read_response_group
     from ...io.store import check_same_manifest, open_store
-    from ...prm.icn import ICN, fit_icn
-    from ...prm.matching import pseudo_label, score_parameters
     from ...masks import encode
-    from ...train import close_distributed, init_distributed
-    from ..training import TrainingRun
+    from ...prm.icn import ICN, collate_icn, icn_optimizer, icn_schedule, icn_step
+    from ...prm.matching import pseudo_label, score_parameters
     from .data import IcnPairs
 
     dev = resolve_device(device)
@@ -115,34 +103,12 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
         raise InputError("no instance with a pseudo label: nothing to train on (no peaks or no proposals?)",
                          path=responses_path)
 
-    torch.manual_seed(seed)
-    model = ICN(encoder)
-    if run.resumed is not None:
-        model.load_state_dict(run.state_dict)
-    rank, world, dev = init_distributed(dev)
-    run.rank = rank
-    model.to(dev)
-    epoch_box = [0]
-    train_set = IcnPairs(m, samples, responses_path, size, seed, epoch_box, crop_scale=crop_scale)
-    base = {"arch": encoder, "classes": list(m.classes), "size": size}
-    if rank == 0:
-        log(f"training ICN ({encoder}) on {len(samples)} instances, device {dev}")
-    try:
-        with run, Timer() as t:
-            record = fit_icn(model, train_set, epochs=epochs, batch_size=batch_size, lr=lr, decay_every=decay_every,
-                             decay=decay, device=dev, workers=workers, seed=seed, start_epoch=run.start_epoch,
-                             optimizer_state=run.optimizer_state, stop_after=stop_after,
-                             set_epoch=lambda e: epoch_box.__setitem__(0, e), on_epoch=run.on_epoch(base),
-                             progress=progress, rank=rank, world=world)
-        if rank == 0 and stop_after is not None and stop_after < epochs:
-            emit({"output": None, "resume_file": str(run.last_path), "log": str(run.log_path), "encoder": encoder,
-                  "instances": len(samples), "stopped_after_epoch": stop_after, "metrics": record,
-                  "seconds": round(t.seconds, 3)})
-        elif rank == 0:
-            run.finish(base, model, epochs, record)
-            emit({"output": str(output), "log": str(run.log_path), "encoder": encoder, "instances": len(samples),
-                  "skipped_instances": skipped, "epochs": epochs, "resumed_from_epoch": run.start_epoch,
-                  "processes": world, "metrics": record or (run.resumed or {}).get("metrics", {}),
-                  "seconds": round(t.seconds, 3)})
-    finally:
-        close_distributed()
+    def setup(model, dev, world):
+        return {"train_set": IcnPairs(m, samples, responses_path, size, seed, run.epoch_box, crop_scale=crop_scale),
+                "epochs": epochs, "batch_size": batch_size, "step": icn_step(dev), "collate": collate_icn,
+                "optimizer": icn_optimizer(model, lr), "schedule": icn_schedule(epochs, decay_every, decay),
+                "log": f"training ICN ({encoder}) on {len(samples)} instances, device {dev}",
+                "summary": {"encoder": encoder, "instances": len(samples), "skipped_instances": skipped}}
+
+    run_training(run, lambda fresh: ICN(encoder), setup, device=dev, seed=seed, workers=workers,
+                 stop_after=stop_after, base={"arch": encoder, "classes": list(m.classes), "size": size})
