@@ -192,6 +192,13 @@ _NAN_EDITS = {
 
 
 def _nan_inside(src, dst):
+    if src.is_dir():                               # cam import: a NaN in an .npy map
+        shutil.copytree(src, dst)
+        first = sorted(dst.glob("*.npy"))[0]
+        data = np.load(first, allow_pickle=True).item()
+        data["high_res"][0, 0, 0] = np.nan
+        np.save(first, data)
+        return
     if src.suffix == ".json":                      # instance predictions
         dets = json.loads(src.read_text())
         dets[0]["score"] = float("nan")
@@ -244,7 +251,7 @@ _STORE_KINDS = ("missing", "wrong_kind", "truncated", "corrupted", "nan", "misma
 SPECS = {
     "cam import": dict(argv=["cam", "import", "{irn}", "--manifest", "{man}", "-o", "{out}"], out="c.h5",
                        missing="irn", wrong_kind="man", truncated="man", empty="man", pickle="irn",
-                       mismatch=("man", "other_man"), mismatch_names=["irn/"]),
+                       nan="irn", mismatch=("man", "other_man"), mismatch_names=["irn/"]),
     "cam infer": dict(argv=["cam", "infer", "{man}", "--model", "{cls}", "-o", "{out}", *T], out="c.h5",
                       missing="cls", wrong_kind="cls", truncated="cls", nan="cls", pickle="cls", empty="man",
                       flag=["--scales", "-1"]),
@@ -273,7 +280,7 @@ SPECS = {
                       empty="man", mismatch=("man", "other_man"), flag=["--thresholds", "-1:2:0.5"]),
     "eval instance": dict(argv=["eval", "instance", "{res}", "--gt", "{man}", "--csv", "{out}"], out="e.csv",
                           missing="res", wrong_kind="res", truncated="res", nan="res", empty="man",
-                          mismatch=("man", "other_man"), flag=["--iou", "0.5,2"]),
+                          mismatch=("man", "other_man"), flag=["--iou-r", "0.5,2"]),
     "eval proposals": dict(argv=["eval", "proposals", "{props}", "--gt", "{man}", "--csv", "{out}"], out="e.csv",
                            missing="props", wrong_kind="props", truncated="props", corrupted="props",
                            nan="props", empty="man", mismatch=("man", "other_man"), flag=["--iou", "2"]),
@@ -301,8 +308,9 @@ SPECS = {
     "grow region": dict(argv=["grow", "region", "{labels}", "--probs", "{cams}", "-o", "{out}"], out="l.h5",
                         missing="labels", wrong_kind="labels", truncated="labels", corrupted="cams", nan="cams",
                         mismatch=("labels", "labels_train"), flag=["--theta-fg", "2"]),
-    "grow seeds": dict(argv=["grow", "seeds", "{cams}", "-o", "{out}"], out="l.h5", missing="cams",
-                       wrong_kind="cams", truncated="cams", corrupted="cams", nan="cams", flag=["--fg", "top:2"]),
+    "grow seeds": dict(argv=["grow", "seeds", "{cams}", "--snap", "felzenszwalb", "--manifest", "{man}", "-o", "{out}"],
+                       out="l.h5", missing="cams", wrong_kind="cams", truncated="cams", corrupted="cams", nan="cams",
+                       empty="man", mismatch=("man", "other_man"), flag=["--fg", "top:2"]),
     "icn infer": dict(argv=["icn", "infer", "{man}", "--responses", "{resp}", "--model", "{icn}", "-o", "{out}",
                             *T], out="r.h5", missing="resp", wrong_kind="resp", truncated="resp", corrupted="resp",
                       nan="resp", pickle="icn", empty="man", mismatch=("man", "other_man"), flag=["--steps", "-1"]),
@@ -310,11 +318,11 @@ SPECS = {
                             "-o", "{out}", *TRAIN_ICN], out="icn.pt", missing="resp", wrong_kind="resp",
                       truncated="resp", corrupted="resp", nan="resp", empty="man",
                       mismatch=("props", "props_train"), flag=["--lr", "-1"]),
-    "info": dict(argv=["info", "{props}"], out=None, missing="props", truncated="props", corrupted="props",
-                 pickle="props"),
+    "info": dict(argv=["info", "{props}"], out=None, missing="props", wrong_kind="props", wrong_with="tags",
+                 truncated="props", corrupted="props", pickle="props"),
     "match": dict(argv=["match", "{man}", "--responses", "{resp}", "--proposals", "{props}", "-o", "{out}"],
                   out="res.json", missing="resp", wrong_kind="resp", truncated="resp", corrupted="resp",
-                  nan="resp", empty="man", mismatch=("props", "props_train"), flag=["--nms-iou", "2"]),
+                  nan="resp", empty="man", mismatch=("props", "props_train"), flag=["--nms", "2"]),
     "merge": dict(argv=["merge", "{out}", "{part0}", "{part1}"], out="p.h5", missing="part1", wrong_kind="part1",
                   truncated="part1", corrupted="part1", mismatch=("part1", "part1_train")),
     "oracle assignment": dict(argv=["oracle", "assignment", "{props}", "--gt", "{man}", "-o", "{out}"],
@@ -338,7 +346,7 @@ SPECS = {
                       flag=["--lr", "-1"]),
     "viz": dict(argv=["viz", "{cams}", "--dataset", "{man}", "-o", "{out}"], out="v.png", missing="cams",
                 wrong_kind="man", truncated="cams", corrupted="cams", nan="cams", mismatch=("man", "other_man"),
-                flag=["--scale", "-1"]),
+                empty="man", flag=["--scale", "-1"]),
 }
 
 # what a wrong kind of file is, for each input
@@ -348,6 +356,20 @@ _WRONG = {"man": "props", "coco": "props", "tags": "props", "res": "props", "cls
 
 KINDS = ("missing", "wrong_kind", "truncated", "corrupted", "nan", "mismatch", "flag", "readonly", "exists",
          "pickle", "empty")
+
+# words of the problem each kind's message must name (any one of them)
+_PROBLEM = {
+    "missing": ("does not exist", "not a VOC folder"),
+    "wrong_kind": ("expected", "not a", "is a", "must be", "store kind", "not valid JSON", "not UTF-8"),
+    "truncated": ("truncated", "not valid JSON", "not a readable JSON", "cannot read"),
+    "corrupted": ("corrupt",),
+    "nan": ("NaN", "non-finite", "not a finite", "outside", "> K"),
+    "mismatch": ("not in", "another", "lacks", "not from", "none of the images", "no IRN CAM file"),
+    "readonly": ("cannot write in the output folder",),
+    "exists": ("output exists",),
+    "pickle": ("weights_only", "refusing to load"),
+    "empty": ("no images", "nothing to train on"),
+}
 
 # cells that fail in files another engineer is refactoring now: strict xfail, reported
 _LAZY_LABELS = ("train-seg reads the labels store lazily, image by image inside the training loop, after it "
@@ -412,10 +434,12 @@ def _run_cell(stores, spec, cmd, kind, cell):
             extra = [flag, "{%s}" % target]
         src = stores[target]
         bad = cell / f"{kind}_{src.name}"
+        if kind == "pickle" and src.is_file():
+            bad = bad.with_suffix(".pt")
         if kind == "missing":
             pass
         elif kind == "wrong_kind":
-            shutil.copy(stores[_WRONG[target]], bad)
+            shutil.copy(stores[spec.get("wrong_with", _WRONG[target])], bad)
         elif kind == "truncated":
             _truncated(src, bad)
         elif kind == "corrupted":
@@ -463,6 +487,8 @@ def _run_cell(stores, spec, cmd, kind, cell):
     assert any(n in line for n in names), (names, line)
     if image_id is not None:
         assert image_id in line, (image_id, line)
+    if kind in _PROBLEM:
+        assert any(word in line for word in _PROBLEM[kind]), (kind, line)
     assert _snapshot(out_dir) == before, "left behind: " + ", ".join(sorted(set(_snapshot(out_dir)) - set(before)))
 
 

@@ -87,10 +87,11 @@ def _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, una
     from .. import masks as mask_io
     from ..io.dataset import load_manifest
     from ..io.labels import read_labels_group
+    from ..io.flat import read_assignment
     from ..io.proposals import read_proposals_group
     from ..io.store import open_store
 
-    m = load_manifest(manifest)
+    m = load_manifest(manifest, require_images=True)
     if str(source).lower().endswith(".json"):
         _export_results(source, m, semantic_dir, unassigned, min_score, force)
         return
@@ -142,22 +143,10 @@ def _export(source, proposals_path, manifest, output, nms_iou, semantic_dir, una
                 props = open_store(proposals_path, "proposals")
                 props.check_classes(m.classes, manifest)
                 provenance = check_provenance(src, props, force_mismatch)["checked"]
-                h5 = src.h5
-                try:
-                    labels = np.asarray(h5["labels"][()], np.int64)
-                    image_idx = np.asarray(h5["image"][()], np.int64)
-                    prop_idx = np.asarray(h5["proposal"][()], np.int64)
-                    ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["image_ids"][()]]
-                except KeyError as e:
-                    raise InputError(f"lacks dataset {e}", path=source) from None
+                rows = read_assignment(src, len(m.classes))
+                labels, image_idx, prop_idx, ids = rows["labels"], rows["image"], rows["proposal"], rows["image_ids"]
                 if not ids or not len(labels):
                     raise InputError("assignment holds no proposals", path=source)
-                if not (len(labels) == len(image_idx) == len(prop_idx)):
-                    raise InputError("labels, image and proposal have different lengths", path=source)
-                if image_idx.min() < 0 or image_idx.max() >= len(ids):
-                    raise InputError("image index outside image_ids", path=source)
-                if labels.min() < 0 or labels.max() > len(m.classes):
-                    raise InputError(f"labels outside 0..K={len(m.classes)}", path=source)
                 for i in ids:
                     if i not in records:
                         raise InputError(f"image id not in {manifest}", path=source, image_id=i)

@@ -106,7 +106,7 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
     from ..prm.matching import match_image, score_parameters
 
     check_output(output, force)
-    m = load_manifest(manifest)
+    m = load_manifest(manifest, require_images=True)
     kw = score_parameters(method, alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, contour_mode, binary,
                           plain_alpha, plain_beta)
     cats = m.category_ids()

@@ -26,7 +26,7 @@ _INSTANCE_KINDS = ("proposals", "responses", "coco-instances", "coco-results")
 
 def _manifest_for(store, dataset_opt):
     if dataset_opt:
-        return load_manifest(dataset_opt)
+        return load_manifest(dataset_opt, require_images=True)
     return recorded_manifest(store, "--dataset")
 
 
@@ -235,7 +235,7 @@ def viz(file, dataset_opt, image_ids, first, top, score_threshold, gt, scale, ou
         elif kind:
             if not dataset_opt:
                 raise InputError("a COCO file names no manifest; pass --dataset MANIFEST", path=file)
-            m = load_manifest(dataset_opt)
+            m = load_manifest(dataset_opt, require_images=True)
             from ..io.coco import read_instances, read_results
 
             if kind == "coco-instances":

@@ -214,20 +214,35 @@ def manifest_from_json(data, path=None) -> Manifest:
                     path=None if path is None else Path(path), extra=extra)
 
 
-def load_manifest(path) -> Manifest:
-    """Read and structurally validate a manifest; ``InputError`` (exit 2) on any problem."""
+_BINARY_KINDS = ((b"\x89HDF\r\n\x1a\n", "an HDF5 file (a ws store?)"), (b"PK\x03\x04", "a zip or torch file"),
+                 (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"))
+
+
+def load_manifest(path, require_images: bool = False) -> Manifest:
+    """Read and structurally validate a manifest; ``InputError`` (exit 2) on any problem.
+    ``require_images``: a manifest listing no images is refused too (a stage that reads images)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         _fail(path, "manifest does not exist")
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        _fail(path, f"cannot read manifest ({e.__class__.__name__})")
+    for magic, what in _BINARY_KINDS:
+        if raw.startswith(magic):
+            _fail(path, f"is {what}, not a dataset manifest (JSON, written by `ws dataset` or `ws toy`)")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as e:
         _fail(path, f"cannot read manifest ({e.__class__.__name__})")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         _fail(path, f"not valid JSON (line {e.lineno}: {e.msg})")
-    return manifest_from_json(data, path)
+    m = manifest_from_json(data, path)
+    if require_images and not m.images:
+        _fail(path, "the manifest lists no images")
+    return m
 
 
 def _recorded_candidates(recorded: dict, store_path) -> list[Path]:

@@ -174,6 +174,21 @@ def write_assignment(store, *, labels, image_ids, image, proposal, truth=None, o
         h5.attrs["report"] = json.dumps(report, sort_keys=False, default=float)
 
 
+
+def read_assignment(store, num_classes: int) -> dict:
+    """An ``assignment`` store's rows: ``image_ids`` (list of str), ``image``, ``proposal`` and
+    ``labels`` (M,) int64 (0 = background, 1..K), ``truth`` or None. Refuses missing datasets,
+    columns of different lengths, image indices outside ``image_ids`` and labels outside
+    0..``num_classes``, naming the file."""
+    _need(store, (*PROPOSAL_INDEX, "labels"))
+    out = read_index(store)
+    out["labels"] = store.h5["labels"][()].astype(np.int64)
+    if out["labels"].shape != out["image"].shape:
+        raise InputError("labels, image and proposal have different lengths", path=store.path)
+    if len(out["labels"]) and (out["labels"].min() < 0 or out["labels"].max() > num_classes):
+        raise InputError(f"labels outside 0..K={num_classes}", path=store.path)
+    return out
+
 # features written row block by row block (ws features), and the merge of features shards ----------
 
 def append_features(store, *, image, proposal, box, feat, prob, allowed, truth=None, feat_dtype="float32") -> int:

@@ -269,7 +269,10 @@ class Store:
                              + (f" of {other_path}" if other_path else ""), path=self.path)
 
     def check_images(self, manifest, require_all: bool = True) -> None:
-        """Refuse a store whose class list or image ids do not fit ``manifest``."""
+        """Refuse a store whose class list or image ids do not fit ``manifest`` (or a manifest
+        listing no images)."""
+        if not manifest.images:
+            raise InputError("the manifest lists no images", path=manifest.path)
         self.check_classes(manifest.classes, manifest.path)
         ids = set(manifest.ids())
         extra = [i for i in self.image_ids() if i not in ids]

@@ -39,11 +39,12 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch
       ws eval assignment assignment.h5 --proposals proposals.h5 --gt toy/train.json
     """
     from ...eval.assignment import assignment_report, coverage, true_labels
+    from ...io.flat import read_assignment
     from ...masks import as_rles, rle_iou as mask_iou
     from ...masks import InvalidRLE
 
     check_outputs(force, csv_path)
-    manifest = load_manifest(gt)
+    manifest = load_manifest(gt, require_images=True)
     if not manifest.has_instance_gt():
         raise InputError("has no instance ground truth for every image", path=gt)
     k = manifest.num_classes
@@ -52,19 +53,8 @@ def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch
         asg.check_classes(manifest.classes, manifest.path)
         props.check_classes(manifest.classes, manifest.path)
         provenance = check_provenance(asg, props, force_mismatch)["checked"]
-        try:
-            labels = np.asarray(asg.h5["labels"][()], dtype=np.int64)
-            image_idx = np.asarray(asg.h5["image"][()], dtype=np.int64)
-            prop_idx = np.asarray(asg.h5["proposal"][()], dtype=np.int64)
-            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in asg.h5["image_ids"][()]]
-        except KeyError as e:
-            raise InputError(f"lacks dataset {e}", path=assignment) from None
-        if not (len(labels) == len(image_idx) == len(prop_idx)):
-            raise InputError("labels, image and proposal have different lengths", path=assignment)
-        if len(labels) and (labels.min() < 0 or labels.max() > k):
-            raise InputError(f"labels outside 0..K={k}", path=assignment)
-        if len(image_idx) and (image_idx.min() < 0 or image_idx.max() >= len(ids)):
-            raise InputError("image index outside image_ids", path=assignment)
+        rows = read_assignment(asg, k)
+        labels, image_idx, prop_idx, ids = rows["labels"], rows["image"], rows["proposal"], rows["image_ids"]
         records = manifest.by_id()
         for i in ids:
             if i not in records:

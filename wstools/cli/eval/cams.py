@@ -82,7 +82,7 @@ def cams(cams, gt, thr_text, csv_path, plot_path, force):
 
     thresholds = _parse_sweep(thr_text)
     check_outputs(force, csv_path, plot_path)
-    manifest = load_manifest(gt)
+    manifest = load_manifest(gt, require_images=True)
     if not manifest.has_semantic_gt():
         raise InputError("has no semantic ground truth for every image", path=gt)
     k = manifest.num_classes

@@ -53,7 +53,7 @@ def instance(pred, gt, iou_r, csv_path, plot_path, force):
 
     mapr_thrs = parse_iou_thresholds(iou_r, "--iou-r")
     check_outputs(force, csv_path, plot_path)
-    manifest = load_manifest(gt)
+    manifest = load_manifest(gt, require_images=True)
     if not manifest.has_instance_gt():
         raise InputError("has no instance ground truth for every image", path=gt)
     with Timer() as timer:

@@ -72,7 +72,7 @@ def proposals(proposals, gt, objects, iou_text, top_text, csv_path, plot_path, f
     ns = _parse_top(top_text)
     thresholds = parse_iou_thresholds(iou_text, "--iou")
     check_outputs(force, csv_path, plot_path)
-    manifest = load_manifest(gt)
+    manifest = load_manifest(gt, require_images=True)
     if objects == "targets" and not manifest.has_instance_gt():
         raise InputError("has no instance ground truth for every image", path=gt)
     with Timer() as timer, open_store(proposals, "proposals") as store:

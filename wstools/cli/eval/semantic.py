@@ -81,7 +81,7 @@ def semantic(pred, gt, unlabeled, csv_path, force):
     from ...io.images import read_label_png
 
     check_outputs(force, csv_path)
-    manifest = load_manifest(gt)
+    manifest = load_manifest(gt, require_images=True)
     if not manifest.has_semantic_gt():
         raise InputError("has no semantic ground truth for every image", path=gt)
     k = manifest.num_classes

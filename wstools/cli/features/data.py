@@ -13,6 +13,8 @@ def check_inputs(manifest, props, cams=None) -> None:
     from ...io.dataset import manifest_difference
     from ...io.store import check_same_manifest
 
+    if not manifest.images:
+        raise InputError("the manifest lists no images", path=manifest.path)
     for s in (props, cams):
         if s is None:
             continue
