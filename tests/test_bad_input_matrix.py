@@ -87,6 +87,8 @@ def _voc_root(root):
 def stores(tmp_path_factory):
     """Every input kind a command reads, valid, in one folder that any user may read (the
     read-only-output cells run as an unprivileged user when the tests run as root)."""
+    import torch
+
     from wstools.io.toy import write_dataset
 
     d = Path(tempfile.mkdtemp(prefix="ws-bad-input-"))
@@ -118,6 +120,10 @@ def stores(tmp_path_factory):
        "-o", d / "icn.pt")
     ws("train-seg", val, "--labels", d / "labels.h5", *TRAIN_SEG, "-o", d / "seg.pt")
     ws("match", val, "--responses", d / "resp.h5", "--proposals", d / "props.h5", "-o", d / "res.json")
+    for model in ("cls", "seg"):           # the same network, trained (it says) for other classes
+        ck = torch.load(d / f"{model}.pt", weights_only=True)
+        ck["classes"] = [f"other_{c}" for c in ck["classes"]]
+        torch.save(ck, d / f"{model}_other.pt")
     _coco_of_gt(val, d / "coco.json")
     _irn_dir(val, d / "irn")
     _voc_root(d / "voc")
@@ -136,6 +142,9 @@ def stores(tmp_path_factory):
 # --- the bad versions -------------------------------------------------------------------------
 
 def _truncated(src, dst):
+    if src.is_dir():                                # a VOC root: an annotation cut short
+        shutil.copytree(src, dst)
+        src = dst = sorted((dst / "Annotations").glob("*.xml"))[0]
     data = src.read_bytes()
     dst.write_bytes(data[:max(1, len(data) // 2)])
 
@@ -228,6 +237,9 @@ def _malicious_pickle(src, dst):
 
 
 def _empty_manifest(src, dst):
+    if src.suffix == ".csv":                        # a tags CSV: the header only
+        dst.write_text("image,tags\n")
+        return
     if src.is_dir():                                # a VOC root: an empty image list
         shutil.copytree(src, dst)
         (dst / "ImageSets" / "Segmentation" / "train.txt").write_text("")
@@ -246,18 +258,16 @@ def _empty_manifest(src, dst):
 # argv: {name} is an input of `stores`, {out} the output; cells: kind -> the input it spoils
 # (mismatch: (input, its replacement from another manifest)); flag: an absurd flag value.
 
-_STORE_KINDS = ("missing", "wrong_kind", "truncated", "corrupted", "nan", "mismatch")
-
 SPECS = {
     "cam import": dict(argv=["cam", "import", "{irn}", "--manifest", "{man}", "-o", "{out}"], out="c.h5",
                        missing="irn", wrong_kind="man", truncated="man", empty="man", pickle="irn",
                        nan="irn", mismatch=("man", "other_man"), mismatch_names=["irn/"]),
     "cam infer": dict(argv=["cam", "infer", "{man}", "--model", "{cls}", "-o", "{out}", *T], out="c.h5",
                       missing="cls", wrong_kind="cls", truncated="cls", nan="cls", pickle="cls", empty="man",
-                      flag=["--scales", "-1"]),
+                      mismatch=("cls", "cls_other"), flag=["--scales", "-1"]),
     "cam peaks": dict(argv=["cam", "peaks", "{man}", "--model", "{cls}", "-o", "{out}", *T], out="r.h5",
                       missing="cls", wrong_kind="cls", truncated="cls", nan="cls", pickle="cls", empty="man",
-                      flag=["--eta", "inf"]),
+                      mismatch=("cls", "cls_other"), flag=["--eta", "inf"]),
     "cam train": dict(argv=["cam", "train", "{man}", "-o", "{out}", *TRAIN_CAM], out="c.pt",
                       missing="man", wrong_kind="man", truncated="man", empty="man",
                       pickle=("--weights", "cls"), flag=["--lr", "-1"]),
@@ -268,9 +278,9 @@ SPECS = {
     "dataset coco": dict(argv=["dataset", "coco", "{coco}", "--images", "{toy}", "-o", "{out}"], out="m.json",
                          missing="coco", wrong_kind="coco", truncated="coco", empty="coco"),
     "dataset folder": dict(argv=["dataset", "folder", "{pics}", "--tags", "{tags}", "-o", "{out}"], out="m.json",
-                           missing="tags", wrong_kind="tags", flag=["--classes", "cat,cat"]),
+                           missing="tags", wrong_kind="tags", empty="tags", flag=["--classes", "cat,cat"]),
     "dataset voc": dict(argv=["dataset", "voc", "{voc}", "-o", "{out}"], out="m.json", missing="voc",
-                        empty="voc"),
+                        wrong_kind="voc", wrong_with="tags", truncated="voc", empty="voc"),
     "eval assignment": dict(argv=["eval", "assignment", "{assign}", "--proposals", "{props}", "--gt", "{man}",
                                   "--csv", "{out}"], out="e.csv", missing="assign", wrong_kind="assign",
                             truncated="assign", corrupted="props", nan="assign", empty="man",
@@ -319,7 +329,7 @@ SPECS = {
                       truncated="resp", corrupted="resp", nan="resp", empty="man",
                       mismatch=("props", "props_train"), flag=["--lr", "-1"]),
     "info": dict(argv=["info", "{props}"], out=None, missing="props", wrong_kind="props", wrong_with="tags",
-                 truncated="props", corrupted="props", pickle="props"),
+                 truncated="props", corrupted="props", pickle="props", flag=["--sample", "-1"]),
     "match": dict(argv=["match", "{man}", "--responses", "{resp}", "--proposals", "{props}", "-o", "{out}"],
                   out="res.json", missing="resp", wrong_kind="resp", truncated="resp", corrupted="resp",
                   nan="resp", empty="man", mismatch=("props", "props_train"), flag=["--nms", "2"]),
@@ -335,7 +345,7 @@ SPECS = {
                              wrong_kind="man", truncated="man", empty="man"),
     "predict": dict(argv=["predict", "{man}", "--model", "{seg}", "-o", "{out}", *T], out="p.h5", missing="seg",
                     wrong_kind="seg", truncated="seg", nan="seg", pickle="seg", empty="man",
-                    flag=["--mask-threshold", "2"]),
+                    mismatch=("seg", "seg_other"), flag=["--mask-threshold", "2"]),
     "propose": dict(argv=["propose", "{man}", "-o", "{out}", "--top", "10"], out="p.h5", missing="man",
                     wrong_kind="man", truncated="man", empty="man", flag=["--sigma", "-1"]),
     "toy": dict(argv=["toy", "{out}", "--train", "2", "--val", "1", "--size", "32"], out="toy", out_is_dir=True,
@@ -364,7 +374,7 @@ _PROBLEM = {
     "truncated": ("truncated", "not valid JSON", "not a readable JSON", "cannot read"),
     "corrupted": ("corrupt",),
     "nan": ("NaN", "non-finite", "not a finite", "outside", "> K"),
-    "mismatch": ("not in", "another", "lacks", "not from", "none of the images", "no IRN CAM file"),
+    "mismatch": ("not in", "another", "lacks", "not from", "differ", "none of the images", "no IRN CAM file"),
     "readonly": ("cannot write in the output folder",),
     "exists": ("output exists",),
     "pickle": ("weights_only", "refusing to load"),
@@ -439,7 +449,7 @@ def _run_cell(stores, spec, cmd, kind, cell):
         if kind == "missing":
             pass
         elif kind == "wrong_kind":
-            shutil.copy(stores[spec.get("wrong_with", _WRONG[target])], bad)
+            shutil.copy(stores[spec["wrong_with"] if "wrong_with" in spec else _WRONG[target]], bad)
         elif kind == "truncated":
             _truncated(src, bad)
         elif kind == "corrupted":
