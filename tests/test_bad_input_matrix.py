@@ -385,7 +385,8 @@ _PROBLEM = {
 _LAZY_LABELS = ("train-seg reads the labels store lazily, image by image inside the training loop, after it "
                 "logged 'training ... on N images': the error is right but a second line precedes it; validating "
                 "the labels before that line needs wstools/cli/train_seg.py (LabelSource), under refactoring")
-XFAIL: dict = {("train-seg", "corrupted"): _LAZY_LABELS, ("train-seg", "nan"): _LAZY_LABELS}
+XFAIL: dict = {("train-seg", "corrupted"): _LAZY_LABELS, ("train-seg", "nan"): _LAZY_LABELS,
+               ("train-seg", "wrong_shape"): _LAZY_LABELS}
 
 
 def _cells():
@@ -505,3 +506,80 @@ def _run_cell(stores, spec, cmd, kind, cell):
 def _has_images(path):
     with h5py.File(path, "r") as f:
         return "images" in f
+
+
+# --- values out of their range inside a valid store, and maps of the wrong shape ---------------
+# (the NaN cells above, with inf, negative and > 1 values where a map must lie in [0, 1])
+
+_MAP = {"cams": "cams", "responses": "maps", "labels": "labels", "proposals": "scores", "features": "feat",
+        "graph": "weights"}
+_BOUNDED = ("cams", "responses")       # maps in [0, 1]
+
+
+def _kind_of(path):
+    with h5py.File(path, "r") as f:
+        return f.attrs["ws_kind"]
+
+
+def _value_cells():
+    for cmd, spec in SPECS.items():
+        target = spec.get("nan")
+        if not isinstance(target, str) or target in ("cls", "seg", "irn", "res"):
+            continue
+        kind = {"cams": "cams", "resp": "responses", "labels": "labels", "props": "proposals", "feat": "features",
+                "graph": "graph", "assign": "assignment"}[target]
+        variants = ["inf", "negative", "above_one"] if kind in _BOUNDED else ["inf"] if kind != "labels" else []
+        if kind in ("cams", "responses", "labels"):
+            variants.append("wrong_shape")
+        if kind == "assignment":
+            variants = ["negative"]
+        for v in variants:
+            marks = [pytest.mark.xfail(strict=True, reason=XFAIL[cmd, v])] if (cmd, v) in XFAIL else []
+            yield pytest.param(cmd, v, id=f"{cmd.replace(' ', '-')}-{v}", marks=marks)
+
+
+_VALUES = {"inf": np.inf, "negative": -0.5, "above_one": 1.5}
+
+
+def _spoil_values(src, dst, variant):
+    def edit(kind, g):
+        name = _MAP.get(kind, "labels")
+        if variant == "wrong_shape":
+            data = g[name][()]
+            small = data[..., : data.shape[-2] // 2, : data.shape[-1] // 2].copy()
+            del g[name]
+            g.create_dataset(name, data=small)
+        elif kind == "assignment":
+            _set(g[name], 0, -1)                   # labels are integers: -1 is the negative one
+        else:
+            _set(g[name], (0,) * g[name].ndim, _VALUES[variant])
+    _edit_h5(src, dst, edit)
+
+
+_VALUE_WORDS = ("NaN", "inf", "finite", "outside", "range", "[0, 1]", "negative", "> 1", "shape", "size", "differs")
+
+
+@pytest.mark.parametrize("cmd, variant", list(_value_cells()))
+def test_bad_value_cell(stores, cmd, variant):
+    spec = SPECS[cmd]
+    target = spec["nan"]
+    cell = Path(tempfile.mkdtemp(prefix="cell-", dir=stores["man"].parent.parent))
+    try:
+        out_dir = cell / "out"
+        out_dir.mkdir()
+        bad = cell / f"{variant}_{stores[target].name}"
+        _spoil_values(stores[target], bad, variant)
+        values = {**stores, target: bad}
+        out = out_dir / spec["out"] if spec["out"] else None
+        argv = [a.format(out=out, **values) if "{" in a else a for a in spec["argv"]]
+        r = run_ws_inproc(*argv, expect=None)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2, r
+        assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr
+        assert lines[0].startswith(f"ws {cmd}: error: ") and bad.name in lines[0], lines[0]
+        if _has_images(bad):
+            assert stores["first_id"] in lines[0], lines[0]
+        assert any(w in lines[0] for w in _VALUE_WORDS), lines[0]
+        assert not list(out_dir.iterdir()), list(out_dir.iterdir())
+    finally:
+        shutil.rmtree(cell, ignore_errors=True)

@@ -47,13 +47,16 @@ def write_cam_group(group, cams: np.ndarray, labels: np.ndarray, scores: np.ndar
 
 def read_cam_group(group) -> dict:
     """``{cams (C,H,W) float32, labels (C,), scores (K,), background (H,W) or None}``; maps and
-    scores that are NaN, infinite or outside [0, 1] are an InputError naming the file and image."""
-    from .values import check_maps
+    scores that are NaN, infinite or outside [0, 1], and maps not of the image's size, are an
+    InputError naming the file and image."""
+    from .values import check_map_size, check_maps
 
-    out = {"cams": check_maps(group["cams"][()].astype(np.float32), "cams", group),
-           "labels": group["labels"][()], "scores": check_maps(group["scores"][()], "scores", group),
-           "background": check_maps(group["background"][()].astype(np.float32), "background", group)
-           if "background" in group else None}
+    def read_map(name):
+        return check_map_size(check_maps(group[name][()].astype(np.float32), name, group), name, group)
+
+    out = {"cams": read_map("cams"), "labels": group["labels"][()],
+           "scores": check_maps(group["scores"][()], "scores", group),
+           "background": read_map("background") if "background" in group else None}
     return out
 
 

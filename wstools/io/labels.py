@@ -65,9 +65,10 @@ def write_probs_group(group, probs: np.ndarray, labels) -> None:
 def read_probs_group(group) -> tuple[np.ndarray, np.ndarray]:
     """``(probs (C, H, W) float32, labels (C,) int64)`` of one image of a ``probs`` store; maps that
     are NaN, infinite or outside [0, 1] are an InputError naming the file and image."""
-    from .values import check_maps
+    from .values import check_map_size, check_maps
 
-    probs = check_maps(np.asarray(group["probs"][()], dtype=np.float32), "probs", group)
+    probs = check_map_size(check_maps(np.asarray(group["probs"][()], dtype=np.float32), "probs", group), "probs",
+                           group)
     return probs, np.asarray(group["labels"][()], dtype=np.int64)
 
 

@@ -40,7 +40,8 @@ def write_response_group(group, peaks: np.ndarray, maps: np.ndarray) -> None:
 
 def read_response_group(group, num_classes: int | None = None, path=None, image_id=None) -> dict:
     """``{peaks (N, 4) float32, labels (N,) int64, maps (N, H, W) float32}``; with ``num_classes``
-    a label outside 1..K is an InputError naming the file and image."""
+    a label outside 1..K, NaN / inf values, maps outside [0, 1] or not of the image's size
+    (attributes ``height``, ``width``) are an InputError naming the file and image."""
     if "peaks" not in group or "maps" not in group:
         raise InputError("image group lacks 'peaks' or 'maps' (not a responses store?)", path=path,
                          image_id=image_id)
@@ -55,4 +56,11 @@ def read_response_group(group, num_classes: int | None = None, path=None, image_
         raise InputError("peaks or maps hold NaN or infinite values", path=path, image_id=image_id)
     if maps.shape[0] != peaks.shape[0]:
         raise InputError(f"maps {maps.shape} do not match peaks {peaks.shape}", path=path, image_id=image_id)
+    if maps.size and (maps.min() < -1e-3 or maps.max() > 1 + 1e-3):     # float16 rounding of the bounds allowed
+        raise InputError(f"maps have values in [{float(maps.min()):.4g}, {float(maps.max()):.4g}], outside [0, 1]",
+                         path=path, image_id=image_id)
+    h, w = group.attrs.get("height"), group.attrs.get("width")
+    if h is not None and w is not None and maps.ndim == 3 and maps.shape[1:] != (int(h), int(w)):
+        raise InputError(f"maps have shape {maps.shape}, not of the image's size {int(h)} x {int(w)}", path=path,
+                         image_id=image_id)
     return {"peaks": peaks, "labels": labels, "maps": maps}

@@ -29,6 +29,16 @@ def check_maps(values: np.ndarray, name: str, group, low: float | None = 0.0, hi
     return values
 
 
+def check_map_size(values: np.ndarray, name: str, group) -> np.ndarray:
+    """``values`` (..., H, W) of the size the image group records (attributes ``height``, ``width``)."""
+    values = np.asarray(values)
+    h, w = group.attrs.get("height"), group.attrs.get("width")
+    if h is not None and w is not None and values.ndim >= 2 and values.shape[-2:] != (int(h), int(w)):
+        raise InputError(f"'{name}' has shape {values.shape}, not of the image's size {int(h)} x {int(w)}",
+                         **_where(group))
+    return values
+
+
 def check_labels(labels: np.ndarray, name: str, group, num_classes: int) -> np.ndarray:
     """Labels in 0..K or 255 (unlabelled)."""
     labels = np.asarray(labels)
