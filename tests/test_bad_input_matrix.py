@@ -583,3 +583,45 @@ def test_bad_value_cell(stores, cmd, variant):
         assert not list(out_dir.iterdir()), list(out_dir.iterdir())
     finally:
         shutil.rmtree(cell, ignore_errors=True)
+
+
+# --- named cases of issue 22 that fit no column above ---------------------------------------------
+
+def _kind_edited(stores, cell):
+    bad = cell / "kind_edited_cams.h5"
+    shutil.copy(stores["cams"], bad)
+    with h5py.File(bad, "r+") as f:
+        f.attrs["ws_kind"] = "labels"
+    return ["grow", "region", bad, "--probs", stores["cams"], "-o", cell / "out" / "l.h5"], [bad.name]
+
+
+def _probs_is_output(stores, cell):
+    out = cell / "out" / "l.h5"
+    return ["grow", "region", stores["labels"], "--probs", out, "-o", out], [out.name]
+
+
+def _merge_missing_shard(stores, cell):
+    return ["merge", cell / "out" / "p.h5", stores["part0"]], [stores["part0"].name, "shard"]
+
+
+def _fused_label_out_of_range(stores, cell):
+    bad = cell / "label99_labels.h5"
+    _nan_inside(stores["labels"], bad)
+    return ["grow", "seeds", stores["cams"], bad, "-o", cell / "out" / "l.h5"], [bad.name, stores["first_id"]]
+
+
+@pytest.mark.parametrize("case", [_kind_edited, _probs_is_output, _merge_missing_shard, _fused_label_out_of_range],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_named_bad_input(stores, case):
+    cell = Path(tempfile.mkdtemp(prefix="cell-", dir=stores["man"].parent.parent))
+    try:
+        (cell / "out").mkdir()
+        argv, names = case(stores, cell)
+        r = run_ws_inproc(*argv, expect=None)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2, r
+        assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr
+        assert all(n in lines[0] for n in names), (names, lines[0])
+        assert not list((cell / "out").iterdir()), list((cell / "out").iterdir())
+    finally:
+        shutil.rmtree(cell, ignore_errors=True)

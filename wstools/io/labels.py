@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 _GZIP = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
@@ -37,11 +39,15 @@ def write_labels_group(group, labels: np.ndarray) -> None:
 
 def read_labels_group(group, num_classes: int | None = None) -> np.ndarray:
     """(H, W) uint8 label map of one image of a ``labels`` store; with ``num_classes`` a label
-    outside 0..K and 255 is an InputError naming the file and image."""
-    labels = np.asarray(group["labels"][()], dtype=np.uint8)
-    if num_classes is not None:
-        from .values import check_labels
+    outside 0..K and 255 is an InputError naming the file and image; so is a map that is not
+    (H, W) of the image's size (e.g. a store of another kind whose ``ws_kind`` was edited)."""
+    from .values import _where, check_labels, check_map_size
 
+    raw = group["labels"]
+    if raw.ndim != 2:
+        raise InputError(f"'labels' has shape {raw.shape}, not an (H, W) label map", **_where(group))
+    labels = check_map_size(np.asarray(raw[()], dtype=np.uint8), "labels", group)
+    if num_classes is not None:
         check_labels(labels, "labels", group, num_classes)
     return labels
 
