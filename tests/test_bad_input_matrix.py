@@ -3,7 +3,10 @@ applies to it. Each cell: exit 2, stderr exactly one line naming the file (and t
 is one) and the problem, no traceback, nothing left in the output folder.
 
 Valid stores are built once per module (tiny ``ws`` runs on the 8 toy val images); each cell
-corrupts a copy of one input. The commands run in this process (``run_ws_inproc``)."""
+corrupts a copy of one input. The commands run in this process (``run_ws_inproc``). A kind left
+out of a command's spec does not apply to it (no such input: no pickle without a checkpoint, no
+byte-corrupt HDF5 where only JSON is read). After the matrix: values out of range and maps of the
+wrong shape inside valid stores, named cases of the issue, and a truncated image file."""
 
 from __future__ import annotations
 
@@ -525,11 +528,6 @@ def _has_images(path):
 _MAP = {"cams": "cams", "responses": "maps", "labels": "labels", "proposals": "scores", "features": "feat",
         "graph": "weights"}
 _BOUNDED = ("cams", "responses")       # maps in [0, 1]
-
-
-def _kind_of(path):
-    with h5py.File(path, "r") as f:
-        return f.attrs["ws_kind"]
 
 
 def _value_cells():
