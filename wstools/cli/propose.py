@@ -12,10 +12,11 @@ from .. import masks as mask_io
 from ..io.dataset import load_manifest
 from ..io.proposals import write_proposals_group
 from ..io.store import create_store, parse_shard, shard_items
-from .common import (Timer, command, emit, force_option, log, parse_floats, progress, resume_option, seed_option,
-                     shard_option, worker_map, workers_option)
+from .common import (Timer, command, device_option, emit, force_option, log, parse_floats, progress, resolve_device,
+                     resume_option, seed_option, shard_option, worker_map, workers_option)
 
-METHODS = ("hierarchy", "saliency", "import")
+METHODS = ("hierarchy", "saliency", "import", "sam")
+SAM_DEFAULTS = "Kirillov et al., Segment Anything, ICCV 2023, App. A; the official SamAutomaticMaskGenerator"
 
 
 def _parse_list(text, name, allowed=None):
@@ -57,7 +58,14 @@ def _generate(job):
             raise InputError(f"image is {image.shape[1]}x{image.shape[0]} px but the manifest says "
                              f"{size[1]}x{size[0]}", path=image_path, image_id=image_id)
         h, w = image.shape[:2]
-        if method == "hierarchy":
+        if method == "sam":
+            from ..proposals.sam import sam_masks
+
+            masks, scores, boxes = sam_masks(image, cfg["model"], **cfg["sam"])
+            counts = mask_io.encode(masks)
+            if cfg["max"]:
+                boxes, scores, counts = boxes[:cfg["max"]], scores[:cfg["max"]], counts[:cfg["max"]]
+        elif method == "hierarchy":
             from ..proposals.hierarchy import hierarchy_proposals
 
             boxes, scores, counts = hierarchy_proposals(
@@ -80,7 +88,9 @@ def _generate(job):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output proposals store (.h5).")
 @click.option("--method", type=click.Choice(METHODS), default="hierarchy", show_default=True,
               help="hierarchy: selective-search grouping with masks (Uijlings et al. 2013); saliency: salient "
-                   "instances (after Fan et al. 2018); import: masks made by another program (--from).")
+                   "instances (after Fan et al. 2018); import: masks made by another program (--from); sam: "
+                   "Segment Anything's automatic masks from a local --checkpoint (Kirillov et al. 2023; needs "
+                   "the extra: pip install 'wstools[sam]').")
 @click.option("--from", "source", type=click.Path(), default=None,
               help="--method import: a COCO-style JSON of masks (RLE or polygons; keyed by image id, or file name "
                    "through 'images') or a folder of instance-id PNGs named after the image ids (255 in an 8-bit PNG is "
@@ -124,13 +134,55 @@ def _generate(job):
                    "proposals, Liu et al. Sec. 5.3).")
 @click.option("--top", type=click.IntRange(0), default=0, show_default=True,
               help="Keep the best N per image after filtering (0 = all; LIID keeps 20 on VOC, 40 on COCO).")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="--method sam: a SAM checkpoint folder as transformers' save_pretrained writes it (config.json + "
+                   "model.safetensors, e.g. a download of facebook/sam-vit-huge). Loaded offline; pickle "
+                   "files (.pth/.bin) are refused, never unpickled (convert Meta's sam_vit_h_4b8939.pth once "
+                   "with transformers' convert_sam_to_hf.py).")
+@click.option("--model-type", type=click.Choice(["auto", "vit_b", "vit_l", "vit_h"]), default="auto",
+              show_default=True,
+              help="--method sam: check that the checkpoint is this SAM (ViT width 768 / 1024 / 1280); auto = "
+                   "whatever the folder holds (the official generator's default model is vit_h).")
+@click.option("--points-per-side", type=click.IntRange(1), default=32, show_default=True,
+              help=f"--method sam: the point prompts form an N x N grid ({SAM_DEFAULTS}: 32, i.e. 1024 points).")
+@click.option("--points-per-batch", type=click.IntRange(1), default=64, show_default=True,
+              help="--method sam: point prompts decoded at once (memory only, not the result; official: 64).")
+@click.option("--pred-iou-thresh", type=click.FloatRange(0, 1), default=0.88, show_default=True,
+              help=f"--method sam: keep masks whose predicted IoU is at least this ({SAM_DEFAULTS}: 0.88).")
+@click.option("--stability-thresh", type=click.FloatRange(0, 1), default=0.95, show_default=True,
+              help="--method sam: keep masks whose stability score (IoU of the mask logits thresholded at "
+                   f"+-offset) is at least this ({SAM_DEFAULTS}: 0.95).")
+@click.option("--stability-offset", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="--method sam: the logit offset of the stability score (official: 1.0).")
+@click.option("--box-nms", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="--method sam: box-IoU NMS between SAM's masks (official box_nms_thresh 0.7); --nms is the "
+                   "mask-IoU NMS every method gets afterwards.")
+@click.option("--crop-layers", type=click.IntRange(0, 4), default=0, show_default=True,
+              help="--method sam: also run on 2^i x 2^i overlapping crops for i = 1..N (SAM App. A uses 2 for "
+                   "SA-1B; the official generator's default is 0).")
+@click.option("--crop-nms", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="--method sam, --crop-layers > 0: box NMS between crops, masks of smaller crops preferred "
+                   "(official: 0.7).")
+@click.option("--crop-overlap", type=click.FloatRange(0, 1, max_open=True), default=round(512 / 1500, 6),
+              show_default=True,
+              help="--method sam: neighbouring crops overlap by this fraction of the image's shorter side, "
+                   "scaled by the crop's size (official: 512/1500).")
+@click.option("--crop-points-downscale", type=click.IntRange(1), default=1, show_default=True,
+              help="--method sam: layer i's grid has points-per-side / this^i points a side (official: 1).")
+@click.option("--min-region-area", type=click.IntRange(0), default=0, show_default=True,
+              help="--method sam: fill holes and delete islands smaller than this many pixels in each mask, "
+                   f"then NMS again ({SAM_DEFAULTS}: 0 = off; SA-1B used 100). Not --min-area, which drops "
+                   "whole proposals.")
+@device_option
 @seed_option
 @workers_option
 @shard_option
 @resume_option
 @force_option
 def propose(manifest, output, method, source, k_text, sigma, colour_text, strategy_text, sal_text, split,
-            min_size, dedupe, max_proposals, min_area, max_aspect, nms, top, seed, workers, shard, resume, force):
+            min_size, dedupe, max_proposals, min_area, max_aspect, nms, top, checkpoint, model_type, points_per_side,
+            points_per_batch, pred_iou_thresh, stability_thresh, stability_offset, box_nms, crop_layers, crop_nms,
+            crop_overlap, crop_points_downscale, min_region_area, device, seed, workers, shard, resume, force):
     """Class-agnostic segment proposals with masks for every image of MANIFEST.
 
     Writes a `proposals` store: per image `boxes` (N x 4 xyxy pixels), `scores`
@@ -146,7 +198,12 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
     4.1), duplicates removed. saliency thresholds a background-connectivity
     saliency map (Zhu et al. 2014) and splits it into instances along connected
     components and superpixels. import reads masks made by another program (MCG,
-    SAM, S4Net) from --from.
+    SAM, S4Net) from --from. sam runs Segment Anything's automatic mask generator
+    (Kirillov et al. 2023, App. A) on a local checkpoint: a grid of point prompts,
+    three masks per point, kept when predicted IoU >= --pred-iou-thresh and
+    stability >= --stability-thresh, box NMS; score = predicted IoU x stability.
+    It runs the model in this process (--device; no --workers), one image at a
+    time, and keeps --shard / --resume like every method.
 
     Then, for every method: duplicates, --min-area, --max-aspect, --nms and
     --top.
@@ -156,6 +213,7 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
       ws propose train.json -o proposals.h5 --workers 4
       ws propose train.json -o sop.h5 --max 500 --nms 0.9 --top 40
       ws propose train.json -o sam.h5 --method import --from sam_masks.json
+      ws propose train.json -o sam.h5 --method sam --checkpoint sam-vit-huge/ --device cuda
       ws propose train.json -o p0.h5 --shard 0/2; ws propose train.json -o p1.h5 --shard 1/2
       ws merge proposals.h5 p0.h5 p1.h5
     """
@@ -187,6 +245,19 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
         extra = {"k": ks[:1], "sigma": sigma, "saliency_thresholds": thresholds, "split": split,
                  "min_size": min_size}
         params["ranking"] = "mean saliency of the instance's superpixels"
+    elif method == "sam":
+        if checkpoint is None:
+            raise InputError("--method sam needs --checkpoint FOLDER (a SAM save_pretrained folder)")
+        if workers:
+            raise InputError("--method sam runs the model in this process: --workers is not used with it "
+                             "(shard over processes or machines with --shard I/N)")
+        extra = {"checkpoint": str(checkpoint), "model_type": model_type, "sam": {
+            "points_per_side": points_per_side, "points_per_batch": points_per_batch,
+            "pred_iou_thresh": pred_iou_thresh, "stability_thresh": stability_thresh,
+            "stability_offset": stability_offset, "box_nms": box_nms, "crop_layers": crop_layers,
+            "crop_nms": crop_nms, "crop_overlap": crop_overlap, "crop_points_downscale": crop_points_downscale,
+            "min_region_area": min_region_area}}
+        params["ranking"] = "predicted IoU x stability score (SAM automatic mask generation)"
     else:
         if source is None:
             raise InputError("--method import needs --from FILE.json or --from FOLDER")
@@ -204,8 +275,16 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
         params["ranking"] = "the imported scores (descending)"
     if method != "import" and source is not None:
         raise InputError("--from is only for --method import")
+    if method != "sam" and checkpoint is not None:
+        raise InputError("--checkpoint is only for --method sam")
     cfg.update(extra)
     params.update(extra)
+    if method == "sam":
+        from ..io.foundation import load_sam
+
+        dev = resolve_device(device)
+        params["device"] = dev
+        cfg["model"] = load_sam(checkpoint, dev, model_type)
     params["shard"] = shard
     records = shard_items(man.images, shard_t)
     n_done = n_props = 0

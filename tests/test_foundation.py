@@ -1,0 +1,158 @@
+"""`ws propose --method sam` and `ws cam clip`: foundation models from local checkpoints.
+
+Tiny randomly initialised SAM and CLIP models are built here and saved as the checkpoint
+folders the loaders read (tests/tiny_foundation.py); nothing is downloaded. The stores they
+write must validate with `ws info` and flow unchanged into the stages that read proposals and
+CAMs, and a recipe must run end to end on each of them. Skipped with a reason when the
+`[sam]`/`[clip]` extra (transformers) is not installed, unless WS_REQUIRE_EXTRAS=1 (CI).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import assert_bad_input, run_ws_inproc as ws
+from tiny_foundation import need_transformers, write_pickle_bomb, write_tiny_clip, write_tiny_sam
+
+T = ["--threads", "1", "--device", "cpu"]
+TRAIN_CAM = ["--arch", "tiny", "--stride", "8", "--crop", "64", "--epochs", "1", "--batch-size", "8", *T]
+SAM_FAST = ["--points-per-side", "8", "--box-nms", "1", "--top", "12", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def sam_ckpt(tmp_path_factory):
+    need_transformers()
+    return write_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny-sam")
+
+
+@pytest.fixture(scope="module")
+def classifier(toy_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cls") / "cls.pt"
+    ws("cam", "train", toy_dir / "val.json", *TRAIN_CAM, "-o", out, "-q")
+    return out
+
+
+@pytest.fixture(scope="module")
+def sam_props(toy_dir, sam_ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("samp") / "sam.h5"
+    r = ws("propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", sam_ckpt, *SAM_FAST, "-o", out, "-q")
+    return out, r.json
+
+
+# SAM ------------------------------------------------------------------------------------------
+
+def test_sam_store_is_a_proposals_store(toy_dir, sam_props):
+    out, summary = sam_props
+    assert summary["method"] == "sam" and summary["images"] == 8 and summary["proposals"] > 8
+    info = ws("info", out, "--json").json
+    assert info["kind"] == "proposals"
+    from wstools import masks as mask_io
+
+    with h5py.File(out) as f:
+        params = json.loads(f.attrs["params"])
+        assert params["sam"]["pred_iou_thresh"] == 0.88 and params["sam"]["stability_thresh"] == 0.95
+        for key in f["images"]:
+            g = f["images"][key]
+            h, w = int(g.attrs["height"]), int(g.attrs["width"])
+            scores = g["scores"][()]
+            assert np.all(np.diff(scores) <= 0) and np.all((scores > 0) & (scores <= 1))
+            counts = [bytes(c) for c in g["masks"][()]]
+            assert np.allclose(mask_io.boxes(counts, h, w), g["boxes"][()])
+
+
+def test_sam_defaults_are_the_papers():
+    from wstools.cli.propose import propose
+
+    d = {p.name: p.default for p in propose.params}
+    assert (d["points_per_side"], d["pred_iou_thresh"], d["stability_thresh"], d["crop_layers"],
+            d["min_region_area"], d["box_nms"]) == (32, 0.88, 0.95, 0, 0, 0.7)
+
+
+def test_sam_masks_function_on_arrays(sam_ckpt):
+    from wstools.io.foundation import load_sam
+    from wstools.proposals.sam import sam_masks
+
+    model = load_sam(sam_ckpt, "cpu")
+    img = (np.random.RandomState(0).rand(40, 56, 3) * 255).astype(np.uint8)
+    masks, scores, boxes = sam_masks(img, model, points_per_side=4, box_nms=1.0, crop_layers=1,
+                                     min_region_area=5)
+    assert masks.shape[1:] == (40, 56) and masks.dtype == bool and len(masks) == len(scores) == len(boxes) > 0
+    none, s, _ = sam_masks(img, model, points_per_side=4, pred_iou_thresh=1.0)
+    assert len(none) == 0 and len(s) == 0
+
+
+def test_sam_proposals_run_the_fan_and_prm_recipes(toy_dir, sam_props, classifier, tmp_path):
+    """Fan et al.: features -> graph -> cut -> eval; PRM: peaks -> match -> eval, on SAM proposals."""
+    props, _ = sam_props
+    val = toy_dir / "val.json"
+    ws("oracle", "cams", val, "-o", tmp_path / "cams.h5", "-q")
+    ws("features", "extract", val, "--proposals", props, "--cams", tmp_path / "cams.h5", "--model", classifier,
+       "--threads", "1", "-o", tmp_path / "feat.h5", "-q")
+    ws("graph", tmp_path / "feat.h5", "--knn", 3, "--weights", "fan", "-o", tmp_path / "graph.h5", "-q")
+    ws("cut", tmp_path / "graph.h5", "--method", "fan", "-o", tmp_path / "assign.h5", "-q")
+    ev = ws("eval", "assignment", tmp_path / "assign.h5", "--proposals", props, "--gt", val).json
+    assert ev
+    ws("cam", "peaks", val, "--model", classifier, *T, "-o", tmp_path / "resp.h5", "-q")
+    ws("match", val, "--responses", tmp_path / "resp.h5", "--proposals", props, "-o", tmp_path / "inst.json", "-q")
+    assert isinstance(json.loads((tmp_path / "inst.json").read_text()), list)
+    ws("eval", "instance", tmp_path / "inst.json", "--gt", val)
+
+
+def test_sam_shards_and_resume(toy_dir, sam_ckpt, sam_props, tmp_path):
+    val = toy_dir / "val.json"
+    base = ["propose", val, "--method", "sam", "--checkpoint", sam_ckpt, *SAM_FAST, "-q"]
+    for i in range(2):
+        ws(*base, "--shard", f"{i}/2", "-o", tmp_path / f"p{i}.h5")
+    ws("merge", tmp_path / "m.h5", tmp_path / "p0.h5", tmp_path / "p1.h5", "-q")
+    with h5py.File(tmp_path / "m.h5") as a, h5py.File(sam_props[0]) as b:
+        assert sorted(a["images"]) == sorted(b["images"])
+        for k in a["images"]:
+            assert np.array_equal(a["images"][k]["scores"][()], b["images"][k]["scores"][()])
+    again = ws(*base, "--shard", "0/2", "--resume", "-o", tmp_path / "p0.h5").json
+    assert again["images"] == 0 and again["skipped"] == 4
+
+
+def test_sam_pickle_checkpoints_are_refused_unread(toy_dir, tmp_path, sam_ckpt):
+    marker = tmp_path / "PWNED"
+    bomb = tmp_path / "sam_vit_h.pth"
+    write_pickle_bomb(bomb, marker)
+    r = ws("propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", bomb, "-o", tmp_path / "p.h5",
+           expect=None)
+    assert_bad_input(r, "pickle", "refused")
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text((sam_ckpt / "config.json").read_text())
+    write_pickle_bomb(folder / "pytorch_model.bin", marker)
+    r = ws("propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", folder, "-o", tmp_path / "p.h5",
+           expect=None)
+    assert_bad_input(r, "pytorch_model.bin", "refused")
+    assert not marker.exists()
+    assert not (tmp_path / "p.h5").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--method", "sam"], "--checkpoint"),
+    (["--method", "sam", "--checkpoint", "{sam}", "--pred-iou-thresh", "2"], "--pred-iou-thresh"),
+    (["--method", "sam", "--checkpoint", "{sam}", "--points-per-side", "0"], "--points-per-side"),
+    (["--method", "sam", "--checkpoint", "{sam}", "--workers", "2"], "--workers"),
+    (["--method", "sam", "--checkpoint", "{sam}", "--model-type", "vit_h"], "vit_h"),
+    (["--method", "sam", "--checkpoint", "{nowhere}"], "not found"),
+    (["--checkpoint", "{sam}"], "--checkpoint is only for --method sam"),
+])
+def test_sam_bad_flags_exit_2_with_one_line(toy_dir, sam_ckpt, tmp_path, args, words):
+    args = [a.format(sam=sam_ckpt, nowhere=tmp_path / "nowhere") for a in args]
+    r = ws("propose", toy_dir / "val.json", *args, "-o", tmp_path / "p.h5", expect=None)
+    assert_bad_input(r, words)
+    assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1, r.stderr
+
+
+def test_missing_extra_is_one_line_naming_it(toy_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)     # import transformers -> ImportError
+    r = ws("propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", tmp_path, "-o", tmp_path / "p.h5",
+           expect=None)
+    assert_bad_input(r, "wstools[sam]")
