@@ -156,3 +156,135 @@ def test_missing_extra_is_one_line_naming_it(toy_dir, tmp_path, monkeypatch):
     r = ws("propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", tmp_path, "-o", tmp_path / "p.h5",
            expect=None)
     assert_bad_input(r, "wstools[sam]")
+
+
+# CLIP -----------------------------------------------------------------------------------------
+
+TRAIN_SEG = ["--arch", "tiny", "--crop", "64", "--epochs", "1", "--batch-size", "8", "--loss-at", "input", *T]
+
+
+@pytest.fixture(scope="module")
+def clip_ckpt(tmp_path_factory):
+    need_transformers()
+    return write_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+@pytest.fixture(scope="module")
+def clip_cams(toy_dir, clip_ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clipc") / "cams.h5"
+    r = ws("cam", "clip", toy_dir / "val.json", "--checkpoint", clip_ckpt, "--device", "cpu", "-o", out, "-q")
+    return out, r.json
+
+
+def test_clip_store_is_a_cams_store_of_the_tagged_classes(toy_dir, clip_cams):
+    from wstools.io.dataset import load_manifest
+
+    out, summary = clip_cams
+    assert summary["images"] == 8 and summary["refine"] is True
+    assert ws("info", out, "--json").json["kind"] == "cams"
+    man = load_manifest(toy_dir / "val.json")
+    with h5py.File(out) as f:
+        params = json.loads(f.attrs["params"])
+        assert params["template"] == "a clean origami {}." and params["box_threshold"] == 0.4
+        assert params["class_names"] == man.classes and "sky" in params["background_words"]
+        for rec in man.images:
+            g = f["images"][rec.id]
+            assert g["labels"][()].tolist() == man.tag_labels(rec).tolist()
+            cams, scores = g["cams"][()].astype(np.float32), g["scores"][()]
+            assert cams.shape == (len(g["labels"]), rec.height, rec.width)
+            assert np.allclose(cams.reshape(len(cams), -1).max(1), 1, atol=1e-3)
+            assert scores.shape == (len(man.classes),) and np.all((scores >= 0) & (scores <= 1))
+            assert scores.sum() < 1          # the background prompts take the rest of the softmax
+
+
+def test_clip_es_function_on_arrays(clip_ckpt):
+    from wstools.cam.clip_es import BACKGROUND_WORDS, TEMPLATE, box_mask, clip_es_cams, text_embeddings
+    from wstools.io.foundation import load_clip
+
+    model, tok = load_clip(clip_ckpt, "cpu")
+    names = ["disc", "square", "ring"]
+    text = text_embeddings(model, tok, [TEMPLATE.format(n) for n in names + list(BACKGROUND_WORDS)])
+    assert text.shape[0] == 3 + len(BACKGROUND_WORDS)
+    img = (np.random.RandomState(1).rand(50, 70, 3) * 255).astype(np.uint8)
+    plain, scores = clip_es_cams(img, model, text, [0, 2], n_classes=3)
+    assert plain.shape == (2, 50, 70) and scores.shape == (3,)
+    tags, _ = clip_es_cams(img, model, text, [0, 2], n_classes=3, softmax_over="tags")
+    assert not np.allclose(plain, tags)
+    refined, _ = clip_es_cams(img, model, text, [0, 2], n_classes=3, refine=True, scales=(1.0, 0.5))
+    assert refined.shape == (2, 50, 70) and refined.max() <= 1
+    none, s = clip_es_cams(img, model, text, [], n_classes=3)
+    assert none.shape == (0, 50, 70) and np.allclose(s, scores)
+    cam = np.zeros((6, 8))
+    cam[1:3, 1:2] = 1
+    cam[4, 5:7] = 0.5
+    cam[2, 2] = 0.1
+    assert box_mask(cam, 0.4).sum() == 2 + 2 and not box_mask(np.zeros((3, 3)), 0.4).any()
+
+
+def test_clip_cams_run_the_dsrg_recipe_and_features(toy_dir, clip_cams, sam_props, classifier, tmp_path):
+    """DSRG: seeds -> train-seg -> predict -> eval; Fan: features from SAM proposals and CLIP CAMs."""
+    cams, _ = clip_cams
+    val = toy_dir / "val.json"
+    ws("grow", "seeds", cams, "--fg", "rel:0.2", "--bg", "saliency:0.3", "--manifest", val,
+       "-o", tmp_path / "seeds.h5", "-q")
+    assert ws("info", tmp_path / "seeds.h5", "--json").json["kind"] == "labels"
+    ws("eval", "cams", cams, "--gt", val)
+    ws("train-seg", val, "--labels", tmp_path / "seeds.h5", *TRAIN_SEG, "-o", tmp_path / "seg.pt", "-q")
+    ws("predict", val, "--model", tmp_path / "seg.pt", *T, "-o", tmp_path / "pred.h5", "-q")
+    assert "miou" in ws("eval", "semantic", tmp_path / "pred.h5", "--gt", val).json
+    ws("features", "extract", val, "--proposals", sam_props[0], "--cams", cams, "--model", classifier,
+       "--threads", "1", "-o", tmp_path / "feat.h5", "-q")
+    assert ws("info", tmp_path / "feat.h5", "--json").json["kind"] == "features"
+
+
+def test_clip_predicted_classes_shards_and_resume(toy_dir, clip_ckpt, tmp_path):
+    val = toy_dir / "val.json"
+    base = ["cam", "clip", val, "--checkpoint", clip_ckpt, "--device", "cpu", "--no-refine", "-q"]
+    r = ws(*base, "--classes-from", "predicted", "--score-threshold", "1", "-o", tmp_path / "pred.h5").json
+    assert r["images"] == 8
+    with h5py.File(tmp_path / "pred.h5") as f:     # none reaches 1: the top class only
+        assert all(len(f["images"][k]["labels"]) == 1 for k in f["images"])
+    ws(*base, "--shard", "0/2", "-o", tmp_path / "c0.h5")
+    again = ws(*base, "--shard", "0/2", "--resume", "-o", tmp_path / "c0.h5").json
+    assert again["images"] == 0 and again["skipped_existing"] == 4
+
+
+def test_clip_pickle_weights_are_refused_unread(toy_dir, clip_ckpt, tmp_path):
+    marker = tmp_path / "PWNED"
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
+        (folder / name).write_bytes((clip_ckpt / name).read_bytes())
+    write_pickle_bomb(folder / "pytorch_model.bin", marker)
+    r = ws("cam", "clip", toy_dir / "val.json", "--checkpoint", folder, "-o", tmp_path / "c.h5", expect=None)
+    assert_bad_input(r, "pytorch_model.bin", "refused")
+    write_pickle_bomb(tmp_path / "ViT-B-16.pt", marker)
+    r = ws("cam", "clip", toy_dir / "val.json", "--checkpoint", tmp_path / "ViT-B-16.pt", "-o", tmp_path / "c.h5",
+           expect=None)
+    assert_bad_input(r, "pickle", "refused")
+    r = ws("cam", "clip", toy_dir / "val.json", "--checkpoint", write_tiny_sam(tmp_path / "sam"),
+           "-o", tmp_path / "c.h5", expect=None)
+    assert_bad_input(r, "model_type 'sam'")
+    assert not marker.exists() and not (tmp_path / "c.h5").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    ([], "--checkpoint"),
+    (["--checkpoint", "{clip}", "--template", "a photo"], "--template"),
+    (["--checkpoint", "{clip}", "--class-names", "a,b"], "--class-names"),
+    (["--checkpoint", "{clip}", "--background-words", " , "], "--background-words"),
+    (["--checkpoint", "{clip}", "--scales", "0"], "--scales"),
+    (["--checkpoint", "{clip}", "--box-threshold", "1.5"], "--box-threshold"),
+    (["--checkpoint", "{clip}", "--softmax-over", "some"], "--softmax-over"),
+])
+def test_clip_bad_flags_exit_2_with_one_line(toy_dir, clip_ckpt, tmp_path, args, words):
+    args = [a.format(clip=clip_ckpt) for a in args]
+    r = ws("cam", "clip", toy_dir / "val.json", *args, "-o", tmp_path / "c.h5", expect=None)
+    assert_bad_input(r, words)
+    assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1, r.stderr
+
+
+def test_clip_missing_extra_is_one_line_naming_it(toy_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    r = ws("cam", "clip", toy_dir / "val.json", "--checkpoint", tmp_path, "-o", tmp_path / "c.h5", expect=None)
+    assert_bad_input(r, "wstools[clip]")

@@ -42,6 +42,8 @@ STAGES = {
     "ws cam infer": ((M, CK), (C,), ("ws cam train", "ws grow seeds", "ws features extract", "ws eval cams")),
     "ws cam import": ((M, "IRN .npy CAM files"), (C,), ("ws grow seeds", "ws eval cams")),
     "ws cam peaks": ((M, CK), (R,), ("ws cam train", "ws icn train", "ws match")),
+    "ws cam clip": ((M, "CLIP checkpoint folder"), (C,), ("ws dataset", "ws grow seeds", "ws features extract",
+                                                         "ws eval cams")),
     "ws features": ((), (), ()),
     "ws features extract": ((M, P, C, CK), (F,), ("ws propose", "ws cam infer", "ws graph")),
     "ws features train-mil": ((M, P, C), (CK,), ("ws propose", "ws cam infer", "ws features extract")),

@@ -21,6 +21,10 @@ def cam():
       ws cam infer data/toy/train.json --model cls.pt -o cams.h5
       ws cam import irn/cam_out --manifest voc_train.json -o cams.h5
       ws cam peaks data/toy/train.json --model cls.pt -o prm.h5
+      ws cam clip data/toy/train.json --checkpoint clip-vit-base-patch16/ -o cams.h5
+
+    `ws cam clip` needs no training: CLIP-ES CAMs (Lin et al., CVPR 2023) from
+    a frozen CLIP and the class names, in the same `cams` store.
     """
 
 
@@ -28,6 +32,7 @@ from .train import train  # noqa: E402
 from .infer import infer  # noqa: E402
 from .import_ import import_  # noqa: E402
 from .peaks import peaks  # noqa: E402
+from .clip import clip  # noqa: E402
 
-for _c in (train, infer, import_, peaks):
+for _c in (train, infer, import_, peaks, clip):
     cam.add_command(_c)
