@@ -391,16 +391,11 @@ _PROBLEM = {
 }
 
 # cells that fail in files another engineer is refactoring now: strict xfail, reported
-_LAZY_LABELS = ("train-seg reads the labels store lazily, image by image inside the training loop, after it "
-                "logged 'training ... on N images': the error is right but a second line precedes it; validating "
-                "the labels before that line needs wstools/cli/train_seg.py (LabelSource), under refactoring")
 _LAZY_IMAGES = ("the trainer reads images lazily inside the training loop, after it logged 'training ... on N "
                 "...': the error names the image but a second line precedes it; checking the images before that "
                 "line needs the trainer's own file (wstools/cli/cam/train.py, features/train_mil.py, icn/train.py, "
                 "train_seg.py), under refactoring")
-XFAIL: dict = {("train-seg", "corrupted"): _LAZY_LABELS, ("train-seg", "nan"): _LAZY_LABELS,
-               ("train-seg", "wrong_shape"): _LAZY_LABELS,
-               **{(c, "image"): _LAZY_IMAGES for c in ("cam train", "features train-mil", "icn train", "train-seg")}}
+XFAIL: dict = {(c, "image"): _LAZY_IMAGES for c in ("cam train", "features train-mil", "icn train", "train-seg")}
 
 
 def _cells():

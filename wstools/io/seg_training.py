@@ -23,6 +23,7 @@ class LabelSource:
     each process (DataLoader workers get their own HDF5 handle). ``read(rec) -> (H, W) uint8``."""
 
     def __init__(self, path, manifest, records):
+        from .labels import read_labels_group
         from .store import open_store
 
         self.path = Path(path)
@@ -41,6 +42,10 @@ class LabelSource:
                 if missing:
                     raise InputError(f"lacks {len(missing)} images of {manifest.path}", path=self.path,
                                      image_id=missing[0])
+                # every map once, before training starts: a bad one found in epoch 3 would cost two
+                # epochs and print after the run's start line
+                for rec in records:
+                    read_labels_group(s.image(rec.id), manifest.num_classes)
                 self.uid = s.uid
 
     def __getstate__(self):
