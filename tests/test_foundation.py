@@ -117,6 +117,22 @@ def test_sam_shards_and_resume(toy_dir, sam_ckpt, sam_props, tmp_path):
     assert again["images"] == 0 and again["skipped"] == 4
 
 
+def test_sam_survives_sigterm_and_resumes(toy_dir, sam_ckpt, sam_props, tmp_path):
+    """SIGTERM mid-run: exit 143 with one line, the finished images kept; --resume completes the
+    store as one uninterrupted run writes it (the per-image runner every method shares)."""
+    import signal
+
+    from test_kill_resume import _dump, _kill_and_resume, _same
+
+    out = tmp_path / "p.h5"
+    slow = ["--points-per-side", "32", "--box-nms", "1", "--top", "12", "--device", "cpu"]
+    args = ["propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", sam_ckpt, *slow, "-o", out, "--quiet"]
+    _kill_and_resume([str(a) for a in args], out, signal.SIGTERM, 8)
+    ref = tmp_path / "ref.h5"
+    ws(*args[:-3], "-o", ref, "-q")
+    _same(_dump(ref), _dump(out))
+
+
 def test_sam_pickle_checkpoints_are_refused_unread(toy_dir, tmp_path, sam_ckpt):
     marker = tmp_path / "PWNED"
     bomb = tmp_path / "sam_vit_h.pth"
