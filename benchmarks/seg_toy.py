@@ -18,8 +18,9 @@ pydensecrf2) are reported as "n/a" where those are not installed.
 
 The segmentation network is SEG_FLAGS below (the toy setting proposed for examples.sh).
 ``--tradeoff`` prints, before the main table, the supervised upper bound (ground-truth labels)
-of each ``ARCH:EPOCHS`` pair with its training seconds: the cost / quality trade-off behind that
-choice. ``--init cls.pt`` takes a `ws cam train` classifier instead of training one (the
+of each ``ARCH:EPOCHS[:IMAGES]`` with its training seconds, trained on the first IMAGES training
+images: the cost / quality trade-off behind that choice, and how much the ceiling owes to the
+size of the training set. ``--init cls.pt`` takes a `ws cam train` classifier instead of training one (the
 examples.sh setting: a tiny classifier from its own 4000-image toy set, ``--recipe toy``), and
 initialises every segmentation network from it; ``--only-tradeoff`` stops after that table.
 """
@@ -103,6 +104,18 @@ def write_cues(cams_path, manifest_path, seeds_path, dense_path, fg=0.3, bg=0.8,
     return stats
 
 
+def first_images(manifest_path, n):
+    """``manifest_path`` itself, or a manifest of its first ``n`` images written beside it (so the
+    images' relative paths still resolve): the same images, fewer of them."""
+    m = json.loads(Path(manifest_path).read_text())
+    if n >= len(m["images"]):
+        return manifest_path
+    m["images"], m["name"] = m["images"][:n], f"{m.get('name', 'train')}-first{n}"
+    out = Path(manifest_path).with_name(f"{Path(manifest_path).stem}_first{n}.json")
+    out.write_text(json.dumps(m, indent=1))
+    return out
+
+
 def available(module):
     try:
         __import__(module)
@@ -137,8 +150,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the other core is shared)")
     ap.add_argument("--init", default=None, help="a `ws cam train` classifier: used for the CAMs and --init of "
                     "every segmentation network instead of training one on the train set")
-    ap.add_argument("--tradeoff", default="", help="comma-separated ARCH:EPOCHS pairs whose upper bound "
-                    "(ground-truth labels) is measured first, e.g. tiny:6,tiny_unet:6,tiny_unet:20")
+    ap.add_argument("--tradeoff", default="", help="comma-separated ARCH:EPOCHS[:IMAGES] whose upper bound "
+                    "(ground-truth labels, trained on the first IMAGES training images; default all) is "
+                    "measured first, e.g. tiny:27:120,tiny:8:2000,tiny_unet:8:2000")
     ap.add_argument("--only-tradeoff", action="store_true", help="stop after the trade-off table")
     ap.add_argument("--out", default=None, help="working folder (default: a temporary one)")
     a = ap.parse_args()
@@ -156,27 +170,31 @@ def main():
                       "--batch-size", "16", "--epochs", a.cls_epochs, "-o", cls_pt, "--force", *th)
     init = ["--init", cls_pt]      # as examples.sh: every segmentation network starts from the classifier
     tradeoff = []
-    for pair in filter(None, a.tradeoff.split(",")):
-        arch, epochs = pair.split(":")
+    for spec in filter(None, a.tradeoff.split(",")):
+        arch, epochs, *images = spec.split(":")
+        images = int(images[0]) if images else a.train
+        subset = first_images(train, images)
         flags = list(SEG_FLAGS)
         flags[flags.index("--arch") + 1] = arch
-        ckpt = tmp / f"tradeoff_{arch}_{epochs}.pt"
+        ckpt = tmp / f"tradeoff_{arch}_{epochs}_{images}.pt"
         cpu0 = child_cpu_seconds()
-        _, t_train = ws("train-seg", train, "--labels", train.parent / "semantic", *flags, "--crop", a.size,
+        _, t_train = ws("train-seg", subset, "--labels", train.parent / "semantic", *flags, "--crop", a.size,
                         "--epochs", epochs, *init, "--force", *th, "-o", ckpt)
         cpu_train = child_cpu_seconds() - cpu0
         ws("predict", val, "--model", ckpt, "-o", tmp / "tradeoff.h5", "--force", *th)
         ev = ws("eval", "semantic", tmp / "tradeoff.h5", "--gt", val)[0]
-        tradeoff.append((arch, int(epochs), ev["miou"], t_train, cpu_train))
+        tradeoff.append((arch, int(epochs), images, ev["miou"], t_train, cpu_train))
     if tradeoff:
-        print(f"supervised upper bound (ground-truth labels) by network and epochs: `ws toy` {a.train} train / "
+        print(f"supervised upper bound (ground-truth labels) by network, epochs and training images: `ws toy` "
               f"{a.val} val images of {a.size} px, {' '.join(map(str, SEG_FLAGS[2:]))} --crop {a.size}"
               f" --init {cls_pt}, CPU {a.threads} threads\n")
-        print("| network | epochs | optimizer steps | val mIoU | train-seg seconds (wall) | CPU seconds |")
-        print("|---|---:|---:|---:|---:|---:|")
-        steps = a.train // 8
-        for arch, epochs, miou, t_train, cpu_train in tradeoff:
-            print(f"| {arch} | {epochs} | {steps * epochs} | {miou:.3f} | {t_train:.0f} | {cpu_train:.0f} |")
+        print("| network | training images | epochs | optimizer steps | val mIoU | train-seg seconds (wall) "
+              "| CPU seconds |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        batch = int(SEG_FLAGS[SEG_FLAGS.index("--batch-size") + 1])
+        for arch, epochs, images, miou, t_train, cpu_train in tradeoff:
+            steps = -(-images // batch) * epochs
+            print(f"| {arch} | {images} | {epochs} | {steps} | {miou:.3f} | {t_train:.0f} | {cpu_train:.0f} |")
         print()
     if a.only_tradeoff:
         return
