@@ -103,3 +103,16 @@ def test_readme_logging_claim(tmp_path):
     text = " ".join(README_TEXT.split())
     assert "Progress bars are drawn only when stderr is a TTY; log lines" in text
     assert "print unless `--quiet`; warnings always print" in text
+
+
+def test_python_api_example_runs(capsys):
+    """The README's Python API block runs as printed and prints what the text says it prints."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Python API\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.+?)```", section, flags=re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md (Python API)", "exec"), {"__name__": "readme_api"})
+    out = capsys.readouterr().out
+    assert "CAMs (3, 96, 96)" in out and "seg probs (1, 6, 96, 96)" in out
+    assert float(re.search(r"grown labels mIoU ([0-9.]+)", out).group(1)) > 0.6
+    assert re.search(r"instances \(label, proposal, score\) \[\(", out)
