@@ -10,18 +10,21 @@
 #   bash examples.sh --full           # the README's results tables: the default run with 3 seeds
 #   bash examples.sh --seeds 0,1,2    # one run per seed into OUT/seed<S>/, then mean +- std tables
 #   bash examples.sh --smoke          # the CI smoke size (tests/test_examples.py): minutes, not numbers
+#   bash examples.sh --sam DIR --clip DIR  # SAM proposals / CLIP-ES CAMs from checkpoint folders (README) in every recipe
 #   OUT=/tmp/x bash examples.sh       # another work folder
 #
 # Recipes: cam (reference: threshold the CAMs), fan, liid, prm, sun, dsrg, full (reference: GT labels).
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 RECIPES=()
 DATA=""
 SIZE_PROFILE=default
 DEVICE=cpu
 SEEDS=""
 TINY=""
+SAM=""
+CLIP=""
 ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +35,8 @@ while [ $# -gt 0 ]; do
     --smoke) SIZE_PROFILE=smoke ;;
     --gpu) DEVICE=cuda ;;
     --tiny) TINY=1 ;;
+    --sam) SAM=${2:?--sam needs a SAM checkpoint folder}; shift ;;
+    --clip) CLIP=${2:?--clip needs a CLIP checkpoint folder}; shift ;;
     --seeds) SEEDS=${2:?--seeds needs a list such as 0,1,2}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "examples.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -109,6 +114,14 @@ else
 fi
 DEV=(--device "$DEVICE")
 RUN_SEED=(--seed "$SEED")   # every training command: initialisation, shuffling, augmentation
+# --sam: SAM's automatic masks are both the segment proposals and the salient instances (WeakSAM's swap)
+if [ -n "$SAM" ]; then
+  PROPOSE=(--method sam --checkpoint "$SAM" "${DEV[@]}")
+  SALIENT=(--method sam --checkpoint "$SAM" --nms 0.7 --top 20 "${DEV[@]}")
+else
+  PROPOSE=(--workers 2)
+  SALIENT=(--method saliency --nms 0.7 --top 20 --workers 2)
+fi
 
 echo "== shared: data, classifier, class activation maps" >&2
 if [ -z "$DATA" ]; then
@@ -128,16 +141,21 @@ ws dataset check "$TRAIN"
 ws dataset check "$VAL"
 ws viz "$TRAIN" --first 4 -o "$OUT/common/gt.png" --force
 ws cam train "$CLS_TRAIN" "${CLS[@]}" "${DEV[@]}" "${RUN_SEED[@]}" -o "$OUT/common/cls.pt" --force
-ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --background features "${DEV[@]}" \
-    -o "$OUT/common/cams.h5" --force
+if [ -n "$CLIP" ]; then
+  # --clip: training-free CLIP-ES CAMs replace the classifier's as the recipes' shared CAMs
+  ws cam clip "$TRAIN" --checkpoint "$CLIP" "${DEV[@]}" -o "$OUT/common/cams.h5" --force
+else
+  ws cam infer "$TRAIN" --model "$OUT/common/cls.pt" --scales 1.0,0.5 --background features "${DEV[@]}" \
+      -o "$OUT/common/cams.h5" --force
+fi
 ws viz "$OUT/common/cams.h5" --first 4 -o "$OUT/common/cams.png" --force
 if want liid || want prm; then
   # segment proposals with masks (selective-search hierarchy), for LIID's MIL network and Huang et al.'s matching
-  ws propose "$TRAIN" --workers 2 -o "$OUT/common/proposals.h5" --force
+  ws propose "$TRAIN" "${PROPOSE[@]}" -o "$OUT/common/proposals.h5" --force
 fi
 if want fan || want liid; then
   # class-agnostic salient instances (Fan et al. Sect. 3.1), the nodes of Fan's and LIID's graphs
-  ws propose "$TRAIN" --method saliency --nms 0.7 --top 20 --workers 2 -o "$OUT/common/salient.h5" --force
+  ws propose "$TRAIN" "${SALIENT[@]}" -o "$OUT/common/salient.h5" --force
 fi
 
 if want cam; then
@@ -252,7 +270,7 @@ if want prm; then
   # val: no tags at test time, the classifier's predicted classes
   ws cam peaks "$VAL" --model "$OUT/common/cls.pt" --classes-from predicted "${PEAKS[@]}" "${DEV[@]}" \
       -o "$P/prm_val.h5" --force
-  ws propose "$VAL" --workers 2 -o "$P/proposals_val.h5" --force
+  ws propose "$VAL" "${PROPOSE[@]}" -o "$P/proposals_val.h5" --force
   ws icn infer "$VAL" --responses "$P/prm_val.h5" --model "$P/icn.pt" --steps 3 "${DEV[@]}" \
       -o "$P/prm_val_icn.h5" --force
   ws match "$VAL" --responses "$P/prm_val_icn.h5" --proposals "$P/proposals_val.h5" \

@@ -304,3 +304,25 @@ def test_clip_missing_extra_is_one_line_naming_it(toy_dir, tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "transformers", None)
     r = ws("cam", "clip", toy_dir / "val.json", "--checkpoint", tmp_path, "-o", tmp_path / "c.h5", expect=None)
     assert_bad_input(r, "wstools[clip]")
+
+
+def test_examples_sh_runs_recipes_on_sam_proposals_and_clip_cams(sam_ckpt, clip_ckpt, tmp_path):
+    """`examples.sh --sam DIR --clip DIR`: PRM's recipe on SAM proposals and DSRG's on CLIP-ES CAMs,
+    end to end at the smoke size, to their evaluations."""
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    env = dict(os.environ, OUT=str(tmp_path / "out"), OMP_NUM_THREADS="1")
+    proc = subprocess.run(["bash", str(REPO / "examples.sh"), "--smoke", "--sam", str(sam_ckpt), "--clip",
+                           str(clip_ckpt), "prm", "dsrg"], env=env, capture_output=True, text=True, timeout=900,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = tmp_path / "out"
+    with h5py.File(out / "common" / "proposals.h5") as f:
+        assert json.loads(f.attrs["params"])["method"] == "sam"
+    with h5py.File(out / "common" / "cams.h5") as f:
+        assert json.loads(f.attrs["params"])["method"] == "clip-es"
+    for name in ("prm/eval_instance_val.json", "dsrg/eval_semantic_val.json", "dsrg/eval_cues_train.json"):
+        assert json.loads((out / name).read_text().splitlines()[-1]), name

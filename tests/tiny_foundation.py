@@ -18,8 +18,11 @@ def need_transformers():
 
     if os.environ.get("WS_REQUIRE_EXTRAS") or os.environ.get("CI"):
         import transformers
-        return transformers
-    return pytest.importorskip("transformers", reason="the [sam]/[clip] extra (transformers) is not installed")
+    else:
+        transformers = pytest.importorskip("transformers",
+                                           reason="the [sam]/[clip] extra (transformers) is not installed")
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
 
 
 def write_tiny_sam(path: Path, seed: int = 0) -> Path:
