@@ -326,3 +326,60 @@ def test_examples_sh_runs_recipes_on_sam_proposals_and_clip_cams(sam_ckpt, clip_
         assert json.loads(f.attrs["params"])["method"] == "clip-es"
     for name in ("prm/eval_instance_val.json", "dsrg/eval_semantic_val.json", "dsrg/eval_cues_train.json"):
         assert json.loads((out / name).read_text().splitlines()[-1]), name
+
+
+class _OracleSam:
+    """A stand-in for ``transformers.SamModel`` that knows the objects: a point prompt (in the
+    resized, padded model frame) gets the mask of the object under it as logits +-10, first of
+    its three outputs with predicted IoU 0.99. Proves the frame arithmetic of sam_masks (points to
+    the resized frame, masks back through the padding to the image) on a non-square image."""
+
+    def __init__(self, objects, size=32):
+        import torch
+        from types import SimpleNamespace
+
+        self.objects, self.size = objects, size
+        self.config = SimpleNamespace(vision_config=SimpleNamespace(image_size=size))
+        self._p = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        return iter([self._p])
+
+    def get_image_embeddings(self, x):
+        return x
+
+    def __call__(self, image_embeddings, input_points, input_labels, multimask_output):
+        import torch
+        import torch.nn.functional as F
+        from types import SimpleNamespace
+
+        h, w = self.objects.shape[1:]
+        s = self.size / max(h, w)
+        nh, nw = round(h * s), round(w * s)
+        pts = input_points[0, :, 0].numpy()
+        logits = torch.full((1, len(pts), 3, self.size, self.size), -10.0)
+        for i, (x, y) in enumerate(pts):
+            hit = [k for k, m in enumerate(self.objects) if m[min(int(y / s), h - 1), min(int(x / s), w - 1)]]
+            if hit:
+                m = torch.as_tensor(self.objects[hit[0]], dtype=torch.float32)[None, None]
+                small = F.interpolate(m, size=(nh, nw), mode="nearest")[0, 0] > 0.5
+                logits[0, i, 0, :nh, :nw] = torch.where(small, 10.0, -10.0)
+        iou = torch.tensor([0.99, 0.5, 0.5]).repeat(1, len(pts), 1)
+        return SimpleNamespace(pred_masks=logits, iou_scores=iou)
+
+
+def test_sam_masks_on_an_oracle_model_return_the_objects():
+    from wstools.proposals.sam import sam_masks
+
+    h, w = 48, 64
+    yy, xx = np.mgrid[:h, :w]
+    objects = np.stack([(yy >= 4) & (yy < 20) & (xx >= 6) & (xx < 30),          # a box
+                        (yy - 34) ** 2 + (xx - 46) ** 2 < 100])                 # a disc
+    img = np.zeros((h, w, 3), np.uint8)
+    for size, least in ((128, 0.99), (32, 0.85)):     # model frame larger / smaller than the image
+        masks, scores, boxes = sam_masks(img, _OracleSam(objects, size), points_per_side=16)
+        assert len(masks) == 2 and np.allclose(scores, 0.99)          # background points give nothing
+        for obj in objects:
+            iou = max((m & obj).sum() / (m | obj).sum() for m in masks)
+            assert iou > least, (size, iou)
+    assert sorted(boxes[:, 0].tolist()) == pytest.approx([6, 37], abs=1.01)
