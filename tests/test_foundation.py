@@ -149,6 +149,13 @@ def test_sam_pickle_checkpoints_are_refused_unread(toy_dir, tmp_path, sam_ckpt):
     assert_bad_input(r, "pytorch_model.bin", "refused")
     assert not marker.exists()
     assert not (tmp_path / "p.h5").exists()
+    cut = tmp_path / "cut"             # a truncated download: exit 2 naming the folder, no traceback
+    cut.mkdir()
+    (cut / "config.json").write_text((sam_ckpt / "config.json").read_text())
+    (cut / "model.safetensors").write_bytes((sam_ckpt / "model.safetensors").read_bytes()[:1000])
+    r = ws("propose", toy_dir / "val.json", "--method", "sam", "--checkpoint", cut, "-o", tmp_path / "p.h5",
+           expect=None)
+    assert_bad_input(r, str(cut), "cannot load")
 
 
 @pytest.mark.parametrize("args, words", [

@@ -75,7 +75,7 @@ def _from_pretrained(cls, p: Path, weights: bool = True, **kw):
         kw["use_safetensors"] = True
     try:
         return cls.from_pretrained(str(p), local_files_only=True, **kw)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+    except Exception as e:     # a truncated or foreign file (safetensors' SafetensorError, OSError, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise InputError(f"cannot load ({e.__class__.__name__}: {first})", path=p) from None
 
