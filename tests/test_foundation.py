@@ -390,3 +390,18 @@ def test_sam_masks_on_an_oracle_model_return_the_objects():
             iou = max((m & obj).sum() / (m | obj).sum() for m in masks)
             assert iou > least, (size, iou)
     assert sorted(boxes[:, 0].tolist()) == pytest.approx([6, 37], abs=1.01)
+
+
+def test_clip_es_attention_affinity_is_symmetric_and_drops_the_class_token():
+    import torch
+
+    from wstools.cam.clip_es import attention_affinity
+
+    torch.manual_seed(0)
+    atts = [torch.rand(1, 2, 5, 5).softmax(-1) for _ in range(3)]
+    aff = attention_affinity(atts, 2, 4)
+    assert aff.shape == (4, 4) and torch.allclose(aff, aff.T) and (aff >= 0).all()
+    mean = torch.stack([a[0].mean(0) for a in atts[-2:]]).mean(0)[1:, 1:]
+    s = mean / mean.sum(0, keepdim=True)
+    s = s / s.sum(1, keepdim=True)
+    assert torch.allclose(aff, (s + s.T) / 2)
