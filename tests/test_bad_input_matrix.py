@@ -390,12 +390,8 @@ _PROBLEM = {
     "empty": ("no images", "nothing to train on"),
 }
 
-# cells that fail in files another engineer is refactoring now: strict xfail, reported
-_LAZY_IMAGES = ("the trainer reads images lazily inside the training loop, after it logged 'training ... on N "
-                "...': the error names the image but a second line precedes it; checking every image before that "
-                "line (decoding the data set once more) belongs in the trainers' files (wstools/cli/cam/train.py, "
-                "features/train_mil.py, icn/train.py, train_seg.py), under refactoring")
-XFAIL: dict = {(c, "image"): _LAZY_IMAGES for c in ("cam train", "features train-mil", "icn train", "train-seg")}
+# cells expected to fail (strict xfail, with the reason); none now
+XFAIL: dict = {}   # every cell passes (the trainers decode their images before training: cli.training.check_images)
 
 
 def _cells():

@@ -222,6 +222,7 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
                                     boundary_stride=boundary_stride),
                     "train_set": data, "evaluate": evaluate, "epochs": epochs, "batch_size": batch_size,
                     "base": made["base"],
+                    "images": (m, records),
                     "log": f"training {arch} ({task}) on {len(records)} images, {m.num_classes} classes, device {dev}",
                     "summary": lambda seconds, trained: {
                         "task": task, "arch": arch, "images": len(records), "device": dev, **extra,

@@ -176,6 +176,18 @@ class TrainingRun:
             self._release()
 
 
+def check_images(manifest, records) -> None:
+    """Decode every image of ``records`` once before the first epoch: a truncated or
+    unreadable file stops the command at once (exit 2, naming the file and the image), not
+    in the middle of a long run. Costs one decode per image (seconds for `ws toy` sets, about
+    a minute for VOC's 10,582 training images)."""
+    seen = set()
+    for rec in progress(list(records), desc="checking images", unit="image") if records else ():
+        if rec.id not in seen:
+            seen.add(rec.id)
+            manifest.read_image(rec)
+
+
 def run_training(run: TrainingRun, build_model, setup, *, device: str, seed: int, workers: int, stop_after,
                  base: dict, emit_summary: bool = True) -> dict:
     """Train, save and report one run of a training command; returns the last record.
@@ -186,7 +198,8 @@ def run_training(run: TrainingRun, build_model, setup, *, device: str, seed: int
     ``setup(model, device, world)`` returns the loop's arguments: ``train_set``, ``step``,
     ``optimizer`` (its resumed state is loaded here), ``epochs``, optionally ``schedule``,
     ``collate``, ``summarize``, ``evaluate``, ``find_unused_parameters``, plus ``log`` (the
-    line said before training), ``base`` (more checkpoint entries) and ``summary`` (the
+    line said before training), ``images`` (``(manifest, records)``: each decoded once before
+    training, see :func:`check_images`), ``base`` (more checkpoint entries) and ``summary`` (the
     command's fields of the JSON summary, or ``summary(seconds, epochs_trained) -> dict``).
     :func:`wstools.train.fit` trains; with ``--stop-after`` before the last epoch the resume
     file is kept and the summary has ``output: null``, else the checkpoint ``{**base, args,
@@ -208,6 +221,7 @@ def run_training(run: TrainingRun, build_model, setup, *, device: str, seed: int
         plan = dict(setup(model, device, world))
         epochs = run.epochs = plan.pop("epochs")
         fields, message = plan.pop("summary", {}), plan.pop("log", None)
+        check_images(*plan.pop("images", (None, ())))
         base = {**base, **plan.pop("base", {})}
         if run.optimizer_state is not None:
             plan["optimizer"].load_state_dict(run.optimizer_state)

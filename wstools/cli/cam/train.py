@@ -185,6 +185,7 @@ def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, e
                 "optimizer": classifier_optimizer(model, optimizer, lr, momentum, weight_decay, head_lr_mult),
                 "evaluate": classifier_evaluator(val_set, dev, batch_size, workers, progress)
                 if val_set is not None else None,
+                "images": (m, records),
                 "log": f"training {arch} (stride {stride}{', gray' if gray else ''}) on {len(records)} images, "
                        f"{m.num_classes} classes, device {dev}",
                 "summary": {"arch": arch, "gray": gray, "images": len(records),

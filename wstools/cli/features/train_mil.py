@@ -141,6 +141,7 @@ def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, in
                 "step": mil_step(dev, alpha, beta, gamma, lse_r, theta), "collate": collate_list,
                 "optimizer": mil_optimizer(model, optimizer, lr, momentum, weight_decay),
                 "schedule": mil_schedule(lr_drop), "summarize": summarize_mil,
+                "images": (m, [s[0] for s in samples]),
                 "log": f"training MIL ({arch}) on {len(samples)} images, {sum(len(s[1]) for s in samples)} proposals "
                        f"({pseudo_noise:.0%} pseudo-labelled noise), device {dev}",
                 "summary": {"arch": arch, "images": len(samples), "skipped_untagged": untagged,

@@ -107,6 +107,7 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
         return {"train_set": IcnPairs(m, samples, responses_path, size, seed, run.epoch_box, crop_scale=crop_scale),
                 "epochs": epochs, "batch_size": batch_size, "step": icn_step(dev), "collate": collate_icn,
                 "optimizer": icn_optimizer(model, lr), "schedule": icn_schedule(epochs, decay_every, decay),
+                "images": (m, [s[0] for s in samples]),
                 "log": f"training ICN ({encoder}) on {len(samples)} instances, device {dev}",
                 "summary": {"encoder": encoder, "instances": len(samples), "skipped_instances": skipped}}
 
