@@ -1,5 +1,9 @@
 """CLI tests of `ws grow seeds|region|crf` on toy data (CAMs written from blurred GT)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -193,8 +197,7 @@ def _fail_on_b(job):
     return job * 2
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_worker_map_order_and_errors(workers):
+def _check_worker_map(workers):
     from wstools.cli.common import worker_map
     from wstools.errors import InputError
 
@@ -214,6 +217,19 @@ def test_worker_map_order_and_errors(workers):
         with worker_map(_fail_on_b, jobs("abc"), workers) as results:
             list(results)
     assert e.value.path == "in.h5" and e.value.image_id == "b" and "bad map" in str(e.value)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_worker_map_order_and_errors(workers):
+    if workers == 0:
+        _check_worker_map(0)
+        return
+    # forked workers in a fresh process, as a `ws` command forks them: forking the test session,
+    # which holds the threads of earlier in-process tests (torch, h5py), can deadlock the child
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_grow_cli as t; " \
+           "t._check_worker_map(2)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_region_grow_crf(cams, tmp_path, toy_dir):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -189,7 +190,7 @@ def _double_but_die_on_three(job):
     return 2 * job
 
 
-def test_a_dead_worker_is_an_error_not_a_hang():
+def _check_dead_worker():
     from wstools.cli.common import worker_map
     from wstools.errors import WsRuntimeError
 
@@ -199,6 +200,15 @@ def test_a_dead_worker_is_an_error_not_a_hang():
             for r in results:
                 got.append(r)
     assert got == [0, 2, 4][:len(got)]
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    # in a fresh process, as a `ws` command forks its workers: forking the test session, which
+    # holds the threads of earlier in-process tests, can deadlock the forked child
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_kill_resume as t; " \
+           "t._check_dead_worker()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_a_new_command_starts_without_an_earlier_termination():
