@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ..errors import InputError, WsRuntimeError
+from ..errors import InputError
 from .common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
                      parse_floats, progress, resolve_device, resume_option, shard_option, threads_option,
                      workers_option)
@@ -145,14 +145,9 @@ def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, 
     from ..io.torchdata import ManifestImages, collate_list, raise_errors
     from ..seg.semantic import predict_probs, refine
 
-    crf_fn = None
-    if crf:
-        try:
-            from ..grow.crf import dense_crf, require_crf
-        except ImportError as e:
-            raise WsRuntimeError(f"the dense CRF (wstools.grow.crf) is not available: {e}") from None
-        require_crf()
-        crf_fn = dense_crf
+    from ..seg.training import crf_and_growing
+
+    crf_fn, _ = crf_and_growing(crf, grow=False)
     classifier, gray = (None, False)
     if classifier_path:
         classifier, gray = _load_classifier(classifier_path, m, dev)
