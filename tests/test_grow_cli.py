@@ -198,7 +198,7 @@ def _fail_on_b(job):
 
 
 def _check_worker_map(workers):
-    from wstools.cli.common import worker_map
+    from wstools.parallel import worker_map
     from wstools.errors import InputError
 
     consumed = []

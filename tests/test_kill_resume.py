@@ -191,7 +191,7 @@ def _double_but_die_on_three(job):
 
 
 def _check_dead_worker():
-    from wstools.cli.common import worker_map
+    from wstools.parallel import worker_map
     from wstools.errors import WsRuntimeError
 
     got = []

@@ -12,8 +12,9 @@ from .. import masks as mask_io
 from ..io.dataset import load_manifest
 from ..io.proposals import write_proposals_group
 from ..io.store import create_store, parse_shard, shard_items
+from ..parallel import worker_map
 from .common import (Timer, command, device_option, emit, force_option, log, parse_floats, progress, resolve_device,
-                     resume_option, seed_option, shard_option, worker_map, workers_option)
+                     resume_option, seed_option, shard_option, workers_option)
 
 METHODS = ("hierarchy", "saliency", "import", "sam")
 SAM_DEFAULTS = "Kirillov et al., Segment Anything, ICCV 2023, App. A; the official SamAutomaticMaskGenerator"
@@ -295,7 +296,8 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
         if skipped:
             log(f"resuming: {skipped} images already done")
         jobs = ((r.id, str(man.image_path(r)), (r.height, r.width), cfg) for r in todo)
-        with worker_map(_generate, jobs, workers) as results:
+        with worker_map(_generate, jobs, workers,
+                        hint="rerun with --resume to keep what was written") as results:
             for image_id, h, w, boxes, scores, counts in progress(results, total=len(todo), desc="propose"):
                 with store.write_image(image_id) as grp:
                     write_proposals_group(grp, h, w, boxes, scores, counts)

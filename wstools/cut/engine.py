@@ -519,23 +519,22 @@ def solve(gain, allowed, eu, ev, ew, reward, *, time_limit: float = 60.0, worker
     return Solution(labels=labels, value=value, bound=value + slack_total, exact=exact, stats=stats)
 
 
-def _run(tasks, workers, progress):
-    if workers and workers > 1 and len(tasks) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+def _solve_task(args):
+    return solve_chunk(*args)
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(solve_chunk, *args) for _, args in tasks]
-            out = []
-            for f in futures:
-                out.append(f.result())
-                if progress is not None:
-                    progress(1)
-            return out
+
+def _run(tasks, workers, progress):
+    """Solve the chunks, in ``workers`` processes when there are several of both
+    (:func:`wstools.parallel.worker_map`: a dead worker is the error every command gives)."""
+    from ..parallel import worker_map
+
+    n = workers if workers and workers > 1 and len(tasks) > 1 else 0
     out = []
-    for _, args in tasks:
-        out.append(solve_chunk(*args))
-        if progress is not None:
-            progress(1)
+    with worker_map(_solve_task, (args for _, args in tasks), n) as results:
+        for res in results:
+            out.append(res)
+            if progress is not None:
+                progress(1)
     return out
 
 

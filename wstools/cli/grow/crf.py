@@ -6,7 +6,8 @@ import click
 
 from ...errors import InputError
 from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
-                      worker_map, workers_option)
+                      workers_option)
+from ...parallel import worker_map
 from .common import probs_from_group
 
 
@@ -69,7 +70,8 @@ def crf(probs_path, manifest, output, iterations, workers, shard, resume, force)
         skipped = len(ids) - len(todo)
         if skipped:
             log(f"resuming: {skipped} images already done")
-        with worker_map(_crf_job, jobs(todo), workers) as results:
+        with worker_map(_crf_job, jobs(todo), workers,
+                        hint="rerun with --resume to keep what was written") as results:
             for image_id, lab in progress(zip(todo, results), total=len(todo), desc="crf"):
                 with out.write_image(image_id) as g:
                     write_labels_group(g, lab)

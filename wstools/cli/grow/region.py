@@ -7,7 +7,8 @@ import numpy as np
 
 from ...errors import InputError
 from ..common import (Timer, command, emit, force_mismatch_option, force_option, log, output_option, progress,
-                      resume_option, shard_option, warn, worker_map, workers_option)
+                      resume_option, shard_option, warn, workers_option)
+from ...parallel import worker_map
 from .common import crf_option, manifest_option, probs_from_group
 
 
@@ -105,7 +106,8 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
         skipped = len(ids) - len(todo)
         if skipped:
             log(f"resuming: {skipped} images already done")
-        with worker_map(_grow_job, jobs(todo), workers) as results:
+        with worker_map(_grow_job, jobs(todo), workers,
+                        hint="rerun with --resume to keep what was written") as results:
             for image_id, (n_seeded, lab) in progress(zip(todo, results), total=len(todo), desc="grow"):
                 seeded_px += n_seeded
                 grown_px += int((lab != 255).sum())

@@ -7,7 +7,8 @@ import numpy as np
 
 from ...errors import InputError
 from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
-                      worker_map, workers_option)
+                      workers_option)
+from ...parallel import worker_map
 from .common import crf_option, manifest_option, parse_rule, probs_from_group
 
 
@@ -150,7 +151,8 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
         skipped = len(ids) - len(todo)
         if skipped:
             log(f"resuming: {skipped} images already done")
-        with worker_map(_seed_job, jobs(todo), workers) as results:
+        with worker_map(_seed_job, jobs(todo), workers,
+                        hint="rerun with --resume to keep what was written") as results:
             for image_id, lab in progress(zip(todo, results), total=len(todo), desc="seeds"):
                 labelled += int((lab != 255).sum())
                 total += lab.size
