@@ -15,8 +15,8 @@ from ..io.dataset import load_instances, load_manifest, load_semantic, manifest_
 from ..io.images import write_image
 from ..io.inspect import is_hdf5
 from ..io.store import open_store, read_rles
-from ..viz import (caption, footer, label_legend, overlay_heatmap, overlay_instances, overlay_labels, overlay_masks,
-                   overlay_response, plural, resize, resize_stack, scale_factor, tile)
+from ..viz import plural, scale_factor, tile
+from ..viz.panels import Panels
 from .common import command, emit, force_option, output_option
 
 STORE_KINDS = ("proposals", "cams", "labels", "probs", "responses")
@@ -47,40 +47,16 @@ def _check_size(arr, rec, what, file):
                          path=file, image_id=rec.id)
 
 
-class _Drawer:
-    """Draws one image's panels at ``factor`` times its size: maps and masks are resized (nearest)
-    before they are drawn, so outlines, texts and captions stay sharp and readable."""
-
-    def __init__(self, image, factor, classes):
-        self.f = factor
-        self.image = resize(image, factor, nearest=False)
-        self.classes = classes
-
-    def masks(self, masks):
-        return resize_stack(masks, self.f, nearest=True)
-
-    def labels_panel(self, labels, title):
-        panel = caption(overlay_labels(self.image, resize(labels, self.f, nearest=True)), title)
-        return footer(panel, label_legend(labels, self.classes))
-
-    def heat_panel(self, heat, title):
-        return caption(overlay_heatmap(self.image, resize(np.asarray(heat, np.float32), self.f, nearest=False)),
-                       title)
-
-    def instances_panel(self, masks, texts, title):
-        return caption(overlay_instances(self.image, self.masks(masks), texts), title)
-
-
 def _gt_panel(kind, m, rec, d):
     """The manifest's GT of one image: instances for instance kinds, else the semantic map (whichever exists)."""
     order = ("instances", "semantic") if kind in _INSTANCE_KINDS else ("semantic", "instances")
     for what in order:
         if what == "semantic" and rec.semantic is not None:
-            return d.labels_panel(load_semantic(m, rec), "GT semantic")
+            return d.labels(load_semantic(m, rec), "GT semantic")
         if what == "instances" and rec.instances is not None:
             gt = load_instances(m, rec)
             names = [m.classes[int(lab) - 1] for lab in gt.labels]
-            return d.instances_panel(gt.masks(), names, f"GT {plural(len(gt.labels), 'instance')}")
+            return d.instances(gt.masks(), names, f"GT {plural(len(gt.labels), 'instance')}")
     raise InputError("has no ground truth for this image (--gt)", path=m.path, image_id=rec.id)
 
 
@@ -92,22 +68,21 @@ def _coco_panel(m, rec, d, dets, top, threshold):
     masks = mask_io.decode([x[1]["counts"] for x in shown], rec.height, rec.width)
     texts = [m.classes[x[0] - 1] + ("" if x[2] is None else f" {x[2]:.2f}") for x in shown]
     title = plural(len(keep), "instance") + (f" (top {len(shown)})" if len(shown) < len(keep) else "")
-    return d.instances_panel(masks, texts, title)
+    return d.instances(masks, texts, title)
 
 
 def _panels(kind, m, rec, source, top, threshold, gt, file, scale):
     """One row: the image (id above, tags below), optionally its GT, then the kind's panels."""
     image = m.read_image(rec)
-    d = _Drawer(image, scale_factor(rec.height, rec.width, scale), m.classes)
-    tags = [(None, t + ("," if i < len(rec.tags) - 1 else "")) for i, t in enumerate(rec.tags)]
-    panels = [footer(caption(d.image, rec.id), tags or [(None, "none")], prefix="tags:")]
+    d = Panels(image, scale_factor(rec.height, rec.width, scale), m.classes)
+    panels = [d.header(rec.id, rec.tags)]
     if kind == "dataset":
         if rec.semantic is not None:
-            panels.append(d.labels_panel(load_semantic(m, rec), "GT semantic"))
+            panels.append(d.labels(load_semantic(m, rec), "GT semantic"))
         if rec.instances is not None:
             gt_inst = load_instances(m, rec)
             names = [m.classes[int(lab) - 1] for lab in gt_inst.labels]
-            panels.append(d.instances_panel(gt_inst.masks(), names,
+            panels.append(d.instances(gt_inst.masks(), names,
                                             f"GT {plural(len(gt_inst.labels), 'instance')}"))
         return panels
     if gt:
@@ -119,28 +94,23 @@ def _panels(kind, m, rec, source, top, threshold, gt, file, scale):
     if kind == "proposals":
         total = len(group["masks"])
         counts = read_rles(group["masks"])[:top]
-        masks = mask_io.decode(counts, rec.height, rec.width)
-        boxes = np.asarray(group["boxes"][:top], np.float64) * d.f
         scores = group["scores"][:top] if "scores" in group else None
-        texts = [f"#{i + 1}" + ("" if scores is None else f" {float(scores[i]):.2f}") for i in range(len(counts))]
-        title = f"top {len(counts)} of {plural(total, 'proposal')}" if total > len(counts) \
-            else plural(total, "proposal")
-        panels.append(caption(overlay_masks(d.image, d.masks(masks), boxes, texts=texts), title))
+        panels.append(d.proposals(mask_io.decode(counts, rec.height, rec.width), group["boxes"][:top], scores, total))
     elif kind == "cams":
         from ..io.cams import read_cam_group
 
         g = read_cam_group(group)
         _check_size(g["cams"], rec, "CAMs", file)
         for c, lab in enumerate(g["labels"]):
-            panels.append(d.heat_panel(g["cams"][c], f"CAM {m.classes[int(lab) - 1]}"))
+            panels.append(d.heat(g["cams"][c], f"CAM {m.classes[int(lab) - 1]}"))
         if g["background"] is not None:
-            panels.append(d.heat_panel(g["background"], "background"))
+            panels.append(d.heat(g["background"], "background"))
     elif kind == "labels":
         from ..io.labels import read_labels_group
 
         lab = read_labels_group(group)
         _check_size(lab, rec, "labels", file)
-        panels.append(d.labels_panel(lab, "labels"))
+        panels.append(d.labels(lab, "labels"))
     elif kind == "probs":
         from ..io.labels import read_probs_group
 
@@ -148,7 +118,7 @@ def _panels(kind, m, rec, source, top, threshold, gt, file, scale):
         _check_size(probs, rec, "probability maps", file)
         for p, lab in zip(probs, labels):
             name = "background" if lab == 0 else m.classes[int(lab) - 1]
-            panels.append(d.heat_panel(p, f"P {name}"))
+            panels.append(d.heat(p, f"P {name}"))
     elif kind == "responses":
         from ..io.responses import read_response_group
 
@@ -157,10 +127,7 @@ def _panels(kind, m, rec, source, top, threshold, gt, file, scale):
         order = np.argsort(-r["peaks"][:, 3], kind="stable")[:top]
         for i in order:
             _, y, x, score = (float(v) for v in r["peaks"][i])
-            heat = resize(np.asarray(r["maps"][i], np.float32), d.f, nearest=False)
-            # the peak at the centre of its (scaled) pixel
-            panels.append(caption(overlay_response(d.image, heat, (y + 0.5) * d.f - 0.5, (x + 0.5) * d.f - 0.5),
-                                  f"{m.classes[int(r['labels'][i]) - 1]} {score:.2f}"))
+            panels.append(d.response(r["maps"][i], y, x, f"{m.classes[int(r['labels'][i]) - 1]} {score:.2f}"))
     return panels
 
 
