@@ -8,8 +8,8 @@ from wstools.errors import InputError
 from wstools import masks as mask_io
 from wstools.io.atomic import partial_path
 from wstools.io.dataset import load_manifest
-from wstools.io.store import (create_store, image_id_of, image_key, merge_stores, open_store, parse_shard,
-                              read_rles, shard_items, write_rles)
+from wstools.cli.stage import parse_shard, shard_items
+from wstools.io.store import create_store, image_id_of, image_key, merge_stores, open_store, read_rles, write_rles
 
 
 @settings(max_examples=40, deadline=None)

@@ -7,8 +7,9 @@ import numpy as np
 
 from ..cut import METHODS, attention_cut, fan_partition, multiway_cut
 from ..io.flat import read_graph, write_assignment
-from ..io.store import create_store, open_store
+from ..io.store import open_store
 from .common import Timer, command, emit, force_option, log, progress, warn
+from .stage import output_store
 
 
 @command("cut")
@@ -106,9 +107,8 @@ def cut(graph, output, method, label_rule, beta, retention, time_limit, componen
                 "seconds": {**report.phase_seconds(stats), "total": round(t.seconds, 3)},
                 "inexact_components": int(len(exact) - np.sum(exact)),
                 "warnings": report.warnings_for(labels, g["unary"], g["allowed"], g["weights"], method=method)}
-        with create_store(output, "assignment", classes=src.classes, params=params, inputs=[src],
-                          force=force) as dst:
-            dst.h5.attrs["dataset"] = src.h5.attrs["dataset"]
+        with output_store(output, "assignment", classes=src.classes, params=params, inputs=[src], force=force,
+                          dataset_of=src) as dst:
             write_assignment(dst, labels=labels, image_ids=g["image_ids"], image=g["image"], proposal=g["proposal"],
                              truth=g["truth"], objective=objective, bound=bound, gap=gap, method=method,
                              component_sizes=sizes, component_exact=exact, report=info)

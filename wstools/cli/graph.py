@@ -9,9 +9,10 @@ from ..errors import InputError
 from ..graph import DEFAULT_DELTA, EDGE_RULES, METHODS, WEIGHTINGS, knn, knn_graph, recall_at_k, unary_weights
 from ..graph.knn import normalize
 from ..io.flat import read_features, write_graph
-from ..io.store import create_store, open_store
+from ..io.store import open_store
 from .common import (Timer, command, device_option, emit, force_option, log, output_option, resolve_device,
                      seed_option, threads_option)
+from .stage import output_store
 
 
 @command("graph")
@@ -112,8 +113,8 @@ def graph(features, output, k, edge_rule, same_tag, weighting, delta, knn_method
         params = {"knn": k, "edges": edge_rule, "same_tag": same_tag, "weights": weighting, "delta": delta,
                   "knn_method": knn_method, "pca_dim": pca_dim, "candidates": candidates, "nprobe": nprobe,
                   "nlist": nlist, "seed": seed, "recall": recall}
-        with create_store(output, "graph", classes=src.classes, params=params, inputs=[src], force=force) as dst:
-            dst.h5.attrs["dataset"] = src.h5.attrs["dataset"]
+        with output_store(output, "graph", classes=src.classes, params=params, inputs=[src], force=force,
+                          dataset_of=src) as dst:
             write_graph(dst, indptr=W.indptr, indices=W.indices, weights=W.data, unary=unary_weights(data["prob"]),
                         allowed=data["allowed"], image_ids=data["image_ids"], image=data["image"],
                         proposal=data["proposal"], truth=data["truth"])

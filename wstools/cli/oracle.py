@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from .common import Timer, WsGroup, command, emit, force_option, output_option, progress
+from .stage import output_store, run_per_image
 
 
 @click.group("oracle", cls=WsGroup)
@@ -48,7 +49,6 @@ def cams(manifest_path, output, sigma, force):
     from ..eval.oracle import oracle_cams
     from ..io.cams import write_cam_group
     from ..io.dataset import load_manifest, load_semantic
-    from ..io.store import create_store
 
     m = load_manifest(manifest_path)
     if not m.images:
@@ -56,15 +56,16 @@ def cams(manifest_path, output, sigma, force):
     if not m.has_semantic_gt():
         raise InputError("has no semantic ground truth for every image", path=manifest_path)
     params = {"source": "oracle", "sigma": float(sigma), "scores": "tags"}
-    with Timer() as t, create_store(output, "cams", classes=m.classes, params=params, dataset=m,
-                                    force=force) as store:
-        for rec in progress(m.images, desc="oracle cams"):
+    def compute(todo):
+        for rec in todo:
             labels = np.asarray(m.tag_labels(rec), dtype=np.int64)
             maps, background = oracle_cams(load_semantic(m, rec), labels, sigma)
-            with store.write_image(rec.id) as g:
-                write_cam_group(g, maps, labels, m.tag_vector(rec).astype(np.float32), background)
+            yield maps, labels, m.tag_vector(rec).astype(np.float32), background
+
+    run = run_per_image(output, "cams", m.images, lambda g, r: write_cam_group(g, *r), classes=m.classes,
+                        params=params, dataset=m, compute=compute, force=force, desc="oracle cams")
     emit({"output": str(output), "images": len(m.images), "source": "oracle", "sigma": float(sigma),
-          "seconds": round(t.seconds, 3)})
+          "seconds": round(run.seconds, 3)})
 
 
 @command("assignment")
@@ -94,7 +95,7 @@ def assignment(proposals_path, gt, output, iou_thr, force):
     from ..io.dataset import load_instances, load_manifest
     from ..io.flat import write_assignment
     from ..io.proposals import read_proposals_group
-    from ..io.store import create_store, open_store
+    from ..io.store import open_store
 
     m = load_manifest(gt)
     if not m.images:
@@ -121,7 +122,7 @@ def assignment(proposals_path, gt, output, iou_thr, force):
             proposal.append(np.arange(len(counts), dtype=np.int64))
         labels = np.concatenate(labels)
         params = {"method": "oracle", "iou": float(iou_thr)}
-        with create_store(output, "assignment", classes=m.classes, params=params, dataset=m, inputs=[props],
+        with output_store(output, "assignment", classes=m.classes, params=params, dataset=m, inputs=[props],
                           force=force) as store:
             write_assignment(store, labels=labels, image_ids=ids, image=np.concatenate(image),
                              proposal=np.concatenate(proposal), objective=0.0, bound=0.0, gap=0.0,

@@ -7,9 +7,9 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from .common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
-                     parse_floats, progress, resolve_device, resume_option, shard_option, threads_option,
-                     workers_option)
+from .common import (Timer, batch_size_option, command, device_option, emit, output_option, parse_floats, progress,
+                     resolve_device, threads_option)
+from .stage import image_batches, per_image_options, run_per_image, shard_items
 
 
 def _load_classifier(path, manifest, device):
@@ -83,10 +83,7 @@ def _load_model(path, manifest):
 @batch_size_option
 @device_option
 @threads_option
-@workers_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options()
 def predict(manifest, model_path, output, probs_path, scales, flip, classifier_path, score_threshold, margin, crf,
             crf_iterations, mask_threshold, min_score, batch_size, device, workers, shard, resume, force):
     """Predict with a `ws train-seg` network on every image of MANIFEST.
@@ -109,13 +106,11 @@ def predict(manifest, model_path, output, probs_path, scales, flip, classifier_p
       ws eval instance results.json --gt toy/val.json
     """
     from ..io.dataset import load_manifest
-    from ..io.store import parse_shard
 
     scale_list = parse_floats(scales, "--scales")
     if any(s <= 0 for s in scale_list):
         raise InputError(f"--scales {scales!r} must be positive")
     dev = resolve_device(device)
-    sh = parse_shard(shard)
     m = load_manifest(manifest)
     model, ck = _load_model(model_path, m)
     model.to(dev).eval()
@@ -124,25 +119,18 @@ def predict(manifest, model_path, output, probs_path, scales, flip, classifier_p
             raise InputError("--probs, --classifier and --crf apply to semantic checkpoints; "
                              f"{model_path} is an instance one")
         return _predict_instance(m, model, ck, model_path, output, mask_threshold, min_score, batch_size, dev,
-                                 workers, sh, resume, force)
+                                 workers, shard, resume, force)
     return _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, flip, classifier_path,
-                             score_threshold, margin, crf, crf_iterations, batch_size, dev, workers, sh, shard,
-                             resume, force)
+                             score_threshold, margin, crf, crf_iterations, batch_size, dev, workers, shard, resume,
+                             force)
 
 
 def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, flip, classifier_path,
-                      score_threshold, margin, crf, crf_iterations, batch_size, dev, workers, sh, shard, resume,
-                      force):
-    import contextlib
-
+                      score_threshold, margin, crf, crf_iterations, batch_size, dev, workers, shard, resume, force):
     import torch
-    from torch.utils.data import DataLoader
 
     from ..cam.augment import normalize, to_gray
-    from ..cam.train import group_by_size
     from ..io.labels import write_labels_group, write_probs_group
-    from ..io.store import create_store, shard_items
-    from ..io.torchdata import ManifestImages, collate_list, raise_errors
     from ..seg.semantic import predict_probs, refine
 
     from ..seg.training import crf_and_growing
@@ -151,70 +139,55 @@ def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, 
     classifier, gray = (None, False)
     if classifier_path:
         classifier, gray = _load_classifier(classifier_path, m, dev)
-    records = shard_items(m.images, sh)
     k1 = m.num_classes + 1
     params = {"model": str(model_path), "arch": ck["arch"], "scales": scale_list, "flip": flip,
               "classifier": classifier_path, "score_threshold": score_threshold if classifier_path else None,
               "margin": margin if classifier_path else None, "crf": crf,
               "crf_iterations": crf_iterations if crf else None, "shard": shard}
-    n_done = n_amended = 0
-    with Timer() as t, contextlib.ExitStack() as stack:
-        store = stack.enter_context(create_store(output, "labels", classes=m.classes, params=params, dataset=m,
-                                                 force=force, resume=resume))
-        pstore = stack.enter_context(create_store(probs_path, "probs", classes=m.classes, params=params, dataset=m,
-                                                  force=force, resume=resume)) if probs_path else None
-        todo = [r for r in records if not (resume and store.has_image(r.id) and
-                                           (pstore is None or pstore.has_image(r.id)))]
-        ds = ManifestImages(m, todo, lambda img, i: normalize(img))
-        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
-        bar = progress(total=len(todo), desc="predict")
-        for items in loader:
-            raise_errors(items)
-            for run in group_by_size(items):
-                x = torch.stack([it["image"] for it in run]).to(dev)
-                probs = predict_probs(model, x, scale_list, flip).cpu().numpy()
-                present = None
-                if classifier is not None:
-                    with torch.no_grad():
-                        xc = x if not gray else torch.stack([
-                            torch.from_numpy(normalize(to_gray(m.read_image(todo[it["index"]])))) for it in run]).to(dev)
-                        present = torch.sigmoid(classifier(xc)).cpu().numpy() >= score_threshold
-                for j, it in enumerate(run):
-                    rec = todo[it["index"]]
-                    keep = None
-                    if present is not None:
-                        keep = np.concatenate([[True], present[j]])
-                        n_amended += int((~keep).sum())
-                    p = refine(probs[j], m.read_image(rec) if crf_fn is not None else None, present=keep,
-                               margin=margin, crf=crf_fn, crf_iterations=crf_iterations)
-                    with store.write_image(rec.id) as g:
-                        write_labels_group(g, p.argmax(0).astype(np.uint8))
-                    if pstore is not None:
-                        with pstore.write_image(rec.id) as g:
-                            write_probs_group(g, p, np.arange(k1))
-                    n_done += 1
-                bar.update(len(run))
-        bar.close()
-    emit({"output": str(output), "probs": probs_path, "task": "semantic", "images": n_done,
-          "skipped_existing": len(records) - n_done, "arch": ck["arch"], "scales": scale_list, "flip": flip,
+    n_amended = 0
+
+    def compute(todo):
+        nonlocal n_amended
+        for recs, x in image_batches(m, todo, lambda img, i: normalize(img), batch_size=batch_size, workers=workers,
+                                     device=dev):
+            probs = predict_probs(model, x, scale_list, flip).cpu().numpy()
+            present = None
+            if classifier is not None:
+                with torch.no_grad():
+                    xc = x if not gray else torch.stack([
+                        torch.from_numpy(normalize(to_gray(m.read_image(rec)))) for rec in recs]).to(dev)
+                    present = torch.sigmoid(classifier(xc)).cpu().numpy() >= score_threshold
+            for j, rec in enumerate(recs):
+                keep = None
+                if present is not None:
+                    keep = np.concatenate([[True], present[j]])
+                    n_amended += int((~keep).sum())
+                yield refine(probs[j], m.read_image(rec) if crf_fn is not None else None, present=keep,
+                             margin=margin, crf=crf_fn, crf_iterations=crf_iterations)
+
+    run = run_per_image(output, "labels", m.images, lambda g, p: write_labels_group(g, p.argmax(0).astype(np.uint8)),
+                        also=[(probs_path, "probs", lambda g, p: write_probs_group(g, p, np.arange(k1)))],
+                        classes=m.classes, params=params, dataset=m, compute=compute, shard=shard, resume=resume,
+                        force=force, desc="predict")
+    emit({"output": str(output), "probs": probs_path, "task": "semantic", "images": run.images,
+          "skipped_existing": run.skipped, "arch": ck["arch"], "scales": scale_list, "flip": flip,
           "amended": classifier_path is not None, "classes_suppressed": n_amended, "crf": crf, "device": dev,
-          "seconds": round(t.seconds, 3), "images_per_second": round(n_done / max(t.seconds, 1e-9), 3)})
+          "seconds": round(run.seconds, 3), "images_per_second": round(run.images / max(run.seconds, 1e-9), 3)})
 
 
-def _predict_instance(m, model, ck, model_path, output, mask_threshold, min_score, batch_size, dev, workers, sh,
+def _predict_instance(m, model, ck, model_path, output, mask_threshold, min_score, batch_size, dev, workers, shard,
                       resume, force):
     import torch
     from torch.utils.data import DataLoader
 
     from ..io.atomic import check_output, write_json_atomic
-    from ..io.store import shard_items
     from ..io.torchdata import ManifestImages, collate_list, raise_errors
     from ..seg.instance import detections_to_results
 
     if resume:
         raise InputError("--resume applies to semantic stores; an instance results JSON is written in one go")
     check_output(output, force)
-    records = shard_items(m.images, sh)
+    records = shard_items(m.images, shard)
     cats = m.category_ids()
     results = []
     with Timer() as t:

@@ -11,13 +11,11 @@ from ..errors import InputError
 from .. import masks as mask_io
 from ..io.dataset import load_manifest
 from ..io.proposals import write_proposals_group
-from ..io.store import create_store, parse_shard, shard_items
-from ..parallel import worker_map
-from .common import (Timer, command, device_option, emit, force_option, log, parse_floats, progress, resolve_device,
-                     resume_option, seed_option, shard_option, workers_option)
+from .common import command, device_option, emit, parse_floats, seed_option
+from .propose_sam import load_sam_model, sam_options
+from .stage import per_image_options, run_per_image
 
 METHODS = ("hierarchy", "saliency", "import", "sam")
-SAM_DEFAULTS = "Kirillov et al., Segment Anything, ICCV 2023, App. A; the official SamAutomaticMaskGenerator"
 
 
 def _parse_list(text, name, allowed=None):
@@ -135,55 +133,13 @@ def _generate(job):
                    "proposals, Liu et al. Sec. 5.3).")
 @click.option("--top", type=click.IntRange(0), default=0, show_default=True,
               help="Keep the best N per image after filtering (0 = all; LIID keeps 20 on VOC, 40 on COCO).")
-@click.option("--checkpoint", type=click.Path(), default=None,
-              help="--method sam: a SAM checkpoint folder as transformers' save_pretrained writes it (config.json + "
-                   "model.safetensors, e.g. a download of facebook/sam-vit-huge). Loaded offline; pickle "
-                   "files (.pth/.bin) are refused, never unpickled (convert Meta's sam_vit_h_4b8939.pth once "
-                   "with transformers' convert_sam_to_hf.py).")
-@click.option("--model-type", type=click.Choice(["auto", "vit_b", "vit_l", "vit_h"]), default="auto",
-              show_default=True,
-              help="--method sam: check that the checkpoint is this SAM (ViT width 768 / 1024 / 1280); auto = "
-                   "whatever the folder holds (the official generator's default model is vit_h).")
-@click.option("--points-per-side", type=click.IntRange(1), default=32, show_default=True,
-              help=f"--method sam: the point prompts form an N x N grid ({SAM_DEFAULTS}: 32, i.e. 1024 points).")
-@click.option("--points-per-batch", type=click.IntRange(1), default=64, show_default=True,
-              help="--method sam: point prompts decoded at once (memory only, not the result; official: 64).")
-@click.option("--pred-iou-thresh", type=click.FloatRange(0, 1), default=0.88, show_default=True,
-              help=f"--method sam: keep masks whose predicted IoU is at least this ({SAM_DEFAULTS}: 0.88).")
-@click.option("--stability-thresh", type=click.FloatRange(0, 1), default=0.95, show_default=True,
-              help="--method sam: keep masks whose stability score (IoU of the mask logits thresholded at "
-                   f"+-offset) is at least this ({SAM_DEFAULTS}: 0.95).")
-@click.option("--stability-offset", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="--method sam: the logit offset of the stability score (official: 1.0).")
-@click.option("--box-nms", type=click.FloatRange(0, 1), default=0.7, show_default=True,
-              help="--method sam: box-IoU NMS between SAM's masks (official box_nms_thresh 0.7); --nms is the "
-                   "mask-IoU NMS every method gets afterwards.")
-@click.option("--crop-layers", type=click.IntRange(0, 4), default=0, show_default=True,
-              help="--method sam: also run on 2^i x 2^i overlapping crops for i = 1..N (SAM App. A uses 2 for "
-                   "SA-1B; the official generator's default is 0).")
-@click.option("--crop-nms", type=click.FloatRange(0, 1), default=0.7, show_default=True,
-              help="--method sam, --crop-layers > 0: box NMS between crops, masks of smaller crops preferred "
-                   "(official: 0.7).")
-@click.option("--crop-overlap", type=click.FloatRange(0, 1, max_open=True), default=round(512 / 1500, 6),
-              show_default=True,
-              help="--method sam: neighbouring crops overlap by this fraction of the image's shorter side, "
-                   "scaled by the crop's size (official: 512/1500).")
-@click.option("--crop-points-downscale", type=click.IntRange(1), default=1, show_default=True,
-              help="--method sam: layer i's grid has points-per-side / this^i points a side (official: 1).")
-@click.option("--min-region-area", type=click.IntRange(0), default=0, show_default=True,
-              help="--method sam: fill holes and delete islands smaller than this many pixels in each mask, "
-                   f"then NMS again ({SAM_DEFAULTS}: 0 = off; SA-1B used 100). Not --min-area, which drops "
-                   "whole proposals.")
+@sam_options
 @device_option
 @seed_option
-@workers_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options()
 def propose(manifest, output, method, source, k_text, sigma, colour_text, strategy_text, sal_text, split,
-            min_size, dedupe, max_proposals, min_area, max_aspect, nms, top, checkpoint, model_type, points_per_side,
-            points_per_batch, pred_iou_thresh, stability_thresh, stability_offset, box_nms, crop_layers, crop_nms,
-            crop_overlap, crop_points_downscale, min_region_area, device, seed, workers, shard, resume, force):
+            min_size, dedupe, max_proposals, min_area, max_aspect, nms, top, checkpoint, model_type, sam, device, seed,
+            workers, shard, resume, force):
     """Class-agnostic segment proposals with masks for every image of MANIFEST.
 
     Writes a `proposals` store: per image `boxes` (N x 4 xyxy pixels), `scores`
@@ -219,7 +175,6 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
       ws merge proposals.h5 p0.h5 p1.h5
     """
     man = load_manifest(manifest)
-    shard_t = parse_shard(shard)
     ks = parse_floats(k_text, "--k")
     if any(k <= 0 for k in ks):
         raise InputError("--k values must be positive")
@@ -252,12 +207,7 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
         if workers:
             raise InputError("--method sam runs the model in this process: --workers is not used with it "
                              "(shard over processes or machines with --shard I/N)")
-        extra = {"checkpoint": str(checkpoint), "model_type": model_type, "sam": {
-            "points_per_side": points_per_side, "points_per_batch": points_per_batch,
-            "pred_iou_thresh": pred_iou_thresh, "stability_thresh": stability_thresh,
-            "stability_offset": stability_offset, "box_nms": box_nms, "crop_layers": crop_layers,
-            "crop_nms": crop_nms, "crop_overlap": crop_overlap, "crop_points_downscale": crop_points_downscale,
-            "min_region_area": min_region_area}}
+        extra = {"checkpoint": str(checkpoint), "model_type": model_type, "sam": sam}
         params["ranking"] = "predicted IoU x stability score (SAM automatic mask generation)"
     else:
         if source is None:
@@ -281,28 +231,19 @@ def propose(manifest, output, method, source, k_text, sigma, colour_text, strate
     cfg.update(extra)
     params.update(extra)
     if method == "sam":
-        from ..io.foundation import load_sam
-
-        dev = resolve_device(device)
-        params["device"] = dev
-        cfg["model"] = load_sam(checkpoint, dev, model_type)
+        cfg["model"], params["device"] = load_sam_model(checkpoint, model_type, device)
     params["shard"] = shard
-    records = shard_items(man.images, shard_t)
-    n_done = n_props = 0
-    with Timer() as t, create_store(output, "proposals", classes=man.classes, params=params, dataset=man,
-                                    force=force, resume=resume) as store:
-        todo = [r for r in records if not (resume and store.has_image(r.id))]
-        skipped = len(records) - len(todo)
-        if skipped:
-            log(f"resuming: {skipped} images already done")
-        jobs = ((r.id, str(man.image_path(r)), (r.height, r.width), cfg) for r in todo)
-        with worker_map(_generate, jobs, workers,
-                        hint="rerun with --resume to keep what was written") as results:
-            for image_id, h, w, boxes, scores, counts in progress(results, total=len(todo), desc="propose"):
-                with store.write_image(image_id) as grp:
-                    write_proposals_group(grp, h, w, boxes, scores, counts)
-                n_done += 1
-                n_props += len(counts)
-    emit({"output": output, "method": method, "images": n_done, "skipped": skipped, "proposals": n_props,
-          "per_image": round(n_props / max(n_done, 1), 2), "seconds": round(t.seconds, 3),
-          "seconds_per_image": round(t.seconds / max(n_done, 1), 4)})
+    n_props = 0
+
+    def write(grp, result):         # result: image id, height, width, boxes, scores, masks
+        nonlocal n_props
+        write_proposals_group(grp, *result[1:])
+        n_props += len(result[-1])
+
+    run = run_per_image(output, "proposals", man.images, write, classes=man.classes, params=params, dataset=man,
+                        job=_generate, workers=workers, shard=shard, resume=resume, force=force, desc="propose",
+                        jobs=lambda todo: ((r.id, str(man.image_path(r)), (r.height, r.width), cfg) for r in todo),
+                        say_resumed=True)
+    emit({"output": output, "method": method, "images": run.images, "skipped": run.skipped, "proposals": n_props,
+          "per_image": round(n_props / max(run.images, 1), 2), "seconds": round(run.seconds, 3),
+          "seconds_per_image": round(run.seconds / max(run.images, 1), 4)})

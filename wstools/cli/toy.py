@@ -8,11 +8,11 @@ import click
 
 from ..errors import InputError
 from ..io.flat import write_features
-from ..io.store import create_store
 from ..toy.features import make_features
 from ..io.toy import write_dataset
 from ..toy.generator import FAMILIES, MAX_CLASSES
 from .common import Timer, command, emit, force_option, log, progress, seed_option
+from .stage import output_store
 
 
 @command("toy")
@@ -69,7 +69,7 @@ def toy(out_dir, num_classes, n_train, n_val, size, border, n_features, feature_
             path = out / "features.h5"
             f = make_features(n_features, num_classes, feature_dim, seed=seed)
             params = {"images": n_features, "classes": num_classes, "dim": feature_dim, "seed": seed}
-            with create_store(path, "features", classes=list(FAMILIES[:num_classes]), params=params,
+            with output_store(path, "features", classes=list(FAMILIES[:num_classes]), params=params,
                               force=force) as st:
                 write_features(st, image_ids=f.image_ids, image=f.image, proposal=f.proposal, box=f.box,
                                feat=f.feat, prob=f.prob, allowed=f.allowed, truth=f.truth)

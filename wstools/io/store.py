@@ -781,25 +781,19 @@ def _set_run_attrs(h5, command, dataset_attr, inputs) -> None:
     h5.attrs["complete"] = 0
 
 
-def parse_shard(text):
-    """``"I/N"`` -> ``(I, N)`` with 0 <= I < N; ``None`` -> ``None``."""
+def _stored_shard(store):
+    """``(I, N)`` of the ``shard`` parameter (``"I/N"``) a part written with ``--shard`` records,
+    or None; a malformed one is an ``InputError`` naming the store."""
+    text = store.params.get("shard")
     if text is None:
         return None
     try:
         i, n = (int(x) for x in str(text).split("/"))
     except ValueError:
-        raise InputError(f"--shard {text!r} must be I/N, e.g. 0/4") from None
+        i, n = -1, 0
     if n < 1 or not 0 <= i < n:
-        raise InputError(f"--shard {text!r}: need 0 <= I < N")
+        raise InputError(f"records shard {text!r}, not I/N with 0 <= I < N", path=store.path)
     return i, n
-
-
-def shard_items(items, shard):
-    """Every N-th item starting at I (``shard = (I, N)``); all items when ``shard`` is None."""
-    if shard is None:
-        return list(items)
-    i, n = shard
-    return list(items)[i::n]
 
 
 def shard_coverage(stores, *, partial: bool = False) -> dict:
@@ -811,10 +805,10 @@ def shard_coverage(stores, *, partial: bool = False) -> dict:
     seen = {}
     count = None
     for s in stores:
-        text = s.params.get("shard")
-        if text is None:
+        shard = _stored_shard(s)
+        if shard is None:
             continue
-        i, n = parse_shard(text)
+        i, n = shard
         if count is None:
             count, first = n, s.path
         elif n != count:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import (Timer, command, device_option, emit, force_option, output_option, parse_floats, progress,
-                      resolve_device, resume_option, shard_option, threads_option, warn)
+from ..common import command, device_option, emit, output_option, parse_floats, resolve_device, threads_option, warn
+from ..stage import per_image_options, run_per_image
 
 CLIP_ES = "Lin et al., CLIP-ES, CVPR 2023"
 
@@ -60,9 +60,7 @@ def _words(text: str, name: str) -> list[str]:
               help="Probability above which a class counts as predicted (with --classes-from predicted).")
 @device_option
 @threads_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options(workers=False)
 def clip(manifest, checkpoint, output, template, bg_text, names_text, softmax_over, refine, refine_layers,
          box_threshold, scales, classes_from, score_threshold, device, shard, resume, force):
     """CLIP-ES class activation maps of every image of MANIFEST from a frozen
@@ -97,7 +95,6 @@ def clip(manifest, checkpoint, output, template, bg_text, names_text, softmax_ov
     from ...io.dataset import load_manifest
     from ...io.foundation import load_clip
     from ...io.images import read_image
-    from ...io.store import create_store, parse_shard, shard_items
 
     if template.count("{}") != 1:
         raise InputError(f"--template {template!r} must hold exactly one {{}} (the class name)")
@@ -112,25 +109,22 @@ def clip(manifest, checkpoint, output, template, bg_text, names_text, softmax_ov
         names = _words(names_text, "--class-names")
         if len(names) != len(m.classes):
             raise InputError(f"--class-names gives {len(names)} names, the manifest has {len(m.classes)} classes")
-    sh = parse_shard(shard)
     dev = resolve_device(device)
     model, tokenizer = load_clip(checkpoint, dev)
     prompts = [template.format(n) for n in names] + [template.format(w) for w in background]
     text = text_embeddings(model, tokenizer, prompts)
     k = len(m.classes)
-    records = shard_items(m.images, sh)
     params = {"checkpoint": str(checkpoint), "method": "clip-es", "template": template, "class_names": names,
               "background_words": background, "softmax_over": softmax_over, "refine": refine,
               "refine_layers": refine_layers, "box_threshold": box_threshold, "scales": scale_list,
               "classes_from": classes_from, "score_threshold": score_threshold, "device": dev, "shard": shard}
     opts = dict(n_classes=k, scales=scale_list, softmax_over=softmax_over, refine=refine,
                 refine_layers=refine_layers, box_threshold=box_threshold)
-    n_done = n_untagged = 0
-    with Timer() as t, create_store(output, "cams", classes=m.classes, params=params, dataset=m,
-                                    force=force, resume=resume) as store:
-        todo = [r for r in records if not (resume and store.has_image(r.id))]
-        n_skipped = len(records) - len(todo)
-        for rec in progress(todo, total=len(todo), desc="clip cams"):
+    n_untagged = 0
+
+    def compute(todo):
+        nonlocal n_untagged
+        for rec in todo:
             raise_if_terminated()
             image = read_image(m.image_path(rec), image_id=rec.id)
             if image.shape[:2] != (rec.height, rec.width):
@@ -143,11 +137,13 @@ def clip(manifest, checkpoint, output, template, bg_text, names_text, softmax_ov
                 _, probs = clip_es_cams(image, model, text, [], **opts)
                 labels = select_classes(probs, None, score_threshold)
             cams, scores = clip_es_cams(image, model, text, [int(c) - 1 for c in labels], **opts)
-            with store.write_image(rec.id) as g:
-                write_cam_group(g, cams, labels, scores)
-            n_done += 1
+            yield cams, labels, scores
+
+    run = run_per_image(output, "cams", m.images, lambda g, r: write_cam_group(g, *r), classes=m.classes,
+                        params=params, dataset=m, compute=compute, shard=shard, resume=resume, force=force,
+                        desc="clip cams")
     if n_untagged:
         warn(f"{n_untagged} images have no tags: stored without CAMs (use --classes-from predicted)")
-    emit({"output": str(output), "images": n_done, "skipped_existing": n_skipped, "untagged": n_untagged,
+    emit({"output": str(output), "images": run.images, "skipped_existing": run.skipped, "untagged": n_untagged,
           "method": "clip-es", "refine": refine, "scales": scale_list, "device": dev,
-          "seconds": round(t.seconds, 3), "images_per_second": round(n_done / max(t.seconds, 1e-9), 3)})
+          "seconds": round(run.seconds, 3), "images_per_second": round(run.images / max(run.seconds, 1e-9), 3)})

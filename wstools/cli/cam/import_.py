@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, command, emit, force_option, output_option, progress)
+from ..common import command, emit, force_option, output_option
+from ..stage import run_per_image
 
 
 @command("import")
@@ -38,7 +39,6 @@ def import_(cam_dir, manifest_path, output, normalize, force):
     """
     from ...io.cams import read_irn_npy, write_cam_group
     from ...io.dataset import load_manifest
-    from ...io.store import create_store
 
     cam_dir = Path(cam_dir)
     if not cam_dir.is_dir():
@@ -46,9 +46,9 @@ def import_(cam_dir, manifest_path, output, normalize, force):
     m = load_manifest(manifest_path)
     K = m.num_classes
     params = {"source": "irn", "dir": str(cam_dir), "normalize": normalize, "scores": "tags"}
-    with Timer() as t, create_store(output, "cams", classes=m.classes, params=params, dataset=m,
-                                    force=force) as store:
-        for rec in progress(m.images, desc="import"):
+
+    def compute(todo):
+        for rec in todo:
             path = cam_dir / f"{rec.id}.npy"
             if not path.exists():
                 raise InputError("no IRN CAM file for this image", path=path, image_id=rec.id)
@@ -71,6 +71,8 @@ def import_(cam_dir, manifest_path, output, normalize, force):
             labels = keys[order] + 1
             scores = np.zeros(K, np.float32)
             scores[keys] = 1.0
-            with store.write_image(rec.id) as g:
-                write_cam_group(g, cams[order], labels, scores)
-    emit({"output": str(output), "images": len(m.images), "source": "irn", "seconds": round(t.seconds, 3)})
+            yield cams[order], labels, scores
+
+    run = run_per_image(output, "cams", m.images, lambda g, r: write_cam_group(g, *r), classes=m.classes,
+                        params=params, dataset=m, compute=compute, force=force, desc="import")
+    emit({"output": str(output), "images": len(m.images), "source": "irn", "seconds": round(run.seconds, 3)})

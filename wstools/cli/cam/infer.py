@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
-                      parse_floats, progress, resolve_device, resume_option, shard_option, threads_option, warn,
-                      workers_option)
+from ..common import (batch_size_option, command, device_option, emit, output_option, parse_floats, resolve_device,
+                      threads_option, warn)
+from ..stage import image_batches, per_image_options, run_per_image
 
 
 @command("infer")
@@ -33,10 +33,7 @@ from ..common import (Timer, batch_size_option, command, device_option, emit, fo
 @batch_size_option
 @device_option
 @threads_option
-@workers_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options()
 def infer(manifest, model_path, output, scales, flip, classes_from, score_threshold, subtract_others, background,
           batch_size, device, workers, shard, resume, force):
     """Class activation maps of every image of MANIFEST, written to a `cams` store.
@@ -55,25 +52,18 @@ def infer(manifest, model_path, output, scales, flip, classes_from, score_thresh
           --subtract-others --background features -o cams_val.h5
       ws info cams.h5
     """
-    import torch
-
     from ...cam.augment import normalize, to_gray
     from ...cam.cams import background_from_features, finalize_cams, forward_cams, select_classes
     from ...cam.model import CamNet
-    from ...cam.train import group_by_size
     from ...io.cams import write_cam_group
     from ...io.checkpoint import load_checkpoint
     from ...io.dataset import load_manifest
-    from ...io.store import create_store, parse_shard, shard_items
-    from ...io.torchdata import ManifestImages, collate_list, raise_errors
     from ...nn.backbones import build_backbone
-    from torch.utils.data import DataLoader
 
     scale_list = parse_floats(scales, "--scales")
     if any(s <= 0 for s in scale_list):
         raise InputError(f"--scales {scales!r} must be positive")
     dev = resolve_device(device)
-    sh = parse_shard(shard)
     m = load_manifest(manifest)
     ckpt = load_checkpoint(model_path)
     if list(ckpt["classes"]) != m.classes:
@@ -87,38 +77,30 @@ def infer(manifest, model_path, output, scales, flip, classes_from, score_thresh
                          path=model_path) from None
     model.to(dev).eval()
     gray = bool(ckpt["gray"])
-    records = shard_items(m.images, sh)
     params = {"model": str(model_path), "arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip,
               "classes_from": classes_from, "score_threshold": score_threshold,
               "subtract_others": subtract_others, "background": background, "shard": shard}
-    n_done = n_skipped = n_untagged = 0
-    with Timer() as t, create_store(output, "cams", classes=m.classes, params=params, dataset=m,
-                                    force=force, resume=resume) as store:
-        todo = [r for r in records if not (resume and store.has_image(r.id))]
-        n_skipped = len(records) - len(todo)
-        ds = ManifestImages(m, todo, lambda img, i: normalize(to_gray(img) if gray else img))
-        loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
-        bar = progress(total=len(todo), desc="cams")
-        for items in loader:
-            raise_errors(items)
-            for run in group_by_size(items):
-                x = torch.stack([it["image"] for it in run]).to(dev)
-                maps, probs, feats = forward_cams(model, x, scale_list, flip, features=background == "features")
-                probs_np = probs.cpu().numpy()
-                for j, it in enumerate(run):
-                    rec = todo[it["index"]]
-                    tags = m.tag_labels(rec) if classes_from == "tags" else None
-                    n_untagged += int(tags is not None and len(tags) == 0)
-                    labels = select_classes(probs_np[j], tags, score_threshold)
-                    c = finalize_cams(maps[j], labels, subtract_others).cpu().numpy()
-                    bg = background_from_features(feats[j]).cpu().numpy() if feats is not None else None
-                    with store.write_image(rec.id) as g:
-                        write_cam_group(g, c, labels, probs_np[j], bg)
-                    n_done += 1
-                bar.update(len(run))
-        bar.close()
+    n_untagged = 0
+
+    def compute(todo):
+        nonlocal n_untagged
+        for recs, x in image_batches(m, todo, lambda img, i: normalize(to_gray(img) if gray else img),
+                                     batch_size=batch_size, workers=workers, device=dev):
+            maps, probs, feats = forward_cams(model, x, scale_list, flip, features=background == "features")
+            probs_np = probs.cpu().numpy()
+            for j, rec in enumerate(recs):
+                tags = m.tag_labels(rec) if classes_from == "tags" else None
+                n_untagged += int(tags is not None and len(tags) == 0)
+                labels = select_classes(probs_np[j], tags, score_threshold)
+                c = finalize_cams(maps[j], labels, subtract_others).cpu().numpy()
+                bg = background_from_features(feats[j]).cpu().numpy() if feats is not None else None
+                yield c, labels, probs_np[j], bg
+
+    run = run_per_image(output, "cams", m.images, lambda g, r: write_cam_group(g, *r), classes=m.classes,
+                        params=params, dataset=m, compute=compute, shard=shard, resume=resume, force=force,
+                        desc="cams")
     if n_untagged:
         warn(f"{n_untagged} images have no tags: stored without CAMs (use --classes-from predicted)")
-    emit({"output": str(output), "images": n_done, "skipped_existing": n_skipped, "untagged": n_untagged,
+    emit({"output": str(output), "images": run.images, "skipped_existing": run.skipped, "untagged": n_untagged,
           "arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip, "device": dev,
-          "seconds": round(t.seconds, 3), "images_per_second": round(n_done / max(t.seconds, 1e-9), 3)})
+          "seconds": round(run.seconds, 3), "images_per_second": round(run.images / max(run.seconds, 1e-9), 3)})

@@ -6,8 +6,8 @@ import math
 
 import click
 
-from ..common import (Timer, command, device_option, emit, force_option, output_option, progress, resolve_device,
-                      resume_option, shard_option, threads_option, workers_option)
+from ..common import command, device_option, emit, output_option, resolve_device, threads_option
+from ..stage import image_batches, per_image_options, run_per_image
 
 
 def load_classifier(model_path, classes, device):
@@ -67,10 +67,7 @@ def load_classifier(model_path, classes, device):
               help="Peaks back-propagated together: memory grows with it (one forward/backward per batch).")
 @device_option
 @threads_option
-@workers_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options()
 def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_one, peak_map, classes_from,
           score_threshold, smooth, reduce, peak_batch, device, workers, shard, resume, force):
     """Class peaks and peak response maps (PRMs) of every image of MANIFEST.
@@ -91,14 +88,10 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
       ws cam peaks data/toy/val.json --model cls.pt --classes-from predicted -o prm_val.h5
       ws icn train data/toy/train.json --responses prm.h5 --proposals props.h5 -o icn.pt
     """
-    from torch.utils.data import DataLoader
-
     from ...cam.augment import normalize, to_gray
     from ...errors import InputError
     from ...io.dataset import load_manifest
     from ...io.responses import write_response_group
-    from ...io.store import create_store, parse_shard, shard_items
-    from ...io.torchdata import ManifestImages, collate_list, raise_errors
     from ...prm.response import image_responses
 
     if eta == "mean":
@@ -111,39 +104,32 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
         if not math.isfinite(eta_value):
             raise InputError(f"--eta {eta!r} is not a finite number")
     dev = resolve_device(device)
-    sh = parse_shard(shard)
     m = load_manifest(manifest)
     model, ckpt = load_classifier(model_path, m.classes, dev)
     gray = bool(ckpt["gray"])
-    records = shard_items(m.images, sh)
     params = {"model": str(model_path), "arch": ckpt["arch"], "sigma": sigma, "eta": eta, "window": window,
               "max_peaks": max_peaks, "at_least_one": at_least_one, "peak_map": peak_map, "classes_from": classes_from,
               "score_threshold": score_threshold, "smooth": smooth, "gradient": reduce, "shard": shard}
-    n_done = n_peaks = n_empty = 0
-    most = 0
-    with Timer() as t, create_store(output, "responses", classes=m.classes, params=params, dataset=m,
-                                    force=force, resume=resume) as store:
-        todo = [r for r in records if not (resume and store.has_image(r.id))]
-        ds = ManifestImages(m, todo, lambda img, i: normalize(to_gray(img) if gray else img))
-        loader = DataLoader(ds, batch_size=1, num_workers=workers, collate_fn=collate_list)
-        bar = progress(total=len(todo), desc="peaks")
-        for items in loader:
-            raise_errors(items)
-            it = items[0]
-            rec = todo[it["index"]]
-            x = it["image"].to(dev)
+    n_peaks = n_empty = most = 0
+
+    def compute(todo):
+        for (rec,), x in image_batches(m, todo, lambda img, i: normalize(to_gray(img) if gray else img),
+                                       batch_size=1, workers=workers, device=dev):
             tags = m.tag_labels(rec) if classes_from == "tags" else None
-            pk, prms = image_responses(model, x, tags, score_threshold, sigma=sigma, eta=eta_value, window=window,
-                                       max_peaks=max_peaks, at_least_one=at_least_one, relu=peak_map == "cam",
-                                       batch=peak_batch, smooth_sigma=smooth, reduce=reduce)
-            with store.write_image(rec.id) as g:
-                write_response_group(g, pk, prms)
-            n_done += 1
-            n_peaks += len(pk)
-            n_empty += int(len(pk) == 0)
-            most = max(most, len(pk))
-            bar.update(1)
-        bar.close()
-    emit({"output": str(output), "images": n_done, "skipped_existing": len(records) - n_done, "peaks": n_peaks,
+            yield image_responses(model, x[0], tags, score_threshold, sigma=sigma, eta=eta_value, window=window,
+                                  max_peaks=max_peaks, at_least_one=at_least_one, relu=peak_map == "cam",
+                                  batch=peak_batch, smooth_sigma=smooth, reduce=reduce)
+
+    def write(g, result):
+        nonlocal n_peaks, n_empty, most
+        pk, prms = result
+        write_response_group(g, pk, prms)
+        n_peaks += len(pk)
+        n_empty += int(len(pk) == 0)
+        most = max(most, len(pk))
+
+    run = run_per_image(output, "responses", m.images, write, classes=m.classes, params=params, dataset=m,
+                        compute=compute, shard=shard, resume=resume, force=force, desc="peaks")
+    emit({"output": str(output), "images": run.images, "skipped_existing": run.skipped, "peaks": n_peaks,
           "images_without_peaks": n_empty, "max_peaks_per_image": most, "arch": ckpt["arch"], "device": dev,
-          "seconds": round(t.seconds, 3), "seconds_per_image": round(t.seconds / max(n_done, 1), 4)})
+          "seconds": round(run.seconds, 3), "seconds_per_image": round(run.seconds / max(run.images, 1), 4)})

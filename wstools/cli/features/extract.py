@@ -6,8 +6,9 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, batch_size_option, command, device_option, emit, force_option, output_option,
-                      progress, resolve_device, shard_option, threads_option, warn, workers_option)
+from ..common import (Timer, batch_size_option, command, device_option, emit, output_option, progress, resolve_device,
+                      threads_option, warn)
+from ..stage import image_batches, output_store, per_image_options, shard_items
 
 
 def proposals_per_image_option(f):
@@ -46,12 +47,10 @@ def proposals_per_image_option(f):
 @batch_size_option
 @device_option
 @threads_option
-@workers_option
-@shard_option
-@click.option("--resume", is_flag=True, help="Keep a finished OUTPUT written with the same parameters instead "
-                                              "of recomputing it (the store is written whole; for partial "
-                                              "restarts run --shard I/N parts and `ws merge` them).")
-@force_option
+@per_image_options(resume=click.option(
+    "--resume", is_flag=True, help="Keep a finished OUTPUT written with the same parameters instead of recomputing it "
+                                   "(the store is written whole; for partial restarts run --shard I/N parts and "
+                                   "`ws merge` them)."))
 def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_method, noise, eta, feat_dtype,
             roi_size, batch_size, device, workers, shard, resume, force):
     """Label probabilities and semantic features of the first N proposals of
@@ -80,17 +79,14 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
       ws merge feats.h5 f0.h5 f1.h5
     """
     import torch
-    from torch.utils.data import DataLoader
 
     from ...cam.augment import normalize, to_gray
-    from ...cam.train import group_by_size
     from ...features.probabilities import SCORE_MAX, proposal_probabilities
     from ...features.roi import roi_features
     from ...io.checkpoint import load_checkpoint
     from ...io.dataset import load_manifest
     from ...io.flat import append_features, write_image_ids
-    from ...io.store import create_store, open_store, parse_shard, shard_items
-    from ...io.torchdata import ManifestImages, collate_list, raise_errors
+    from ...io.store import open_store
     from .data import build_model, check_inputs, read_cams, read_proposals, true_labels_of
 
     if eta > SCORE_MAX[prob_method]:      # R never reaches it: every proposal would be noise
@@ -98,7 +94,6 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
     dev = resolve_device(device)
     if noise is None:
         noise = "none" if prob_method == "box-mean" else "threshold"
-    sh = parse_shard(shard)
     m = load_manifest(manifest)
     ckpt = load_checkpoint(model_path, ("classifier", "mil"))
     kind = ckpt["ws_kind"]
@@ -128,7 +123,7 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
             emit({"output": str(output), "resumed": True, "images": len(old.h5["image_ids"]),
                   "proposals": int(old.h5["image"].shape[0])})
             return
-    records = shard_items(m.images, sh)
+    records = shard_items(m.images, shard)
     pos = {r.id: i for i, r in enumerate(records)}
     n_rows = n_empty = 0
     props = open_store(proposals_path, "proposals")
@@ -142,7 +137,7 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
                 raise InputError(f"lacks images of {m.path} (merge all shards first?)", path=proposals_path,
                                  image_id=rec.id)
         inputs = [props] + ([cams] if cams is not None else [])
-        with Timer() as t, create_store(output, "features", classes=m.classes, params=params, dataset=m,
+        with Timer() as t, output_store(output, "features", classes=m.classes, params=params, dataset=m,
                                         inputs=inputs, force=force) as store:
             D = model.backbone.out_channels
             append_features(store, image=np.zeros(0), proposal=np.zeros(0), box=np.zeros((0, 4)),
@@ -159,50 +154,45 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
                 n_buf = 0
                 return append_features(store, **cat, feat_dtype=feat_dtype)
 
-            ds = ManifestImages(m, records, lambda img, i: normalize(to_gray(img) if gray else img))
-            loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_list)
             bar = progress(total=len(records), desc="features")
-            for items in loader:
-                raise_errors(items)
-                for run in group_by_size(items):
-                    recs = [records[it["index"]] for it in run]
-                    need_masks = kind == "classifier" and prob_method == "mask-mean"
-                    got = [read_proposals(props, r, top, need_masks=need_masks)
-                           for r in recs]
-                    x = torch.stack([it["image"] for it in run]).to(dev)
-                    boxes = [torch.from_numpy(g[0]).to(dev) for g in got]
-                    with torch.no_grad():
-                        if kind == "mil":
-                            a, f = model(x, boxes)
-                            prob_all = torch.softmax(a, 1).float().cpu().numpy()
-                        else:
-                            _, feats = model.score_maps(x)
-                            f = roi_features(feats[-1], boxes, x.shape[-2:], roi_size)
-                    f = f.float().cpu().numpy()
-                    row = 0
-                    for r, (bx, counts, masks) in zip(recs, got):
-                        P = len(bx)
-                        n_empty += int(P == 0)
-                        if kind == "mil":
-                            prob = prob_all[row:row + P]
-                        else:
-                            a_cams, labels = read_cams(cams, r, K)
-                            prob = proposal_probabilities(a_cams, labels, bx, K, method=prob_method, noise=noise,
-                                                          eta=eta, masks=masks)
-                        allowed = np.zeros((P, K + 1), bool)
-                        allowed[:, 0] = True
-                        allowed[:, m.tag_labels(r)] = True
-                        truth = true_labels_of(m, r, counts) if with_truth else None
-                        if with_truth and len(truth) != P:
-                            raise InputError("proposals have no masks: cannot compute 'truth'", path=proposals_path,
-                                             image_id=r.id)
-                        if P:
-                            buf.append({"image": np.full(P, pos[r.id], np.int64), "proposal": np.arange(P),
-                                        "box": bx, "feat": f[row:row + P], "prob": prob, "allowed": allowed,
-                                        "truth": truth})
-                            n_buf += P
-                        row += P
-                    bar.update(len(run))
+            batches = image_batches(m, records, lambda img, i: normalize(to_gray(img) if gray else img),
+                                    batch_size=batch_size, workers=workers, device=dev)
+            for recs, x in batches:
+                need_masks = kind == "classifier" and prob_method == "mask-mean"
+                got = [read_proposals(props, r, top, need_masks=need_masks) for r in recs]
+                boxes = [torch.from_numpy(g[0]).to(dev) for g in got]
+                with torch.no_grad():
+                    if kind == "mil":
+                        a, f = model(x, boxes)
+                        prob_all = torch.softmax(a, 1).float().cpu().numpy()
+                    else:
+                        _, feats = model.score_maps(x)
+                        f = roi_features(feats[-1], boxes, x.shape[-2:], roi_size)
+                f = f.float().cpu().numpy()
+                row = 0
+                for r, (bx, counts, masks) in zip(recs, got):
+                    P = len(bx)
+                    n_empty += int(P == 0)
+                    if kind == "mil":
+                        prob = prob_all[row:row + P]
+                    else:
+                        a_cams, labels = read_cams(cams, r, K)
+                        prob = proposal_probabilities(a_cams, labels, bx, K, method=prob_method, noise=noise,
+                                                      eta=eta, masks=masks)
+                    allowed = np.zeros((P, K + 1), bool)
+                    allowed[:, 0] = True
+                    allowed[:, m.tag_labels(r)] = True
+                    truth = true_labels_of(m, r, counts) if with_truth else None
+                    if with_truth and len(truth) != P:
+                        raise InputError("proposals have no masks: cannot compute 'truth'", path=proposals_path,
+                                         image_id=r.id)
+                    if P:
+                        buf.append({"image": np.full(P, pos[r.id], np.int64), "proposal": np.arange(P),
+                                    "box": bx, "feat": f[row:row + P], "prob": prob, "allowed": allowed,
+                                    "truth": truth})
+                        n_buf += P
+                    row += P
+                bar.update(len(recs))
                 if n_buf >= flush_rows:
                     n_rows = flush()
             n_rows = flush()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
-                      workers_option)
-from ...parallel import worker_map
+from ..common import command, emit, output_option
+from ..stage import per_image_options, run_per_image
 from .common import probs_from_group
 
 
@@ -17,10 +16,7 @@ from .common import probs_from_group
 @output_option("`labels` store to write.")
 @click.option("--iterations", type=click.IntRange(1), default=10, show_default=True,
               help="Mean-field iterations (IRN / AffinityNet crf_inference: 10).")
-@workers_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options()
 def crf(probs_path, manifest, output, iterations, workers, shard, resume, force):
     """Dense CRF (pydensecrf2) of every image of PROBS (a `probs` or `cams` store), argmax labels.
 
@@ -36,10 +32,9 @@ def crf(probs_path, manifest, output, iterations, workers, shard, resume, force)
     from ...grow.crf import require_crf
     from ...io.dataset import load_manifest
     from ...io.labels import write_labels_group
-    from ...io.store import create_store, open_store, parse_shard, shard_items
+    from ...io.store import open_store
 
     require_crf()
-    sh = parse_shard(shard)
     store = open_store(probs_path)
     m = load_manifest(manifest)
     store.check_classes(m.classes, manifest)
@@ -48,7 +43,6 @@ def crf(probs_path, manifest, output, iterations, workers, shard, resume, force)
         raise InputError("store holds no images", path=probs_path)
     by_id = m.by_id()
     k = len(m.classes)
-    ids = shard_items(ids, sh)
 
     def jobs(todo):
         """Read one image and its probabilities here; _crf_job runs the CRF."""
@@ -63,20 +57,12 @@ def crf(probs_path, manifest, output, iterations, workers, shard, resume, force)
                                  path=probs_path, image_id=image_id)
             yield image, dense, present, iterations
 
-    with Timer() as t, create_store(output, "labels", classes=m.classes,
-                                    params={"iterations": iterations, "shard": shard},
-                                    dataset=m, inputs=[store], force=force, resume=resume) as out:
-        todo = [i for i in ids if not (resume and out.has_image(i))]
-        skipped = len(ids) - len(todo)
-        if skipped:
-            log(f"resuming: {skipped} images already done")
-        with worker_map(_crf_job, jobs(todo), workers,
-                        hint="rerun with --resume to keep what was written") as results:
-            for image_id, lab in progress(zip(todo, results), total=len(todo), desc="crf"):
-                with out.write_image(image_id) as g:
-                    write_labels_group(g, lab)
-    emit({"output": str(output), "images": len(todo), "skipped": skipped, "iterations": iterations,
-          "seconds": round(t.seconds, 3)})
+    run = run_per_image(output, "labels", ids, write_labels_group, classes=m.classes,
+                        params={"iterations": iterations, "shard": shard}, dataset=m, inputs=[store],
+                        job=_crf_job, jobs=jobs, workers=workers, shard=shard, resume=resume, force=force,
+                        desc="crf", say_resumed=True)
+    emit({"output": str(output), "images": run.images, "skipped": run.skipped, "iterations": iterations,
+          "seconds": round(run.seconds, 3)})
 
 
 def _crf_job(job):

@@ -6,9 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, command, emit, force_mismatch_option, force_option, log, output_option, progress,
-                      resume_option, shard_option, warn, workers_option)
-from ...parallel import worker_map
+from ..common import command, emit, output_option, warn
+from ..stage import per_image_options, run_per_image
 from .common import crf_option, manifest_option, probs_from_group
 
 
@@ -27,11 +26,7 @@ from .common import crf_option, manifest_option, probs_from_group
                    "a CRF before growing; pydensecrf2, IRN/AffinityNet crf_inference values). Reads the images (--manifest).")
 @crf_option
 @manifest_option
-@workers_option
-@shard_option
-@resume_option
-@force_mismatch_option
-@force_option
+@per_image_options(force_mismatch=True)
 def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf, manifest, workers, shard, resume,
            force_mismatch, force):
     """Grow the seeds of SEEDS (a `labels` store) with per-class probabilities (DSRG Sect. 3.2).
@@ -51,9 +46,8 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
     """
     from ...io.dataset import load_manifest
     from ...io.labels import read_labels_group, write_labels_group
-    from ...io.store import check_same_manifest, create_store, open_store, parse_shard, shard_items
+    from ...io.store import check_same_manifest, open_store
 
-    sh = parse_shard(shard)
     seeds_store = open_store(seeds_path, "labels")
     probs_store = open_store(probs_path)
     classes = seeds_store.classes
@@ -76,7 +70,6 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
     grown_px = seeded_px = 0
     params = {"probs": str(probs_path), "theta_fg": theta_fg, "theta_bg": theta_bg, "crf": use_crf, "grow_crf": grow_crf,
               "shard": shard}
-    ids = shard_items(ids, sh)
 
     def jobs(todo):
         """Read one image's seeds, probabilities (and image for --crf) here; _grow_job grows them."""
@@ -100,21 +93,18 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
                                      path=manifest, image_id=image_id)
             yield dense, seeds, present, theta_fg, theta_bg, image, grow_crf, use_crf
 
-    with Timer() as t, create_store(output, "labels", classes=classes, params=params,
-                                    inputs=[seeds_store, probs_store], force=force, resume=resume) as out:
-        todo = [i for i in ids if not (resume and out.has_image(i))]
-        skipped = len(ids) - len(todo)
-        if skipped:
-            log(f"resuming: {skipped} images already done")
-        with worker_map(_grow_job, jobs(todo), workers,
-                        hint="rerun with --resume to keep what was written") as results:
-            for image_id, (n_seeded, lab) in progress(zip(todo, results), total=len(todo), desc="grow"):
-                seeded_px += n_seeded
-                grown_px += int((lab != 255).sum())
-                with out.write_image(image_id) as g:
-                    write_labels_group(g, lab)
-    emit({"output": str(output), "images": len(todo), "skipped": skipped, "seeded_pixels": seeded_px,
-          "labelled_pixels": grown_px, "crf": use_crf, "grow_crf": grow_crf, "seconds": round(t.seconds, 3)})
+    def write(g, result):
+        nonlocal seeded_px, grown_px
+        n_seeded, lab = result
+        seeded_px += n_seeded
+        grown_px += int((lab != 255).sum())
+        write_labels_group(g, lab)
+
+    run = run_per_image(output, "labels", ids, write, classes=classes, params=params,
+                        inputs=[seeds_store, probs_store], job=_grow_job, jobs=jobs, workers=workers, shard=shard,
+                        resume=resume, force=force, desc="grow", say_resumed=True)
+    emit({"output": str(output), "images": run.images, "skipped": run.skipped, "seeded_pixels": seeded_px,
+          "labelled_pixels": grown_px, "crf": use_crf, "grow_crf": grow_crf, "seconds": round(run.seconds, 3)})
 
 
 def _grow_job(job):

@@ -6,9 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, command, emit, force_option, log, output_option, progress, resume_option, shard_option,
-                      workers_option)
-from ...parallel import worker_map
+from ..common import command, emit, output_option
+from ..stage import per_image_options, run_per_image
 from .common import crf_option, manifest_option, parse_rule, probs_from_group
 
 
@@ -40,10 +39,7 @@ from .common import crf_option, manifest_option, parse_rule, probs_from_group
                    "(tests/test_oracle_grow.py).")
 @crf_option
 @manifest_option
-@workers_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options()
 def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, workers, shard, resume, force):
     """Seed cues (0 = background, 1..K, 255 = unlabelled) from one or more INPUTS.
 
@@ -64,13 +60,12 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
     from ...io.cams import read_cam_group
     from ...io.dataset import load_manifest
     from ...io.labels import read_labels_group, write_labels_group
-    from ...io.store import create_store, open_store, parse_shard, shard_items
+    from ...io.store import open_store
 
     fg_rule = parse_rule(fg, "--fg", ("top", "rel"))
     bg_rule = ("none", 0.0) if bg == "none" else parse_rule(bg, "--bg", ("cams", "features", "saliency"))
     if fg_rule[1] < 0 or fg_rule[1] > 1:
         raise InputError(f"--fg {fg!r}: the value must be in [0, 1]")
-    sh = parse_shard(shard)
     stores = [open_store(p) for p in inputs]
     for s in stores:
         if s.kind not in ("cams", "labels"):
@@ -104,7 +99,6 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
     labelled = total = 0
     params = {"fg": fg, "bg": bg, "snap": snap, "snap_ratio": snap_ratio, "snap_k": snap_k, "crf": use_crf,
               "shard": shard}
-    ids = shard_items(ids, sh)
 
     def jobs(todo):
         """Read one image's inputs (this process); the cue computation runs in _seed_job."""
@@ -145,21 +139,17 @@ def seeds(inputs, output, fg, bg, snap, snap_ratio, snap_k, use_crf, manifest, w
                 crf_in = probs_from_group(crf_store, crf_store.image(image_id), image_id, k)
             yield cfg, image, maps, crf_in
 
-    with Timer() as t, create_store(output, "labels", classes=classes, params=params, dataset=m,
-                                    inputs=stores, force=force, resume=resume) as out:
-        todo = [i for i in ids if not (resume and out.has_image(i))]
-        skipped = len(ids) - len(todo)
-        if skipped:
-            log(f"resuming: {skipped} images already done")
-        with worker_map(_seed_job, jobs(todo), workers,
-                        hint="rerun with --resume to keep what was written") as results:
-            for image_id, lab in progress(zip(todo, results), total=len(todo), desc="seeds"):
-                labelled += int((lab != 255).sum())
-                total += lab.size
-                with out.write_image(image_id) as g:
-                    write_labels_group(g, lab)
-    emit({"output": str(output), "images": len(todo), "skipped": skipped, "inputs": len(stores),
-          "coverage": round(labelled / max(total, 1), 4), "seconds": round(t.seconds, 3)})
+    def write(g, lab):
+        nonlocal labelled, total
+        labelled += int((lab != 255).sum())
+        total += lab.size
+        write_labels_group(g, lab)
+
+    run = run_per_image(output, "labels", ids, write, classes=classes, params=params, dataset=m, inputs=stores,
+                        job=_seed_job, jobs=jobs, workers=workers, shard=shard, resume=resume, force=force,
+                        desc="seeds", say_resumed=True)
+    emit({"output": str(output), "images": run.images, "skipped": run.skipped, "inputs": len(stores),
+          "coverage": round(labelled / max(total, 1), 4), "seconds": round(run.seconds, 3)})
 
 
 def _seed_job(job):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import (Timer, command, device_option, emit, force_option, output_option, progress, resolve_device,
-                      resume_option, shard_option, threads_option)
+from ..common import command, device_option, emit, output_option, resolve_device, threads_option
+from ..stage import per_image_options, run_per_image
 
 
 @command("infer")
@@ -22,9 +22,7 @@ from ..common import (Timer, command, device_option, emit, force_option, output_
               help="Instances of an image enhanced together.")
 @device_option
 @threads_option
-@shard_option
-@resume_option
-@force_option
+@per_image_options(workers=False)
 def infer(manifest, responses_path, model_path, output, steps, instance_batch, device, shard, resume, force):
     """Enhance every response map of a `responses` store with a trained ICN.
 
@@ -42,11 +40,10 @@ def infer(manifest, responses_path, model_path, output, steps, instance_batch, d
     from ...io.checkpoint import load_checkpoint
     from ...io.dataset import load_manifest
     from ...io.responses import read_response_group, write_response_group
-    from ...io.store import create_store, open_store, parse_shard, shard_items
+    from ...io.store import open_store
     from ...prm.icn import ICN, enhance_image
 
     dev = resolve_device(device)
-    sh = parse_shard(shard)
     m = load_manifest(manifest)
     ckpt = load_checkpoint(model_path, "icn")
     try:
@@ -60,22 +57,28 @@ def infer(manifest, responses_path, model_path, output, steps, instance_batch, d
     model.to(dev).eval()
     size = int(ckpt.get("size", 320))
     params = {"model": str(model_path), "encoder": ckpt["arch"], "steps": steps, "size": size, "shard": shard}
-    n_done = n_inst = 0
-    with Timer() as t, open_store(responses_path, "responses") as resp:
+    n_inst = 0
+
+    def write(g, result):
+        nonlocal n_inst
+        peaks, maps = result
+        write_response_group(g, peaks, maps)
+        n_inst += len(maps)
+
+    with open_store(responses_path, "responses") as resp:
         resp.check_images(m, require_all=False)
-        with create_store(output, "responses", classes=m.classes, params=params, dataset=m, inputs=[resp],
-                          force=force, resume=resume) as store:
-            records = [r for r in shard_items(m.images, sh) if resp.has_image(r.id)]
-            todo = [r for r in records if not (resume and store.has_image(r.id))]
-            for rec in progress(todo, desc="icn"):
+
+        def compute(todo):
+            for rec in todo:
                 r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
                 maps = r["maps"]
                 if len(maps):
                     maps = enhance_image(model, m.read_image(rec), maps, size, steps, instance_batch, dev)
-                with store.write_image(rec.id) as g:
-                    write_response_group(g, r["peaks"], maps)
-                n_done += 1
-                n_inst += len(maps)
-    emit({"output": str(output), "images": n_done, "instances": n_inst, "steps": steps, "encoder": ckpt["arch"],
-          "device": dev, "seconds": round(t.seconds, 3),
-          "seconds_per_instance": round(t.seconds / max(n_inst, 1), 4)})
+                yield r["peaks"], maps
+
+        run = run_per_image(output, "responses", m.images, write, classes=m.classes, params=params, dataset=m,
+                            inputs=[resp], compute=compute, shard=shard, keep=lambda rec: resp.has_image(rec.id),
+                            resume=resume, force=force, desc="icn")
+    emit({"output": str(output), "images": run.images, "instances": n_inst, "steps": steps, "encoder": ckpt["arch"],
+          "device": dev, "seconds": round(run.seconds, 3),
+          "seconds_per_instance": round(run.seconds / max(n_inst, 1), 4)})
