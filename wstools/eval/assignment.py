@@ -17,18 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..labels import label_of_best
+
 
 def true_labels(iou: np.ndarray, gt_labels: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """(P,) true label of each proposal from its (P, G) IoU with the ground truth (0 = noise)."""
-    iou = np.asarray(iou, dtype=np.float64)
-    gt_labels = np.asarray(gt_labels, dtype=np.int64).reshape(-1)
-    out = np.zeros(iou.shape[0], dtype=np.int64)
-    if iou.shape[0] == 0 or iou.shape[1] == 0:
-        return out
-    best = iou.argmax(axis=1)
-    hit = iou[np.arange(iou.shape[0]), best] >= threshold
-    out[hit] = gt_labels[best[hit]]
-    return out
+    return label_of_best(np.asarray(iou, dtype=np.float64), gt_labels, threshold)
 
 
 def coverage(iou: np.ndarray, gt_labels: np.ndarray, assigned: np.ndarray, threshold: float = 0.5):

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..labels import label_of_best
+
 SCORE_MAX = {"box-mean": 1.0, "mean+max": 2.0, "mask-mean": 1.0}
 
 
@@ -118,12 +120,4 @@ def proposal_probabilities(cams, labels, boxes, num_classes: int, *, method: str
 def pseudo_labels(R: np.ndarray, labels, eta: float = 0.75) -> np.ndarray:
     """LIID Eq. 3: (P,) pseudo label of each proposal from R (P, C) (mean + max of the CAM of
     class ``labels[c]`` in its box): 0 when every R < eta, else the label of the largest R."""
-    R = np.asarray(R, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    out = np.zeros(R.shape[0], dtype=np.int64)
-    if R.shape[0] == 0 or R.shape[1] == 0:
-        return out
-    best = R.argmax(axis=1)
-    keep = R.max(axis=1) >= eta
-    out[keep] = labels[best[keep]]
-    return out
+    return label_of_best(np.asarray(R, dtype=np.float32), labels, eta)
