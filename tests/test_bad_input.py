@@ -67,7 +67,7 @@ def test_every_float_flag_refuses_nan():
     """The check is on the command class, so no float flag of any command escapes it."""
     import click
 
-    from wstools.cli.common import _FiniteFloat
+    from wstools.cli.base import _FiniteFloat
     from wstools.cli.main import cli
 
     def walk(cmd):

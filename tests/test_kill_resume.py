@@ -148,7 +148,7 @@ def test_grow_survives_signal(grow_ref, tmp_path, sig, workers):
 
 SWALLOWED = """
 import os, signal, weakref
-from wstools.cli.common import _install_sigterm
+from wstools.cli.base import _install_sigterm
 from wstools.errors import Terminated, raise_if_terminated
 
 _install_sigterm()
@@ -213,7 +213,7 @@ def test_a_dead_worker_is_an_error_not_a_hang():
 
 def test_a_new_command_starts_without_an_earlier_termination():
     """In one process (a notebook, click's test runner) a command after a terminated one runs."""
-    from wstools.cli.common import _install_sigterm
+    from wstools.cli.base import _install_sigterm
     from wstools.errors import Terminated, note_termination, raise_if_terminated
 
     hook = sys.unraisablehook
