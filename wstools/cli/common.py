@@ -137,6 +137,16 @@ def check_provenance(store, source, force_mismatch: bool) -> dict:
     return result
 
 
+
+def check_same_manifest_or_warn(a, b, force_mismatch: bool) -> None:
+    """:func:`wstools.io.store.check_same_manifest` of two input stores; a forced mismatch is said
+    on stderr."""
+    from ..io.store import check_same_manifest
+
+    mismatch = check_same_manifest(a, b, force=force_mismatch)
+    if mismatch:
+        warn(f"{mismatch} (--force-mismatch: used anyway)")
+
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 workers_option = click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
                               help="Worker processes (0 = in the main process).")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from ..errors import InputError
-from .common import Timer, command, emit, force_mismatch_option, force_option, output_option, progress, warn
+from .common import (Timer, check_same_manifest_or_warn, command, emit, force_mismatch_option, force_option,
+                     output_option, progress)
 
 
 def proposal_masks(store, image_id, height, width):
@@ -18,6 +19,23 @@ def proposal_masks(store, image_id, height, width):
 
     stored = read_proposals_group(store.image(image_id), height, width, path=store.path, image_id=image_id)
     return stored["boxes"], stored["counts"], decode(stored["counts"], height, width)
+
+
+def responses_with_proposals(m, responses_path, proposals_path, force_mismatch: bool, desc: str):
+    """Open a responses and a proposals store of manifest ``m`` (same manifest, images in it) and
+    yield ``(record, responses, proposals store)`` for each image of ``m`` the responses store holds,
+    ``responses`` as :func:`wstools.io.responses.read_response_group` reads them."""
+    from ..io.responses import read_response_group
+    from ..io.store import open_store
+
+    with open_store(responses_path, "responses") as resp, open_store(proposals_path, "proposals") as props:
+        check_same_manifest_or_warn(resp, props, force_mismatch)
+        resp.check_images(m, require_all=False)
+        props.check_images(m, require_all=False)
+        for rec in progress(m.images, desc=desc):
+            if resp.has_image(rec.id):
+                yield rec, read_response_group(resp.image(rec.id), m.num_classes, path=responses_path,
+                                               image_id=rec.id), props
 
 
 def score_options(f):
@@ -100,8 +118,6 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
     """
     from ..io.atomic import check_output, write_json_atomic
     from ..io.dataset import load_manifest
-    from ..io.responses import read_response_group
-    from ..io.store import check_same_manifest, open_store
     from ..masks import encode
     from ..prm.matching import match_image, score_parameters
 
@@ -112,17 +128,8 @@ def match(manifest, responses_path, proposals_path, output, method, alpha, beta,
     cats = m.category_ids()
     results = []
     n_inst = n_images = 0
-    with Timer() as t, open_store(responses_path, "responses") as resp, \
-            open_store(proposals_path, "proposals") as props:
-        mismatch = check_same_manifest(resp, props, force=force_mismatch)
-        if mismatch:
-            warn(f"{mismatch} (--force-mismatch: used anyway)")
-        resp.check_images(m, require_all=False)
-        props.check_images(m, require_all=False)
-        for rec in progress(m.images, desc="match"):
-            if not resp.has_image(rec.id):
-                continue
-            r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
+    with Timer() as t:
+        for rec, r, props in responses_with_proposals(m, responses_path, proposals_path, force_mismatch, "match"):
             n_images += 1
             n_inst += len(r["peaks"])
             if len(r["peaks"]) == 0:

@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import command, emit, output_option, warn
+from ..common import check_same_manifest_or_warn, command, emit, output_option
 from ..stage import per_image_options, run_per_image
 from .common import crf_option, manifest_option, probs_from_group
 
@@ -46,15 +46,13 @@ def region(seeds_path, probs_path, output, theta_fg, theta_bg, grow_crf, use_crf
     """
     from ...io.dataset import load_manifest
     from ...io.labels import read_labels_group, write_labels_group
-    from ...io.store import check_same_manifest, open_store
+    from ...io.store import open_store
 
     seeds_store = open_store(seeds_path, "labels")
     probs_store = open_store(probs_path)
     classes = seeds_store.classes
     probs_store.check_classes(classes, seeds_path)
-    mismatch = check_same_manifest(seeds_store, probs_store, force=force_mismatch)
-    if mismatch:
-        warn(f"{mismatch} (--force-mismatch: used anyway)")
+    check_same_manifest_or_warn(seeds_store, probs_store, force_mismatch)
     ids = seeds_store.image_ids()
     if not ids:
         raise InputError("store holds no images", path=seeds_path)

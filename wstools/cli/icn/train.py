@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import command, force_mismatch_option, output_option, progress, resolve_device, warn
-from ..match import proposal_masks, score_options
+from ..common import command, force_mismatch_option, output_option, resolve_device
+from ..match import proposal_masks, responses_with_proposals, score_options
 from ..training import TrainingRun, run_training, training_options
 
 
@@ -58,8 +58,6 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
       ws icn infer data/toy/val.json --responses prm_val.h5 --model icn.pt -o enhanced_val.h5
     """
     from ...io.dataset import load_manifest
-    from ...io.responses import read_response_group
-    from ...io.store import check_same_manifest, open_store
     from ...masks import encode
     from ...prm.icn import ICN, collate_icn, icn_optimizer, icn_schedule, icn_step
     from ...prm.matching import pseudo_label, score_parameters
@@ -77,28 +75,20 @@ def train(manifest, responses_path, proposals_path, output, encoder, top_k, alph
     kw = score_parameters("rebalanced", alpha, beta, gamma, bin_threshold, contour_width, bg_dilation, contour_mode,
                           binary)
     samples, skipped = [], 0
-    with open_store(responses_path, "responses") as resp, open_store(proposals_path, "proposals") as props:
-        mismatch = check_same_manifest(resp, props, force=force_mismatch)
-        if mismatch:
-            warn(f"{mismatch} (--force-mismatch: used anyway)")
-        resp.check_images(m, require_all=False)
-        props.check_images(m, require_all=False)
-        for rec in progress(m.images, desc="pseudo labels"):
-            if not resp.has_image(rec.id):
-                continue
-            r = read_response_group(resp.image(rec.id), m.num_classes, path=responses_path, image_id=rec.id)
-            if len(r["peaks"]) == 0:
-                continue
-            if not props.has_image(rec.id):
-                skipped += len(r["peaks"])
-                continue
-            _, _, masks = proposal_masks(props, rec.id, rec.height, rec.width)
-            for k, v in enumerate(r["maps"]):
-                target = pseudo_label(v, masks, top_k, **kw)
-                if target.any():
-                    samples.append((rec, k, encode(target)[0]))
-                else:
-                    skipped += 1
+    for rec, r, props in responses_with_proposals(m, responses_path, proposals_path, force_mismatch,
+                                                  "pseudo labels"):
+        if len(r["peaks"]) == 0:
+            continue
+        if not props.has_image(rec.id):
+            skipped += len(r["peaks"])
+            continue
+        _, _, masks = proposal_masks(props, rec.id, rec.height, rec.width)
+        for k, v in enumerate(r["maps"]):
+            target = pseudo_label(v, masks, top_k, **kw)
+            if target.any():
+                samples.append((rec, k, encode(target)[0]))
+            else:
+                skipped += 1
     if not samples:
         raise InputError("no instance with a pseudo label: nothing to train on (no peaks or no proposals?)",
                          path=responses_path)
