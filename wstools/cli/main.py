@@ -9,32 +9,29 @@ import click
 from .. import __version__
 from .common import WsGroup
 
-# name -> (module, attribute, one-line help). Only commands that work are listed.
+# name -> one-line help; the command is the function `name` (dashes as underscores) of the module
+# wstools.cli.<name> (ATTRIBUTES where it is not). Only commands that work are listed.
 COMMANDS = {
-    "toy": ("wstools.cli.toy", "toy", "Write a synthetic weakly-labelled dataset (images, GT, manifests)."),
-    "dataset": ("wstools.cli.dataset", "dataset", "Import VOC / COCO / folder datasets into manifests; check one."),
-    "info": ("wstools.cli.info", "info", "Describe any manifest or store: kind, provenance, contents."),
-    "propose": ("wstools.cli.propose", "propose",
-                "Class-agnostic segment proposals with masks: hierarchy / saliency / import."),
-    "eval": ("wstools.cli.eval", "eval_group", "Score predictions against ground truth: mIoU, AP, proposals, CAMs, assignment."),
-    "graph": ("wstools.cli.graph", "graph", "Dataset-level kNN similarity graph of proposal features."),
-    "cut": ("wstools.cli.cut", "cut", "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention."),
-    "cam": ("wstools.cli.cam", "cam", "Train the multi-label classifier; write class activation maps; import IRN CAMs."),
-    "features": ("wstools.cli.features", "features",
-                 "Per-proposal probabilities + semantic features: CAMs + classifier, or LIID's MIL network."),
-    "merge": ("wstools.cli.merge", "merge", "Join shards of a per-image store (written with --shard I/N)."),
-    "train-seg": ("wstools.cli.train_seg", "train_seg",
-                  "Train DeepLab / Mask R-CNN on pseudo labels (DSRG growing, seeding + boundary losses)."),
-    "predict": ("wstools.cli.predict", "predict",
-                "Semantic labels (+ probabilities) or instance results of a trained train-seg network."),
-    "icn": ("wstools.cli.icn", "icn", "Train / apply the ICN enhancer of peak response maps (Huang et al. 2021)."),
-    "match": ("wstools.cli.match", "match", "Instance masks: match response maps to proposals (Eq. 5), NMS, COCO results."),
-    "export-coco": ("wstools.cli.export_coco", "export_coco", "Pseudo labels out: COCO instances JSON (RLE) or VOC PNGs."),
-    "grow": ("wstools.cli.grow", "grow", "Pixel pseudo labels: CAM seed cues, snapping, DSRG region growing, dense CRF."),
-    "oracle": ("wstools.cli.oracle", "oracle",
-               "Perfect inputs from ground truth (oracle CAMs, oracle assignment): method or inputs?"),
-    "viz": ("wstools.cli.viz", "viz", "Draw a manifest's GT or a proposals / cams / labels store over its images."),
+    "toy": "Write a synthetic weakly-labelled dataset (images, GT, manifests).",
+    "dataset": "Import VOC / COCO / folder datasets into manifests; check one.",
+    "info": "Describe any manifest or store: kind, provenance, contents.",
+    "propose": "Class-agnostic segment proposals with masks: hierarchy / saliency / import.",
+    "eval": "Score predictions against ground truth: mIoU, AP, proposals, CAMs, assignment.",
+    "graph": "Dataset-level kNN similarity graph of proposal features.",
+    "cut": "Assign labels to proposals: multi-way cut, Fan et al. Eq. 8, attention.",
+    "cam": "Train the multi-label classifier; write class activation maps; import IRN CAMs.",
+    "features": "Per-proposal probabilities + semantic features: CAMs + classifier, or LIID's MIL network.",
+    "merge": "Join shards of a per-image store (written with --shard I/N).",
+    "train-seg": "Train DeepLab / Mask R-CNN on pseudo labels (DSRG growing, seeding + boundary losses).",
+    "predict": "Semantic labels (+ probabilities) or instance results of a trained train-seg network.",
+    "icn": "Train / apply the ICN enhancer of peak response maps (Huang et al. 2021).",
+    "match": "Instance masks: match response maps to proposals (Eq. 5), NMS, COCO results.",
+    "export-coco": "Pseudo labels out: COCO instances JSON (RLE) or VOC PNGs.",
+    "grow": "Pixel pseudo labels: CAM seed cues, snapping, DSRG region growing, dense CRF.",
+    "oracle": "Perfect inputs from ground truth (oracle CAMs, oracle assignment): method or inputs?",
+    "viz": "Draw a manifest's GT or a proposals / cams / labels store over its images.",
 }
+ATTRIBUTES = {"eval": "eval_group"}
 
 
 class LazyGroup(WsGroup):
@@ -46,11 +43,11 @@ class LazyGroup(WsGroup):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)
+        module = "wstools.cli." + name.replace("-", "_")
+        return getattr(importlib.import_module(module), ATTRIBUTES.get(name, name.replace("-", "_")))
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
