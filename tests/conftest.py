@@ -87,6 +87,17 @@ def assert_bad_input(result: WsResult, *fragments):
         assert any(str(frag) in line for line in errors), (frag, result.stderr)
 
 
+KINDS = ("unit", "cli", "e2e")      # the markers of pyproject.toml; each test module sets one (pytestmark)
+
+
+def pytest_collection_modifyitems(items):
+    """A module without a kind marker is ``cli`` if it runs ws commands (names a runner), else ``unit``."""
+    for item in items:
+        if not any(item.get_closest_marker(k) for k in KINDS):
+            source = Path(str(item.fspath)).read_text()
+            item.add_marker("cli" if "run_ws" in source else "unit")
+
+
 @pytest.fixture(scope="session")
 def toy_dir(tmp_path_factory) -> Path:
     """A small toy dataset: 24 train and 8 val images of 64 px, 5 classes (read-only: do not modify)."""

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import assert_bad_input, run_ws_inproc
 
+pytestmark = pytest.mark.cli
+
 
 def _one_line(result):
     lines = [line for line in result.stderr.splitlines() if line.strip()]

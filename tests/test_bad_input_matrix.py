@@ -23,6 +23,8 @@ import pytest
 
 from conftest import run_ws_inproc
 
+pytestmark = pytest.mark.cli
+
 T = ["--threads", "1", "--device", "cpu"]
 TRAIN_CAM = ["--arch", "tiny", "--stride", "8", "--crop", "64", "--epochs", "1", "--batch-size", "8", *T]
 TRAIN_ICN = ["--encoder", "tiny", "--size", "32", "--epochs", "1", "--batch-size", "8", *T]

@@ -12,6 +12,8 @@ import torch
 
 from conftest import assert_bad_input, run_ws
 
+pytestmark = pytest.mark.cli
+
 FAST = ["--arch", "tiny", "--crop", "64", "--epochs", "1", "--batch-size", "8", "--lr", "0.01"]
 
 

@@ -20,6 +20,8 @@ from wstools.io.cams import read_irn_npy
 from wstools.nn import build_backbone, load_weights
 from wstools.io.checkpoint import read_state_dict
 
+pytestmark = pytest.mark.unit
+
 
 def _ap_brute(scores, targets):
     precisions = []

@@ -18,6 +18,8 @@ from wstools.io.flat import write_features
 from wstools.io.store import create_store
 from wstools.toy.features import make_features
 
+pytestmark = pytest.mark.cli
+
 
 @st.composite
 def problems(draw):

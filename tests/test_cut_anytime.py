@@ -20,6 +20,8 @@ from wstools.io.flat import write_features
 from wstools.io.store import create_store
 from wstools.toy.features import make_features
 
+pytestmark = pytest.mark.cli
+
 HARD = dict(tag_mix=(0.0, 0.5, 0.5), confidence=0.3, sharpness=1.0, spread=1.5, ambiguous=0.5)
 
 

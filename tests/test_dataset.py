@@ -14,6 +14,8 @@ from wstools.io.importers import VOC_CLASSES
 
 from conftest import assert_bad_input, run_ws, run_ws_inproc
 
+pytestmark = pytest.mark.cli
+
 
 def _jpeg(path, w, h, seed=0):
     rng = np.random.default_rng(seed)

@@ -13,6 +13,8 @@ from wstools.eval.assignment import assignment_scores, coverage, true_labels
 from wstools.eval.cams import average_precision, threshold_confusions
 from wstools.io.dataset import load_semantic
 
+pytestmark = pytest.mark.cli
+
 
 def test_threshold_sweep_hand_case():
     gt = np.array([[0, 1, 1, 2]], np.uint8)

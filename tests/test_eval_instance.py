@@ -14,6 +14,8 @@ from conftest import assert_bad_input, run_ws
 from eval_stores import gt_instance_masks, load_manifest, rect_mask
 from wstools.eval.instance import InstanceEvaluator, voc_ap
 
+pytestmark = pytest.mark.cli
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 

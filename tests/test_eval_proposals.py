@@ -13,6 +13,8 @@ from conftest import assert_bad_input, run_ws
 from eval_stores import gt_instance_masks, load_manifest, rect_mask, write_proposals
 from wstools.eval.proposals import best_overlaps, evaluate_proposals, summarize_overlaps
 
+pytestmark = pytest.mark.cli
+
 
 def test_hand_computed_abo_and_recall():
     h = w = 10

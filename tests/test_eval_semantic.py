@@ -16,6 +16,8 @@ from wstools.eval.semantic import confusion, scores
 from wstools.io.dataset import load_semantic
 from wstools.io.images import write_label_png
 
+pytestmark = pytest.mark.cli
+
 
 def test_hand_computed_confusion_and_scores():
     gt = np.array([[0, 0, 1], [1, 2, 255]], np.uint8)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ["cam", "fan", "liid", "prm", "sun", "dsrg", "full"]
 # what each recipe must report (benchmarks/results.py row keys)

@@ -9,6 +9,8 @@ from conftest import assert_bad_input, run_ws
 from eval_stores import gt_instance_masks, load_manifest, write_assignment, write_labels, write_proposals
 from wstools.io.images import read_label_png
 
+pytestmark = pytest.mark.cli
+
 
 @pytest.fixture(scope="module")
 def setup(toy_dir, tmp_path_factory):

@@ -17,6 +17,8 @@ from wstools.features.roi import roi_features
 
 from conftest import assert_bad_input, run_ws_inproc as run_ws
 
+pytestmark = pytest.mark.cli
+
 T = ("--threads", "1")
 
 

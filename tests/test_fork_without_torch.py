@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.cli
+
 SPY = r"""
 import json, sys
 import wstools.parallel as parallel

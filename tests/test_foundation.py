@@ -19,6 +19,8 @@ import pytest
 from conftest import assert_bad_input, run_ws_inproc as ws
 from tiny_foundation import need_transformers, write_pickle_bomb, write_tiny_clip, write_tiny_sam
 
+pytestmark = pytest.mark.cli
+
 T = ["--threads", "1", "--device", "cpu"]
 TRAIN_CAM = ["--arch", "tiny", "--stride", "8", "--crop", "64", "--epochs", "1", "--batch-size", "8", *T]
 SAM_FAST = ["--points-per-side", "8", "--box-nms", "1", "--top", "12", "--device", "cpu"]

@@ -9,6 +9,8 @@ from hypothesis import given, settings, strategies as st
 from wstools.grow import (cam_seeds, fuse_seeds, seeded_region_growing, snap_to_superpixels, background_mask)
 from wstools.grow.crf import dense_crf, require_crf
 
+pytestmark = pytest.mark.unit
+
 
 def bfs_reference(probs, seeds, present, theta_fg=0.85, theta_bg=0.99):
     """Per-pixel breadth-first DSRG growth (the reference), written from the released layer's

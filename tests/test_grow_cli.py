@@ -14,6 +14,8 @@ from wstools.io.dataset import load_manifest
 from wstools.io.labels import read_labels_group
 from wstools.io.store import open_store
 
+pytestmark = pytest.mark.cli
+
 
 @pytest.fixture(scope="module")
 def cams(toy_dir, tmp_path_factory):

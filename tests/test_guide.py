@@ -10,8 +10,11 @@ import shlex
 
 import click
 import numpy as np
+import pytest
 
 from conftest import REPO, run_ws
+
+pytestmark = pytest.mark.e2e
 
 README = (REPO / "README.md").read_text()
 ENV = {"OMP_NUM_THREADS": "1"}

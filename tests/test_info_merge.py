@@ -11,6 +11,8 @@ from wstools.io.store import create_store, write_rles
 
 from conftest import assert_bad_input, run_ws
 
+pytestmark = pytest.mark.cli
+
 
 def _proposal_shard(path, manifest, shard, classes=None, params=None):
     i, n = shard

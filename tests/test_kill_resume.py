@@ -17,6 +17,8 @@ import pytest
 from conftest import REPO, _ws_executable, run_ws
 from wstools.io.toy import write_dataset
 
+pytestmark = pytest.mark.e2e
+
 ENV = {"OMP_NUM_THREADS": "1"}
 
 

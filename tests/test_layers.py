@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 PKG = Path(__file__).resolve().parents[1] / "wstools"
 ALGORITHMS = ("cam", "cut", "eval", "features", "graph", "grow", "nn", "prm", "proposals", "seg", "toy", "train",
               "viz")

@@ -10,6 +10,8 @@ import pytest
 from conftest import assert_bad_input, run_ws_inproc as ws
 from wstools.eval.oracle import oracle_assignment, oracle_cams
 
+pytestmark = pytest.mark.cli
+
 
 def test_oracle_cams_hand_computed():
     sem = np.zeros((5, 6), np.uint8)

@@ -23,6 +23,8 @@ from wstools.cut.oracle import kept_instances, oracle_probabilities
 from wstools.features.quality import auc, true_label_auc
 from wstools.graph import knn, knn_graph
 
+pytestmark = pytest.mark.cli
+
 T = ("--threads", "1")
 # LIID Sect. 5.3: "many small disconnected components". The bound for the default LIID graph (2
 # neighbours, degree-bounded) on toy features; measured: largest 14-25 of 835-1200 proposals

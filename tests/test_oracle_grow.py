@@ -10,6 +10,8 @@ from wstools.eval.semantic import confusion, scores
 from wstools.grow import cue_map, seeded_region_growing
 from wstools.io.dataset import load_manifest, load_semantic
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def toy(toy_dir):

@@ -19,6 +19,8 @@ from wstools.masks import encode
 from wstools.prm.matching import match_image, plain_scores, rebalanced_scores
 from wstools.prm.peaks import find_peaks
 
+pytestmark = pytest.mark.cli
+
 
 def _blobs(h, w, centres, amplitudes, s=1.0):
     yy, xx = np.mgrid[:h, :w]

@@ -4,6 +4,7 @@ with void borders, stores opened from another folder, checkpoints in `ws info` (
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from wstools.io.dataset import load_manifest
@@ -11,6 +12,8 @@ from wstools.io.images import write_label_png
 from wstools.io.proposal_files import read_instance_png
 
 from conftest import assert_bad_input, run_ws_inproc
+
+pytestmark = pytest.mark.cli
 
 
 def _photo(path, w, h, seed=0):

@@ -4,6 +4,7 @@ Each stage reads the previous stage's file, exactly as a shell script chains the
 """
 
 import numpy as np
+import pytest
 
 from wstools.eval.assignment import true_labels
 from wstools import masks as mask_io
@@ -12,6 +13,8 @@ from wstools.io.flat import write_features
 from wstools.io.store import create_store, open_store, read_rles
 
 from conftest import run_ws
+
+pytestmark = pytest.mark.e2e
 
 
 def _user_features(manifest, proposals_path, out, rng):

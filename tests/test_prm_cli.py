@@ -11,6 +11,8 @@ import pytest
 
 from conftest import assert_bad_input, run_ws
 
+pytestmark = pytest.mark.cli
+
 T = ["--threads", "1", "--device", "cpu"]
 
 

@@ -13,6 +13,8 @@ from wstools.prm.matching import (background, contour, inner_contour, map_contou
 from wstools.prm.peaks import cells_to_pixels, find_peaks, peak_map
 from wstools.prm.response import normalize_maps, peak_response_maps
 
+pytestmark = pytest.mark.unit
+
 
 def _blob(h, w, cy, cx, s=1.0, a=1.0):
     yy, xx = np.mgrid[:h, :w]

@@ -19,6 +19,8 @@ from wstools.proposals.hierarchy import (greedy_grouping, hierarchy_candidates, 
                                          region_adjacency, region_boxes)
 from wstools.proposals.saliency import saliency_proposals
 
+pytestmark = pytest.mark.cli
+
 
 # grouping ---------------------------------------------------------------------------------------
 

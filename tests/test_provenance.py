@@ -13,6 +13,8 @@ from conftest import assert_bad_input, run_ws_inproc
 from eval_stores import gt_instance_masks, load_manifest, write_assignment, write_proposals
 from wstools.io.store import create_store, image_key, open_store
 
+pytestmark = pytest.mark.cli
+
 
 def _set_inputs(path, stores):
     with h5py.File(path, "r+") as f:

@@ -3,7 +3,11 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from wstools.cli.manpages import generate
+
+pytestmark = pytest.mark.cli
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,6 +13,8 @@ from conftest import assert_bad_input, run_ws_inproc
 from eval_stores import gt_instance_masks, load_manifest, write_assignment, write_proposals
 from wstools.masks import InvalidRLE, check_rles, encode, rle_problem, rle_runs
 
+pytestmark = pytest.mark.cli
+
 
 def _reference_runs(s: bytes) -> list:
     """pycocotools' rleFrString, transcribed loop for loop (the trusted oracle)."""

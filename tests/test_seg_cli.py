@@ -12,6 +12,8 @@ import torch
 
 from conftest import assert_bad_input, run_ws
 
+pytestmark = pytest.mark.cli
+
 TINY = ["--arch", "tiny", "--optimizer", "adam", "--lr", "0.003", "--crop", "64", "--scales", "1,1",
         "--loss-at", "input", "--batch-size", "8", "--device", "cpu", "--threads", "1"]
 MRCNN = ["--task", "instance", "--arch", "maskrcnn_tiny", "--min-size", "64", "--max-size", "64", "--optimizer",

@@ -19,6 +19,8 @@ from wstools.seg.models import build_instance, build_semantic, load_backbone
 from wstools.seg.semantic import (amend, match_resolution, predict_probs, present_labels, refine, restrict_to_present,
                                   semantic_confusion, semantic_step)
 
+pytestmark = pytest.mark.unit
+
 LN3 = math.log(3.0)
 
 

@@ -11,6 +11,8 @@ from wstools.io.dataset import load_manifest
 from wstools.cli.stage import parse_shard, shard_items
 from wstools.io.store import create_store, image_id_of, image_key, merge_stores, open_store, read_rles, write_rles
 
+pytestmark = pytest.mark.unit
+
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 5), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2 ** 31 - 1))

@@ -11,6 +11,8 @@ from wstools.toy import FAMILIES, make_image
 
 from conftest import assert_bad_input, run_ws
 
+pytestmark = pytest.mark.cli
+
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 8), size=st.sampled_from([48, 64, 96]))

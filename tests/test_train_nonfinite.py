@@ -9,6 +9,8 @@ import torch
 from conftest import run_ws_inproc
 from wstools.train.loop import NonFiniteTraining, fit, make_optimizer
 
+pytestmark = pytest.mark.cli
+
 
 class _Points(torch.utils.data.Dataset):
     def __len__(self):

@@ -11,6 +11,8 @@ from wstools.viz import overlay_heatmap, overlay_labels, overlay_masks, tile
 
 from conftest import assert_bad_input, run_ws, run_ws_inproc
 
+pytestmark = pytest.mark.cli
+
 
 def test_overlays_change_only_what_they_draw():
     image = np.full((20, 30, 3), 100, np.uint8)
