@@ -1,11 +1,16 @@
-"""Shared fixtures: tiny toy datasets and a runner for the installed ``ws`` entry point."""
+"""Shared fixtures: tiny toy datasets and the ``ws`` runners (in this process, or the installed entry point)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
-import subprocess
+import subprocess as subprocess_module
+import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class WsResult:
-    def __init__(self, proc: subprocess.CompletedProcess):
+    def __init__(self, proc):
         self.returncode = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
@@ -37,16 +42,41 @@ def _ws_executable():
     return exe
 
 
-def run_ws(*args, cwd=None, expect=0, input=None, env=None) -> WsResult:
-    """Run ``ws ARGS...`` through the installed entry point; assert the exit code ``expect``."""
+def _forks(args) -> bool:
+    """Whether ``ws ARGS`` would fork worker processes (``--workers N``, N > 0: a pool or DataLoader
+    workers). Forking the test session, which holds the threads of earlier in-process commands,
+    can deadlock the child, so such a command runs in its own process."""
+    args = [str(a) for a in args]
+    for i, a in enumerate(args):
+        value = a.split("=", 1)[1] if a.startswith("--workers=") else \
+            (args[i + 1] if a == "--workers" and i + 1 < len(args) else None)
+        if value is not None and value.strip() not in ("0", ""):
+            return True
+    return False
+
+
+def run_ws(*args, cwd=None, expect=0, input=None, env=None, subprocess=False) -> WsResult:
+    """``ws ARGS...``; assert the exit code ``expect`` (``None``: any).
+
+    In this process (:func:`run_ws_inproc`) unless the process itself is under test or cannot be
+    reproduced here: ``subprocess=True`` (the installed entry point, its exit status), ``env``
+    (variables a fresh interpreter reads at start, e.g. ``OMP_NUM_THREADS``), or a command that
+    forks workers (:func:`_forks`). Signal and kill tests use :func:`run_ws_subprocess` or Popen."""
+    if subprocess or env is not None or _forks(args):
+        return run_ws_subprocess(*args, cwd=cwd, expect=expect, input=input, env=env)
+    return run_ws_inproc(*args, cwd=cwd, expect=expect, input=input)
+
+
+def run_ws_subprocess(*args, cwd=None, expect=0, input=None, env=None) -> WsResult:
+    """Run ``ws ARGS...`` through the installed entry point in a new process; assert the exit code ``expect``."""
     full_env = dict(os.environ)
     # the package under test, even when the installed entry point belongs to another checkout
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.pop("WS_DEBUG", None)
     if env:
         full_env.update(env)
-    proc = subprocess.run([_ws_executable(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          input=input, env=full_env, timeout=900)
+    proc = subprocess_module.run([_ws_executable(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                                 input=input, env=full_env, timeout=900)
     result = WsResult(proc)
     if expect is not None:
         assert proc.returncode == expect, result
@@ -58,20 +88,83 @@ class _Proc:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def run_ws_inproc(*args, expect=0) -> WsResult:
-    """``ws ARGS`` in this process (click's runner), same contract as :func:`run_ws`: torch is
-    imported once per test process, which keeps CLI tests fast where a subprocess proves nothing extra."""
+# the warning filters of a fresh interpreter (python -c "import warnings; print(warnings.filters)"),
+# which the entry point runs under; pytest's own filters would hide warnings a user sees
+_FRESH_FILTERS = [("default", DeprecationWarning, "__main__"), ("ignore", DeprecationWarning, ""),
+                  ("ignore", PendingDeprecationWarning, ""), ("ignore", ImportWarning, ""),
+                  ("ignore", ResourceWarning, "")]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def _fd_output(fd: int):
+    """What C code writes to file descriptor ``fd`` meanwhile (libpng, OpenCV, HDF5 diagnostics):
+    a process's stderr holds it, click's runner sees only Python's ``sys.stderr``."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        box = []
+        try:
+            yield box
+        finally:
+            try:
+                ctypes.CDLL(None).fflush(None)      # C stdio buffers into the file before it is read
+            except (OSError, AttributeError):
+                pass
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            box.append(tmp.read().decode("utf-8", "replace"))
+
+
+def run_ws_inproc(*args, cwd=None, expect=0, input=None) -> WsResult:
+    """``ws ARGS`` in this process (click's runner), same contract as :func:`run_ws_subprocess`:
+    torch is imported once per test process, which keeps CLI tests fast where a subprocess proves
+    nothing extra. What a process would have to itself is set up and put back: ``sys.argv`` (the
+    command line a store records), the working folder, no ``WS_DEBUG``, the warning filters of a
+    fresh interpreter with warnings on stderr, C-level output on stderr/stdout, and the state a
+    command leaves (``--quiet``, ``--threads``'s torch thread count, the SIGTERM handler). An
+    exception that escapes the command is a traceback on stderr and exit 1, as the entry point's."""
+    import signal
     import traceback
 
     from click.testing import CliRunner
 
+    from wstools.cli import common
     from wstools.cli.main import cli
 
-    r = CliRunner().invoke(cli, [str(a) for a in args])
-    err = r.stderr
+    args = [str(a) for a in args]
+    if "--threads" in args or any(a.startswith("--threads=") for a in args):
+        import torch  # noqa: F401  (recorded below, set back after the command)
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    argv, here, sigterm = sys.argv, os.getcwd(), signal.getsignal(signal.SIGTERM)
+    try:
+        sys.argv = ["ws", *args]
+        if cwd is not None:
+            os.chdir(cwd)
+        with warnings.catch_warnings(), _fd_output(2) as c_err, _fd_output(1) as c_out:
+            warnings.resetwarnings()
+            for action, category, module in reversed(_FRESH_FILTERS):
+                warnings.filterwarnings(action, category=category, module=module)
+            warnings.showwarning = _show_warning
+            r = CliRunner().invoke(cli, args, input=input, env={"WS_DEBUG": None})
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+        common._STATE["quiet"] = False
+        signal.signal(signal.SIGTERM, sigterm)
+        torch = sys.modules.get("torch")
+        if torch is not None and threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    out, err = r.stdout + c_out[0], r.stderr + c_err[0]
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         err += "".join(traceback.format_exception(r.exception))
-    result = WsResult(_Proc(r.exit_code, r.stdout, err))
+    result = WsResult(_Proc(r.exit_code, out, err))
     if expect is not None:
         assert result.returncode == expect, result
     return result

@@ -1,4 +1,4 @@
-"""``ws cam train|infer|import`` through the installed entry point, on tiny toy data."""
+"""``ws cam train|infer|import`` through the command line (conftest.run_ws), on tiny toy data."""
 
 from __future__ import annotations
 

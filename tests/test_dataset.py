@@ -197,12 +197,15 @@ def _edit(toy_copy, fn):
 
 
 def test_check_ok(toy_dir):
-    s = run_ws("dataset", "check", toy_dir / "train.json").json
+    # through the installed entry point: exit 0 and the JSON summary on a process's stdout
+    s = run_ws("dataset", "check", toy_dir / "train.json", subprocess=True).json
     assert s == {"manifest": str(toy_dir / "train.json"), "images": 24, "problems": 0, "ok": True}
 
 
 def test_missing_manifest(tmp_path):
-    assert_bad_input(run_ws("dataset", "check", tmp_path / "nope.json", expect=2), "nope.json", "does not exist")
+    # the entry point's exit 2 and one line on a process's stderr
+    assert_bad_input(run_ws("dataset", "check", tmp_path / "nope.json", expect=2, subprocess=True), "nope.json",
+                     "does not exist")
     assert_bad_input(run_ws("info", tmp_path / "nope.json", expect=2), "does not exist")
 
 

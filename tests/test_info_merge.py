@@ -1,4 +1,4 @@
-"""``ws info`` and ``ws merge`` through the entry point, with their bad inputs."""
+"""``ws info`` and ``ws merge`` through the command line (conftest.run_ws), with their bad inputs."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""End-to-end smoke runs of the pipelines on tiny toy data, through the installed entry point.
+"""End-to-end smoke runs of the pipelines on tiny toy data, through the command line (conftest.run_ws).
 
 Each stage reads the previous stage's file, exactly as a shell script chains them.
 """

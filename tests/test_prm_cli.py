@@ -1,5 +1,5 @@
-"""``ws cam peaks``, ``ws icn train|infer`` and ``ws match`` through the entry point, on tiny toy data,
-down to ``ws eval instance``; one test per listed bad input."""
+"""``ws cam peaks``, ``ws icn train|infer`` and ``ws match`` through the command line (conftest.run_ws),
+on tiny toy data, down to ``ws eval instance``; one test per listed bad input."""
 
 from __future__ import annotations
 
