@@ -66,6 +66,10 @@ if [[ $SEEDS == *,* ]]; then
 fi
 SEED=$SEEDS
 mkdir -p "$OUT"
+# run.json and results.md mark a finished run (written last); run.json records the code's hash
+# (benchmarks/results.py --source-hash) and the arguments: tests/test_examples.py reuses such a run
+rm -f "$OUT/run.json" "$OUT/results.md"
+SOURCE=$(python "$(dirname "$0")/benchmarks/results.py" --source-hash)
 for r in common "${RECIPES[@]}"; do rm -f "$OUT/$r/times.tsv"; mkdir -p "$OUT/$r"; done
 
 # Sizes. default: the README's main job (minutes on 2 CPU cores); full: the README's results table;
@@ -370,6 +374,15 @@ RESULTS=("$OUT/results.md")
 printf '{"caption": "bash examples.sh%s: %s train / %s val toy images of %s px, %s classifier images, seg %s epochs, instance network %s, MIL %s (at least %s steps), ICN %s; device %s", "seed": %s}\n' \
     "$([ "$SIZE_PROFILE" = default ] || echo " --$SIZE_PROFILE")" "$NTRAIN" "$NVAL" "$SIZE" "$NCAM" "$SEG_EPOCHS" \
     "$MRCNN_EPOCHS" "$MIL_EPOCHS" "$MIL_STEPS" "$ICN_EPOCHS" "$DEVICE" "$SEED" > "$OUT/run.json"
+# the code changed while it ran: no hash (a run of mixed code is reused by nothing)
+[ "$(python "$(dirname "$0")/benchmarks/results.py" --source-hash)" = "$SOURCE" ] || SOURCE=""
+python - "$OUT/run.json" "$SOURCE" "${ARGS[@]}" <<'PY'
+import json, sys
+path, source, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+run = json.load(open(path))
+run.update(source=source or None, args=args)
+open(path, "w").write(json.dumps(run) + "\n")
+PY
 [ -n "$DATA" ] && printf '{"caption": "bash examples.sh --data %s", "seed": %s}\n' "$DATA" "$SEED" > "$OUT/run.json"
 for r in "${RESULTS[@]}"; do python "$(dirname "$0")/benchmarks/results.py" "$OUT" -o "$r" > /dev/null; done
 cat "$OUT/results.md"

@@ -32,10 +32,13 @@ that exists but is not a number makes the script fail, so a broken stage never h
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import statistics
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 RECIPES = [
     ("cam", "CAM only (threshold the CAMs; val: with its tags)"),
@@ -263,11 +266,38 @@ def report(folders: list[Path]) -> str:
     return text
 
 
+def source_hash(root: Path = REPO) -> str:
+    """A hash of the code a run of examples.sh is made by: every file of the ``wstools`` package
+    this Python imports (the one ``ws`` runs; caches aside), and ``examples.sh``,
+    ``benchmarks/*.py`` and ``pyproject.toml`` of ``root``, as they are on disk. examples.sh
+    records it in ``run.json``; tests/test_examples.py reuses a finished run whose hash is its
+    own instead of running the recipes again."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("wstools")
+    package = Path(spec.origin).parent if spec is not None and spec.origin else root / "wstools"
+    files = [("wstools/" + p.relative_to(package).as_posix(), p) for p in package.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    files += [(p.relative_to(root).as_posix(), p) for p in
+              [*(root / "benchmarks").glob("*.py"), root / "examples.sh", root / "pyproject.toml"]]
+    h = hashlib.sha256()
+    for name, p in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path, nargs="+", help="the work folder(s) of examples.sh, one per seed")
+    ap.add_argument("out", type=Path, nargs="*", help="the work folder(s) of examples.sh, one per seed")
     ap.add_argument("-o", "--output", type=Path, default=None, help="write the tables here (markdown)")
+    ap.add_argument("--source-hash", action="store_true",
+                    help="print the hash of the code examples.sh runs (recorded in run.json) and exit")
     a = ap.parse_args()
+    if a.source_hash:
+        print(source_hash())
+        return
+    if not a.out:
+        ap.error("give the work folder(s) of examples.sh")
     for f in a.out:
         if not f.is_dir():
             raise SystemExit(f"{f}: not a folder")
