@@ -14,10 +14,17 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from wstools.io.toy import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+# One torch thread in the test process, which runs most commands (run_ws_inproc) on tiny inputs:
+# on a loaded 2-core machine two threads made them 2-12 times slower (OpenMP waits for a thread
+# whose core is busy), e.g. a tiny SAM over 8 images 52 s against 4 s. A test's --threads is
+# honoured and put back afterwards; a command in its own process keeps torch's default.
+torch.set_num_threads(1)
 
 
 class WsResult:
@@ -138,10 +145,7 @@ def run_ws_inproc(*args, cwd=None, expect=0, input=None) -> WsResult:
     from wstools.cli.main import cli
 
     args = [str(a) for a in args]
-    if "--threads" in args or any(a.startswith("--threads=") for a in args):
-        import torch  # noqa: F401  (recorded below, set back after the command)
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch is not None else None
+    threads = torch.get_num_threads()
     argv, here, sigterm = sys.argv, os.getcwd(), signal.getsignal(signal.SIGTERM)
     try:
         sys.argv = ["ws", *args]
@@ -158,8 +162,7 @@ def run_ws_inproc(*args, cwd=None, expect=0, input=None) -> WsResult:
         os.chdir(here)
         common._STATE["quiet"] = False
         signal.signal(signal.SIGTERM, sigterm)
-        torch = sys.modules.get("torch")
-        if torch is not None and threads is not None and torch.get_num_threads() != threads:
+        if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
     out, err = r.stdout + c_out[0], r.stderr + c_err[0]
     if r.exception is not None and not isinstance(r.exception, SystemExit):
