@@ -159,7 +159,8 @@ def run_ws_inproc(*args, cwd=None, expect=0, input=None) -> WsResult:
             r = CliRunner().invoke(cli, args, input=input, env={"WS_DEBUG": None})
     finally:
         sys.argv = argv
-        os.chdir(here)
+        if os.getcwd() != here:   # only when it moved: an unprivileged caller may not enter `here` again
+            os.chdir(here)
         common._STATE["quiet"] = False
         signal.signal(signal.SIGTERM, sigterm)
         if torch.get_num_threads() != threads:

@@ -414,6 +414,14 @@ def _unprivileged():
     if os.geteuid() != 0:
         yield
         return
+    # the commands run in this process and import their modules when run; `nobody` may not read
+    # a checkout inside a private folder (a fresh CI clone), so import them all as root first
+    import importlib
+    import pkgutil
+
+    import wstools.cli
+    for module in pkgutil.walk_packages(wstools.cli.__path__, "wstools.cli."):
+        importlib.import_module(module.name)
     os.setegid(65534)
     os.seteuid(65534)
     try:
