@@ -47,6 +47,12 @@ def _check_size(arr, rec, what, file):
                          path=file, image_id=rec.id)
 
 
+def _gt_instances_panel(m, rec, d):
+    gt = load_instances(m, rec)
+    names = [m.classes[int(lab) - 1] for lab in gt.labels]
+    return d.instances(gt.masks(), names, f"GT {plural(len(gt.labels), 'instance')}")
+
+
 def _gt_panel(kind, m, rec, d):
     """The manifest's GT of one image: instances for instance kinds, else the semantic map (whichever exists)."""
     order = ("instances", "semantic") if kind in _INSTANCE_KINDS else ("semantic", "instances")
@@ -54,9 +60,7 @@ def _gt_panel(kind, m, rec, d):
         if what == "semantic" and rec.semantic is not None:
             return d.labels(load_semantic(m, rec), "GT semantic")
         if what == "instances" and rec.instances is not None:
-            gt = load_instances(m, rec)
-            names = [m.classes[int(lab) - 1] for lab in gt.labels]
-            return d.instances(gt.masks(), names, f"GT {plural(len(gt.labels), 'instance')}")
+            return _gt_instances_panel(m, rec, d)
     raise InputError("has no ground truth for this image (--gt)", path=m.path, image_id=rec.id)
 
 
@@ -80,10 +84,7 @@ def _panels(kind, m, rec, source, top, threshold, gt, file, scale):
         if rec.semantic is not None:
             panels.append(d.labels(load_semantic(m, rec), "GT semantic"))
         if rec.instances is not None:
-            gt_inst = load_instances(m, rec)
-            names = [m.classes[int(lab) - 1] for lab in gt_inst.labels]
-            panels.append(d.instances(gt_inst.masks(), names,
-                                            f"GT {plural(len(gt_inst.labels), 'instance')}"))
+            panels.append(_gt_instances_panel(m, rec, d))
         return panels
     if gt:
         panels.append(_gt_panel(kind, m, rec, d))
