@@ -105,6 +105,21 @@ def quiet_option(f):
                         is_eager=True, help="No progress bars or log lines on stderr (errors still shown).")(f)
 
 
+def path_option(flag: str, required=True, help=None):
+    """A file-path option ``--name`` stored as ``name_path`` (an input store or model, or an extra output)."""
+    return click.option(flag, flag[2:].replace("-", "_") + "_path", required=required, default=None,
+                        type=click.Path(dir_okay=False), help=help)
+
+
+def option_stack(options):
+    """One decorator applying click ``options`` in the order given (as they appear in --help)."""
+    def decorate(f):
+        for option in reversed(list(options)):
+            f = option(f)
+        return f
+    return decorate
+
+
 def output_option(help="Output file.", required=True, **kw):
     return click.option("-o", "--output", "output", required=required, type=click.Path(dir_okay=False),
                         help=help, **kw)
@@ -179,8 +194,9 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def parse_floats(text: str, name: str) -> list[float]:
-    """``"1.0,0.5"`` -> ``[1.0, 0.5]``; a malformed list is an input error naming the flag."""
+def parse_floats(text: str, name: str, positive: bool = False) -> list[float]:
+    """``"1.0,0.5"`` -> ``[1.0, 0.5]``; a malformed list (or with ``positive``, a value <= 0, as
+    input scales) is an input error naming the flag."""
     try:
         values = [float(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
@@ -190,4 +206,6 @@ def parse_floats(text: str, name: str) -> list[float]:
     bad = [x for x in values if not math.isfinite(x)]
     if bad:
         raise InputError(f"{name} {text!r}: {bad[0]} is not a finite number")
+    if positive and any(x <= 0 for x in values):
+        raise InputError(f"{name} {text!r} must be positive")
     return values

@@ -8,13 +8,13 @@ import numpy as np
 from ..cut import METHODS, attention_cut, fan_partition, multiway_cut
 from ..io.flat import read_graph, write_assignment
 from ..io.store import open_store
-from .common import Timer, command, emit, force_option, log, progress, warn
+from .common import Timer, command, emit, force_option, log, output_option, progress, warn
 from .stage import output_store
 
 
 @command("cut")
 @click.argument("graph", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output assignment store (.h5).")
+@output_option("Output assignment store (.h5).")
 @click.option("--method", type=click.Choice(METHODS), default="multiway", show_default=True,
               help="multiway: LIID's multi-way cut (Sec. 5.3), exact per component; fan: Fan et al. Eq. 8 with "
                    "the retention constraint, solved globally; attention: argmax of the allowed probabilities "

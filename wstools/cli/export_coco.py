@@ -9,7 +9,8 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from .common import Timer, check_provenance, command, emit, force_mismatch_option, force_option, output_option, progress
+from .common import (Timer, check_provenance, command, emit, force_mismatch_option, force_option, output_option,
+                     path_option, progress)
 
 
 def _semantic_map(masks: np.ndarray, labels, scores, h, w, unassigned: str) -> np.ndarray:
@@ -34,8 +35,7 @@ def _write_png(folder: Path, image_id: str, labels: np.ndarray) -> None:
 
 @command("export-coco")
 @click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--proposals", "proposals_path", type=click.Path(dir_okay=False), default=None,
-              help="Proposals store the assignment's (image, proposal) indices refer to.")
+@path_option("--proposals", required=False, help="Proposals store the assignment's (image, proposal) indices refer to.")
 @click.option("--manifest", required=True, type=click.Path(dir_okay=False), help="Manifest of the images.")
 @output_option("COCO instances JSON to write (assignment input).", required=False)
 @click.option("--nms-iou", type=click.FloatRange(0, 1), default=0.4, show_default=True,

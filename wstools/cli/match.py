@@ -7,7 +7,7 @@ import click
 
 from ..errors import InputError
 from .common import (Timer, check_same_manifest_or_warn, command, emit, force_mismatch_option, force_option,
-                     output_option, progress)
+                     option_stack, output_option, path_option, progress)
 
 
 def proposal_masks(store, image_id, height, width):
@@ -38,43 +38,37 @@ def responses_with_proposals(m, responses_path, proposals_path, force_mismatch: 
                                                image_id=rec.id), props
 
 
-def score_options(f):
-    """Matching-score flags shared by ``ws match`` and ``ws icn train`` (pseudo labels)."""
-    opts = [
-        click.option("--alpha", type=float, default=0.95, show_default=True,
-                     help="Weight of the rebalanced overlap term sum(V*P)/sum(P) (Huang et al. Eq. 5)."),
-        click.option("--beta", type=float, default=0.1, show_default=True,
-                     help="Weight of the contour term sum(E(V)*P) (Huang et al. Eq. 5)."),
-        click.option("--gamma", type=float, default=0.8, show_default=True,
-                     help="Weight of the background term sum(B(V)*P), B <= 0 a penalty (Huang et al. Eq. 5)."),
-        click.option("--threshold", "bin_threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
-                     help="Binarisation of the min-max-normalised map V for E and B (our choice; not in the paper)."),
-        click.option("--contour", "contour_mode", type=click.Choice(["inner", "band"]), default="inner",
-                     show_default=True,
-                     help="E(V) of Eq. 5, the contour of the binarised map (the paper does not define E): its "
-                          "inner boundary, or the morphological gradient band (inside + outside), whose outer "
-                          "half rewards proposals spilling past the outline (with GT-shaped maps it prefers a "
-                          "1-pixel-dilated GT proposal to the GT one; tests/test_oracle_prm.py)."),
-        click.option("--contour-width", type=click.IntRange(1), default=3, show_default=True,
-                     help="Square of the erosion / dilation giving contours, pixels (our choice)."),
-        click.option("--bg-dilation", type=click.IntRange(1), default=11, show_default=True,
-                     help="Square by which the binarised map is dilated before its complement is "
-                          "background, pixels (our choice)."),
-        click.option("--binary/--soft", "binary", default=True, show_default=True,
-                     help="First term of Eq. 5 on the binarised map (Huang et al. Sect. 4.6: \"we set the final "
-                          "enhanced PRM as a binary image\") or on the soft min-max-normalised map."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+# the matching-score flags of ``ws match`` and ``ws icn train`` (pseudo labels)
+score_options = option_stack([
+    click.option("--alpha", type=float, default=0.95, show_default=True,
+                 help="Weight of the rebalanced overlap term sum(V*P)/sum(P) (Huang et al. Eq. 5)."),
+    click.option("--beta", type=float, default=0.1, show_default=True,
+                 help="Weight of the contour term sum(E(V)*P) (Huang et al. Eq. 5)."),
+    click.option("--gamma", type=float, default=0.8, show_default=True,
+                 help="Weight of the background term sum(B(V)*P), B <= 0 a penalty (Huang et al. Eq. 5)."),
+    click.option("--threshold", "bin_threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
+                 help="Binarisation of the min-max-normalised map V for E and B (our choice; not in the paper)."),
+    click.option("--contour", "contour_mode", type=click.Choice(["inner", "band"]), default="inner",
+                 show_default=True,
+                 help="E(V) of Eq. 5, the contour of the binarised map (the paper does not define E): its "
+                      "inner boundary, or the morphological gradient band (inside + outside), whose outer "
+                      "half rewards proposals spilling past the outline (with GT-shaped maps it prefers a "
+                      "1-pixel-dilated GT proposal to the GT one; tests/test_oracle_prm.py)."),
+    click.option("--contour-width", type=click.IntRange(1), default=3, show_default=True,
+                 help="Square of the erosion / dilation giving contours, pixels (our choice)."),
+    click.option("--bg-dilation", type=click.IntRange(1), default=11, show_default=True,
+                 help="Square by which the binarised map is dilated before its complement is "
+                      "background, pixels (our choice)."),
+    click.option("--binary/--soft", "binary", default=True, show_default=True,
+                 help="First term of Eq. 5 on the binarised map (Huang et al. Sect. 4.6: \"we set the final "
+                      "enhanced PRM as a binary image\") or on the soft min-max-normalised map."),
+])
 
 
 @command("match")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--responses", "responses_path", required=True, type=click.Path(dir_okay=False),
-              help="Response store (`ws cam peaks` naive PRMs or `ws icn infer` enhanced maps).")
-@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
-              help="Proposal store with masks (`ws propose`).")
+@path_option("--responses", help="Response store (`ws cam peaks` naive PRMs or `ws icn infer` enhanced maps).")
+@path_option("--proposals", help="Proposal store with masks (`ws propose`).")
 @output_option("COCO results JSON to write ([{image_id, category_id, segmentation (RLE), score}]).")
 @click.option("--score", "method", type=click.Choice(["rebalanced", "plain"]), default="rebalanced",
               show_default=True, help="Matching score: Huang et al. Eq. 5 (rebalanced) or Zhou et al. 2018's "

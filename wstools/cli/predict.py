@@ -7,64 +7,24 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from .common import (Timer, batch_size_option, command, device_option, emit, output_option, parse_floats, progress,
-                     resolve_device, threads_option)
+from .common import (Timer, batch_size_option, command, device_option, emit, output_option, parse_floats, path_option,
+                     progress, resolve_device, threads_option)
 from .stage import image_batches, per_image_options, run_per_image, shard_items
-
-
-def _load_classifier(path, manifest, device):
-    from ..cam.model import CamNet
-    from ..io.checkpoint import load_checkpoint
-    from ..nn.backbones import build_backbone
-
-    ck = load_checkpoint(path, "classifier")
-    if list(ck["classes"]) != list(manifest.classes):
-        raise InputError(f"classifier classes {list(ck['classes'])} differ from {manifest.classes} of "
-                         f"{manifest.path}", path=path)
-    net = CamNet(build_backbone(ck["arch"], int(ck["stride"])), manifest.num_classes)
-    try:
-        net.load_state_dict(ck["state_dict"])
-    except RuntimeError as e:
-        raise InputError(f"state_dict does not fit arch {ck['arch']} ({str(e).splitlines()[0]})", path=path) from None
-    return net.to(device).eval(), bool(ck["gray"])
-
-
-def _load_model(path, manifest):
-    from ..io.checkpoint import load_checkpoint
-    from ..seg.models import build_instance, build_semantic
-
-    ck = load_checkpoint(path, "segmentation")
-    if list(ck["classes"]) != list(manifest.classes):
-        raise InputError(f"checkpoint classes {list(ck['classes'])} differ from {manifest.classes} of "
-                         f"{manifest.path}", path=path)
-    k1 = manifest.num_classes + 1
-    if ck["task"] == "semantic":
-        model = build_semantic(ck["arch"], k1, int(ck.get("stride", 8)))
-    elif ck["task"] == "instance":
-        model = build_instance(ck["arch"], k1, int(ck.get("min_size", 800)), int(ck.get("max_size", 1333)))
-    else:
-        raise InputError(f"unknown task {ck['task']!r}", path=path)
-    try:
-        model.load_state_dict(ck["state_dict"])
-    except RuntimeError as e:
-        raise InputError(f"state_dict does not fit arch {ck['arch']} ({str(e).splitlines()[0]})", path=path) from None
-    return model, ck
 
 
 @command("predict")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="Checkpoint written by `ws train-seg` (its task decides the output).")
+@path_option("--model", help="Checkpoint written by `ws train-seg` (its task decides the output).")
 @output_option("Semantic: a `labels` store (.h5) of argmax labels. Instance: a COCO results JSON "
                "([{image_id, category_id, segmentation (RLE), score}]).")
-@click.option("--probs", "probs_path", type=click.Path(dir_okay=False), default=None,
+@path_option("--probs", required=False,
               help="Semantic: also write the per-pixel probabilities (after amending and CRF) to this `probs` "
                    "store, the input of `ws grow region` and `ws grow crf`.")
 @click.option("--scales", default="1.0", show_default=True,
               help="Input scales whose softmax is averaged (DeepLab multi-scale testing, e.g. 0.5,0.75,1.0).")
 @click.option("--flip/--no-flip", default=False, show_default=True,
               help="Add each scale's left-right flipped pass.")
-@click.option("--classifier", "classifier_path", type=click.Path(dir_okay=False), default=None,
+@path_option("--classifier", required=False,
               help="Prediction-amended testing (Sun et al. Sect. 3.5): a `ws cam train` classifier run on each "
                    "image; classes it scores below --score-threshold are pushed below the per-pixel ceiling of "
                    "the accepted classes by --margin before the CRF.")
@@ -105,15 +65,13 @@ def predict(manifest, model_path, output, probs_path, scales, flip, classifier_p
       ws predict toy/val.json --model mrcnn.pt -o results.json
       ws eval instance results.json --gt toy/val.json
     """
+    from ..io.checkpoint import load_model
     from ..io.dataset import load_manifest
 
-    scale_list = parse_floats(scales, "--scales")
-    if any(s <= 0 for s in scale_list):
-        raise InputError(f"--scales {scales!r} must be positive")
+    scale_list = parse_floats(scales, "--scales", positive=True)
     dev = resolve_device(device)
     m = load_manifest(manifest)
-    model, ck = _load_model(model_path, m)
-    model.to(dev).eval()
+    model, ck = load_model(model_path, "segmentation", m.classes, dev)
     if ck["task"] == "instance":
         if probs_path or classifier_path or crf:
             raise InputError("--probs, --classifier and --crf apply to semantic checkpoints; "
@@ -130,15 +88,16 @@ def _predict_semantic(m, model, ck, model_path, output, probs_path, scale_list, 
     import torch
 
     from ..cam.augment import normalize, to_gray
+    from ..io.checkpoint import load_model
     from ..io.labels import write_labels_group, write_probs_group
     from ..seg.semantic import predict_probs, refine
-
     from ..seg.training import crf_and_growing
 
     crf_fn, _ = crf_and_growing(crf, grow=False)
     classifier, gray = (None, False)
     if classifier_path:
-        classifier, gray = _load_classifier(classifier_path, m, dev)
+        classifier, classifier_ckpt = load_model(classifier_path, "classifier", m.classes, dev)
+        gray = bool(classifier_ckpt["gray"])
     k1 = m.num_classes + 1
     params = {"model": str(model_path), "arch": ck["arch"], "scales": scale_list, "flip": flip,
               "classifier": classifier_path, "score_threshold": score_threshold if classifier_path else None,

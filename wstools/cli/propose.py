@@ -11,7 +11,7 @@ from ..errors import InputError
 from .. import masks as mask_io
 from ..io.dataset import load_manifest
 from ..io.proposals import write_proposals_group
-from .common import command, device_option, emit, parse_floats, seed_option
+from .common import command, device_option, emit, output_option, parse_floats, seed_option
 from .propose_sam import load_sam_model, sam_options
 from .stage import per_image_options, run_per_image
 
@@ -84,7 +84,7 @@ def _generate(job):
 
 @command("propose")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output proposals store (.h5).")
+@output_option("Output proposals store (.h5).")
 @click.option("--method", type=click.Choice(METHODS), default="hierarchy", show_default=True,
               help="hierarchy: selective-search grouping with masks (Uijlings et al. 2013); saliency: salient "
                    "instances (after Fan et al. 2018); import: masks made by another program (--from); sam: "

@@ -15,20 +15,21 @@ from ..errors import InputError
 from ..io.seg_training import (InstanceLoader, LabelSource, SemanticLoader, load_val_manifest, read_coco_training,
                                write_stage1_labels)
 from ..io.seg_training import initialise_backbone as _initialise
-from .common import command, output_option, parse_floats, progress, resolve_device
-from .training import TrainingRun, run_training, training_options
+from .common import command, parse_floats, path_option, progress, resolve_device
+from .grow.common import growing_threshold_options
+from .training import TrainingRun, run_training
+from .training_options import checkpoint_output_option, optimizer_options, training_options
 
 
 @command("train-seg")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@output_option("Checkpoint to write (.pt, kind `segmentation`). Beside it: NAME.log.jsonl (one JSON line per "
-               "epoch) and, while training, NAME.last.pt (for --resume).")
+@checkpoint_output_option("segmentation")
 @click.option("--task", type=click.Choice(["semantic", "instance"]), default="semantic", show_default=True,
               help="semantic: DeepLab on label maps (--labels); instance: Mask R-CNN on a COCO JSON (--coco).")
 @click.option("--labels", "labels_path", type=click.Path(), default=None,
               help="Semantic pseudo labels: a `labels` store (`ws grow ...`) or a folder of <id>.png label maps "
                    "(0..K, 255 = ignore). With --grow they are the seeds.")
-@click.option("--coco", "coco_path", type=click.Path(dir_okay=False), default=None,
+@path_option("--coco", required=False,
               help="Instance pseudo labels: a COCO instances JSON (`ws export-coco`); category ids must be "
                    "the manifest's.")
 @click.option("--val", "val_manifest", type=click.Path(dir_okay=False), default=None,
@@ -45,7 +46,7 @@ from .training import TrainingRun, run_training, training_options
 @click.option("--stride", type=click.Choice(["8", "16"]), default="8", show_default=True,
               help="Output stride of the tiny backbone (DeepLabv3 is always 8; tiny_unet's logits are at the "
                    "input resolution whatever the backbone's stride).")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+@path_option("--init", required=False,
               help="Initialise the backbone from a `ws cam train` classifier (Sun et al. Sect. 3.5: the "
                    "segmentation network starts from the colour classifier); its arch must match "
                    "(tiny <- tiny, deeplabv3_resnet50 / maskrcnn_resnet50_fpn <- resnet50, ...).")
@@ -67,10 +68,7 @@ from .training import TrainingRun, run_training, training_options
               help="DSRG dynamic supervision (Sect. 3.3): grow the original seeds on the current softmax "
                    "after every forward pass and train on the grown labels.")
 @click.option("--grow-crf", is_flag=True, help="Grow on the CRF-refined softmax (needs the [crf] extra).")
-@click.option("--theta-fg", type=click.FloatRange(0, 1), default=0.85, show_default=True,
-              help="DSRG foreground growing threshold theta_f (Eq. 3).")
-@click.option("--theta-bg", type=click.FloatRange(0, 1), default=0.99, show_default=True,
-              help="DSRG background growing threshold theta_b (Eq. 3).")
+@growing_threshold_options
 @click.option("--retrain", is_flag=True,
               help="DSRG's second stage (Table 2 '+Retrain'): after training, predict labels for the training set "
                    "(restricted to each image's tags; CRF-refined with --grow-crf) into NAME.stage1_labels.h5 and "
@@ -83,16 +81,7 @@ from .training import TrainingRun, run_training, training_options
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True, help="Epochs.")
 @click.option("--batch-size", type=click.IntRange(1), default=20, show_default=True,
               help="Images per batch (DSRG: 20).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="Base learning rate of the backbone (DSRG: 1e-3), poly-decayed (power 0.9) per iteration.")
-@click.option("--head-lr-mult", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Learning-rate multiplier of the head (DeepLab / DSRG: 10).")
-@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="SGD momentum (DSRG: 0.9).")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-4, show_default=True,
-              help="Weight decay (DSRG: 5e-4).")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
-              help="SGD (DSRG) or Adam (for networks trained from scratch, e.g. --arch tiny).")
+@optimizer_options("DSRG", lr=1e-3, head_lr_mult=10.0, momentum=0.9, weight_decay=5e-4)
 @click.option("--crop", type=click.IntRange(16), default=321, show_default=True,
               help="Side of the random training crop, padded with ignore (DSRG: 321).")
 @click.option("--scales", "scale_range", default="0.5,1.5", show_default=True,

@@ -3,7 +3,8 @@ train-mil``, ``ws train-seg``, ``ws icn train``): output checks, ``--resume`` fr
 per-epoch resume file (refused, naming the differing flags, when the arguments differ),
 the JSON-lines log and the final checkpoint. The loop itself is :func:`wstools.train.fit`.
 
-A trainer declares its shared flags with ``@training_options()``, opens its files with
+A trainer declares its shared flags with ``@training_options()`` and
+``@optimizer_options(...)`` (:mod:`wstools.cli.training_options`), opens its files with
 :class:`TrainingRun` (before reading its inputs, so a bad ``-o`` or ``--resume`` fails at
 once) and hands the rest to :func:`run_training`: seeding, resume, DDP, stop-after vs
 finish, the checkpoint and the JSON summary. Its step, optimizer and schedule come from its
@@ -18,34 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
-
 from ..errors import InputError
-from .common import (Timer, device_option, emit, force_option, log, progress, seed_option, threads_option, warn,
-                     workers_option)
-
-stop_after_option = click.option(
-    "--stop-after", type=click.IntRange(1), default=None,
-    help="End this run after epoch N, keeping NAME.last.pt (e.g. to fit a job's time limit); "
-         "continue later with --resume.")
-resume_training_option = click.option(
-    "--resume", is_flag=True, help="Continue from NAME.last.pt (the last finished epoch) with the same arguments.")
-
-
-def training_options(*extra):
-    """The flags every training command shares, in this order: ``--stop-after --device --threads
-    --workers --seed``, then ``extra`` (more click options of the command), ``--force --resume``.
-    Flags whose defaults differ between the trainers (--epochs, --batch-size, --lr) stay with
-    each command."""
-    options = [stop_after_option, device_option, threads_option, workers_option, seed_option, *extra,
-               force_option, resume_training_option]
-
-    def decorate(f):
-        for option in reversed(options):
-            f = option(f)
-        return f
-    return decorate
-
+from .common import Timer, emit, log, progress, warn
 
 def run_paths(output) -> tuple[Path, Path]:
     """``(NAME.log.jsonl, NAME.last.pt)`` beside the checkpoint ``output``."""

@@ -195,3 +195,49 @@ def read_state_dict(path) -> dict:
         raise InputError("is not a state dict (a mapping of parameter names to tensors)", path=path)
     _check_finite(obj, path)
     return obj
+
+
+def _network_of(ckpt: dict, num_classes: int | None, path):
+    """The untrained network a checkpoint's kind and ``arch`` name."""
+    kind, arch = ckpt["ws_kind"], str(ckpt["arch"])
+    try:
+        if kind == "icn":
+            from ..prm.icn import ICN
+            return ICN(arch)
+        if kind == "segmentation":
+            from ..seg.models import build_instance, build_semantic
+            if ckpt["task"] == "semantic":
+                return build_semantic(arch, num_classes + 1, int(ckpt.get("stride", 8)))
+            if ckpt["task"] == "instance":
+                return build_instance(arch, num_classes + 1, int(ckpt.get("min_size", 800)),
+                                      int(ckpt.get("max_size", 1333)))
+            raise InputError(f"unknown task {ckpt['task']!r}", path=path)
+        from ..nn.backbones import build_backbone
+        backbone = build_backbone(arch, int(ckpt.get("stride", 16)))
+        if kind == "mil":
+            from ..features.mil import MilNet
+            return MilNet(backbone, num_classes, int(ckpt.get("roi_size", 7)))
+        from ..cam.model import CamNet
+        return CamNet(backbone, num_classes)
+    except InputError:
+        raise
+    except (KeyError, ValueError) as e:
+        raise InputError(f"unknown architecture {arch!r} ({e})", path=path) from None
+
+
+def load_model(path, kind: str | tuple, classes=None, device: str = "cpu"):
+    """The network of a ``ws`` checkpoint with its weights, in eval mode on ``device``, and the
+    checkpoint dict: ``(model, ckpt)``. The one loader of every command that runs a trained
+    network (a ``classifier``, ``mil``, ``segmentation`` or ``icn`` checkpoint; ``kind`` may
+    name several). ``classes`` (the manifest's foreground names) must equal the checkpoint's;
+    InputError naming the file when they differ or the weights do not fit the named arch."""
+    ckpt = load_checkpoint(path, kind)
+    if classes is not None and "classes" in ckpt and list(ckpt["classes"]) != list(classes):
+        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from the manifest's {list(classes)}",
+                         path=path)
+    model = _network_of(ckpt, len(classes) if classes is not None else len(ckpt.get("classes", ())), path)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, ValueError) as e:
+        raise InputError(f"state_dict does not fit arch {ckpt['arch']} ({str(e).splitlines()[0]})", path=path) from None
+    return model.to(device).eval(), ckpt

@@ -202,16 +202,12 @@ def write_stage1_labels(model_path, manifest, records, out, device: str = "cpu",
     """The `labels` store ``out`` of the training images as the semantic checkpoint ``model_path``
     labels them (:func:`wstools.seg.training.tag_restricted_labels`: restricted to each image's
     tags, refined by ``crf`` if given): DSRG's retraining targets."""
-    from ..seg.models import build_semantic
     from ..seg.training import tag_restricted_labels
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_model
     from .labels import write_labels_group
     from .store import create_store
 
-    ck = load_checkpoint(model_path, "segmentation")
-    model = build_semantic(ck["arch"], manifest.num_classes + 1, int(ck.get("stride", 8)))
-    model.load_state_dict(ck["state_dict"])
-    model.to(device).eval()
+    model, _ = load_model(model_path, "segmentation", manifest.classes, device)
     with create_store(out, "labels", classes=manifest.classes, params={"model": str(model_path), "tags": True,
                                                                         "crf": crf is not None},
                       dataset=manifest, force=True) as store:

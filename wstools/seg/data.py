@@ -9,11 +9,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from ..cam.augment import normalize
 from ..errors import InputError
 from ..labels import IGNORE
+from ..train.batches import LoadedItems
 
 
 def check_label_map(labels: np.ndarray, image_shape, num_classes: int, *, path=None, image_id=None) -> np.ndarray:
@@ -67,7 +67,7 @@ def joint_scale_flip_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.
     return x, y, raw
 
 
-class SegCrops(Dataset):
+class SegCrops(LoadedItems):
     """Item ``i``: ``{"index", "image" (3, crop, crop) float32, "labels" (crop, crop) int64 (255 =
     ignore), "raw" (crop, crop, 3) uint8, "target" (K,) float32 tags, "error"}``.
 
@@ -76,20 +76,13 @@ class SegCrops(Dataset):
     """
 
     def __init__(self, n: int, load, rng_of, crop: int, scales=(0.5, 1.5), flip: bool = True):
-        self.n, self.load, self.rng_of = n, load, rng_of
+        super().__init__(n, load, rng_of)
         self.crop, self.scales, self.flip = crop, scales, flip
 
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        try:
-            image, labels, tags = self.load(i)
-        except InputError as e:
-            return {"index": i, "error": (e.problem, e.path, e.image_id)}
+    def item(self, i, image, labels, tags):
         x, y, raw = joint_scale_flip_crop(image, labels, self.rng_of(i), self.crop, self.scales, self.flip)
-        return {"index": i, "error": None, "image": torch.from_numpy(x), "labels": torch.from_numpy(y).long(),
-                "raw": torch.from_numpy(raw), "target": torch.as_tensor(tags, dtype=torch.float32)}
+        return {"image": torch.from_numpy(x), "labels": torch.from_numpy(y).long(), "raw": torch.from_numpy(raw),
+                "target": torch.as_tensor(tags, dtype=torch.float32)}
 
 
 def collate_crops(items):

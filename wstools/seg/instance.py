@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .. import masks as mask_codec
-from ..errors import InputError
+from ..train.batches import LoadedItems
 
 
 def instance_target(masks: np.ndarray, labels: np.ndarray) -> dict:
@@ -32,26 +31,20 @@ def instance_target(masks: np.ndarray, labels: np.ndarray) -> dict:
             "masks": torch.from_numpy(masks.astype(np.uint8).reshape(len(masks), h, w))}
 
 
-class InstanceImages(Dataset):
+class InstanceImages(LoadedItems):
     """Item ``i``: ``{"index", "image" (3, H, W) float32 in [0, 1], "target" (see
     :func:`instance_target`), "error"}``, flipped left-right with probability 1/2 when ``flip``.
     ``load(i) -> (image (H, W, 3) uint8, masks (N, H, W) bool, labels (N,))``."""
 
     def __init__(self, n: int, load, rng_of, flip: bool = True):
-        self.n, self.load, self.rng_of, self.flip = n, load, rng_of, flip
+        super().__init__(n, load, rng_of)
+        self.flip = flip
 
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        try:
-            image, masks, labels = self.load(i)
-        except InputError as e:
-            return {"index": i, "error": (e.problem, e.path, e.image_id)}
+    def item(self, i, image, masks, labels):
         if self.flip and self.rng_of(i).random() < 0.5:
             image, masks = image[:, ::-1], masks[:, :, ::-1]
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
-        return {"index": i, "error": None, "image": x, "target": instance_target(masks, labels)}
+        return {"image": x, "target": instance_target(masks, labels)}
 
 
 def collate_instances(items):

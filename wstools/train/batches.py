@@ -8,8 +8,31 @@ raising inside a DataLoader worker (where the message would be wrapped in a trac
 from __future__ import annotations
 
 import torch
+from torch.utils.data import Dataset
 
 from ..errors import InputError
+
+
+class LoadedItems(Dataset):
+    """Items ``0..n-1`` built from ``load(i)``: a subclass's ``item(i, *load(i))`` gives the
+    tensors; a load that raises ``InputError`` gives ``{"index": i, "error": (problem, path,
+    image_id)}`` instead (see :func:`raise_errors`). ``rng_of(i)`` is item i's generator."""
+
+    def __init__(self, n: int, load, rng_of):
+        self.n, self.load, self.rng_of = n, load, rng_of
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        try:
+            loaded = self.load(i)
+        except InputError as e:
+            return {"index": i, "error": (e.problem, e.path, e.image_id)}
+        return {"index": i, "error": None, **self.item(i, *loaded)}
+
+    def item(self, i, *loaded) -> dict:
+        raise NotImplementedError
 
 
 def collate_list(items):

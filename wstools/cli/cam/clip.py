@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import command, device_option, emit, output_option, parse_floats, resolve_device, threads_option, warn
-from ..stage import per_image_options, run_per_image
+from ..common import command, device_option, output_option, parse_floats, resolve_device, threads_option
+from ..stage import per_image_options
+from .options import classes_from_options, write_cams
 
 CLIP_ES = "Lin et al., CLIP-ES, CVPR 2023"
 
@@ -53,11 +54,7 @@ def _words(text: str, name: str) -> list[str]:
 @click.option("--scales", default="1.0", show_default=True,
               help="Input scales of the image (its own resolution rounded up to the patch size = 1.0, as "
                    "CLIP-ES); the maps are summed over them.")
-@click.option("--classes-from", type=click.Choice(["tags", "predicted"]), default="tags", show_default=True,
-              help="Which classes get CAMs: the image's tags, or the classes CLIP's softmax gives at least "
-                   "--score-threshold (a test set; at least the top class).")
-@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Probability above which a class counts as predicted (with --classes-from predicted).")
+@classes_from_options("Which classes get CAMs", "CLIP's softmax")
 @device_option
 @threads_option
 @per_image_options(workers=False)
@@ -91,16 +88,13 @@ def clip(manifest, checkpoint, output, template, bg_text, names_text, softmax_ov
     from ...cam.cams import select_classes
     from ...cam.clip_es import clip_es_cams, text_embeddings
     from ...errors import raise_if_terminated
-    from ...io.cams import write_cam_group
     from ...io.dataset import load_manifest
     from ...io.foundation import load_clip
     from ...io.images import read_image
 
     if template.count("{}") != 1:
         raise InputError(f"--template {template!r} must hold exactly one {{}} (the class name)")
-    scale_list = parse_floats(scales, "--scales")
-    if any(s <= 0 for s in scale_list):
-        raise InputError(f"--scales {scales!r} must be positive")
+    scale_list = parse_floats(scales, "--scales", positive=True)
     background = _words(bg_text, "--background-words")
     m = load_manifest(manifest)
     if names_text is None:
@@ -139,11 +133,6 @@ def clip(manifest, checkpoint, output, template, bg_text, names_text, softmax_ov
             cams, scores = clip_es_cams(image, model, text, [int(c) - 1 for c in labels], **opts)
             yield cams, labels, scores
 
-    run = run_per_image(output, "cams", m.images, lambda g, r: write_cam_group(g, *r), classes=m.classes,
-                        params=params, dataset=m, compute=compute, shard=shard, resume=resume, force=force,
-                        desc="clip cams")
-    if n_untagged:
-        warn(f"{n_untagged} images have no tags: stored without CAMs (use --classes-from predicted)")
-    emit({"output": str(output), "images": run.images, "skipped_existing": run.skipped, "untagged": n_untagged,
-          "method": "clip-es", "refine": refine, "scales": scale_list, "device": dev,
-          "seconds": round(run.seconds, 3), "images_per_second": round(run.images / max(run.seconds, 1e-9), 3)})
+    write_cams(output, m, compute, params=params, shard=shard, resume=resume, force=force, desc="clip cams",
+               untagged=lambda: n_untagged,
+               summary={"method": "clip-es", "refine": refine, "scales": scale_list, "device": dev})

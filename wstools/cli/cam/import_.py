@@ -8,14 +8,13 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import command, emit, force_option, output_option
+from ..common import command, emit, force_option, output_option, path_option
 from ..stage import run_per_image
 
 
 @command("import")
 @click.argument("cam_dir", type=click.Path(file_okay=False))
-@click.option("--manifest", "manifest_path", required=True, type=click.Path(dir_okay=False),
-              help="Manifest of the images (classes, ids, sizes, tags).")
+@path_option("--manifest", help="Manifest of the images (classes, ids, sizes, tags).")
 @output_option("CAM store to write (.h5, kind `cams`).")
 @click.option("--normalize", is_flag=True, help="Divide each map by its maximum (for CAMs not already in [0, 1]).")
 @force_option

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import click
 
-from ...errors import InputError
-from ..common import (batch_size_option, command, device_option, emit, output_option, parse_floats, resolve_device,
-                      threads_option, warn)
-from ..stage import image_batches, per_image_options, run_per_image
+from ..common import (batch_size_option, command, device_option, output_option, parse_floats, path_option,
+                      resolve_device, threads_option)
+from ..stage import image_batches, per_image_options
+from .options import classes_from_options, write_cams
 
 
 @command("infer")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="Classifier checkpoint written by `ws cam train`.")
+@path_option("--model", help="Classifier checkpoint written by `ws cam train`.")
 @output_option("CAM store to write (.h5, kind `cams`).")
 @click.option("--scales", default="1.0,0.5,1.5,2.0", show_default=True,
               help="Input scales whose CAMs are summed (IRN: 1.0,0.5,1.5,2.0).")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Add each scale's left-right flipped pass (IRN).")
-@click.option("--classes-from", type=click.Choice(["tags", "predicted"]), default="tags", show_default=True,
-              help="Which classes get CAMs: the image's tags (a training set) or the classes the classifier "
-                   "predicts with probability >= --score-threshold (a test set; at least the top class).")
-@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Probability above which a class counts as predicted (with --classes-from predicted).")
+@classes_from_options("Which classes get CAMs", "the classifier")
 @click.option("--subtract-others", is_flag=True,
               help="Subtract the other selected classes' normalised maps from each map, clip at 0 and "
                    "re-normalise (Sun et al. Sect. 3.2).")
@@ -54,28 +49,13 @@ def infer(manifest, model_path, output, scales, flip, classes_from, score_thresh
     """
     from ...cam.augment import normalize, to_gray
     from ...cam.cams import background_from_features, finalize_cams, forward_cams, select_classes
-    from ...cam.model import CamNet
-    from ...io.cams import write_cam_group
-    from ...io.checkpoint import load_checkpoint
+    from ...io.checkpoint import load_model
     from ...io.dataset import load_manifest
-    from ...nn.backbones import build_backbone
 
-    scale_list = parse_floats(scales, "--scales")
-    if any(s <= 0 for s in scale_list):
-        raise InputError(f"--scales {scales!r} must be positive")
+    scale_list = parse_floats(scales, "--scales", positive=True)
     dev = resolve_device(device)
     m = load_manifest(manifest)
-    ckpt = load_checkpoint(model_path)
-    if list(ckpt["classes"]) != m.classes:
-        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from {m.classes} of {m.path}",
-                         path=model_path)
-    model = CamNet(build_backbone(ckpt["arch"], int(ckpt["stride"])), len(m.classes))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise InputError(f"state_dict does not fit arch {ckpt['arch']} ({str(e).splitlines()[0]})",
-                         path=model_path) from None
-    model.to(dev).eval()
+    model, ckpt = load_model(model_path, "classifier", m.classes, dev)
     gray = bool(ckpt["gray"])
     params = {"model": str(model_path), "arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip,
               "classes_from": classes_from, "score_threshold": score_threshold,
@@ -96,11 +76,6 @@ def infer(manifest, model_path, output, scales, flip, classes_from, score_thresh
                 bg = background_from_features(feats[j]).cpu().numpy() if feats is not None else None
                 yield c, labels, probs_np[j], bg
 
-    run = run_per_image(output, "cams", m.images, lambda g, r: write_cam_group(g, *r), classes=m.classes,
-                        params=params, dataset=m, compute=compute, shard=shard, resume=resume, force=force,
-                        desc="cams")
-    if n_untagged:
-        warn(f"{n_untagged} images have no tags: stored without CAMs (use --classes-from predicted)")
-    emit({"output": str(output), "images": run.images, "skipped_existing": run.skipped, "untagged": n_untagged,
-          "arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip, "device": dev,
-          "seconds": round(run.seconds, 3), "images_per_second": round(run.images / max(run.seconds, 1e-9), 3)})
+    write_cams(output, m, compute, params=params, shard=shard, resume=resume, force=force, desc="cams",
+               untagged=lambda: n_untagged,
+               summary={"arch": ckpt["arch"], "gray": gray, "scales": scale_list, "flip": flip, "device": dev})

@@ -6,35 +6,14 @@ import math
 
 import click
 
-from ..common import command, device_option, emit, output_option, resolve_device, threads_option
+from ..common import command, device_option, emit, output_option, path_option, resolve_device, threads_option
 from ..stage import image_batches, per_image_options, run_per_image
-
-
-def load_classifier(model_path, classes, device):
-    """A ``ws cam train`` checkpoint as a CamNet in eval mode on ``device`` (InputError when the
-    class list differs or the weights do not fit); returns (model, checkpoint)."""
-    from ...cam.model import CamNet
-    from ...errors import InputError
-    from ...io.checkpoint import load_checkpoint
-    from ...nn.backbones import build_backbone
-
-    ckpt = load_checkpoint(model_path, "classifier")
-    if list(ckpt["classes"]) != list(classes):
-        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from the manifest's {list(classes)}",
-                         path=model_path)
-    model = CamNet(build_backbone(ckpt["arch"], int(ckpt["stride"])), len(classes))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise InputError(f"state_dict does not fit arch {ckpt['arch']} ({str(e).splitlines()[0]})",
-                         path=model_path) from None
-    return model.to(device).eval(), ckpt
+from .options import classes_from_options
 
 
 @command("peaks")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="Classifier checkpoint written by `ws cam train`.")
+@path_option("--model", help="Classifier checkpoint written by `ws cam train`.")
 @output_option("Response store to write (.h5, kind `responses`): per image the peaks and one map per peak.")
 @click.option("--sigma", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Std of the Gaussian filter G of Huang et al. Eq. 1, in score-map cells (not given in the "
@@ -52,11 +31,7 @@ def load_classifier(model_path, classes, device):
               help="M_c of Eq. 1: the CAM, ReLU of the class's score map (as `ws cam` defines CAMs), or the raw "
                    "score map (Sect. 3.1 calls M_c both \"CAM\" and \"the c-th channel of the last convolutional "
                    "layers\": ambiguous).")
-@click.option("--classes-from", type=click.Choice(["tags", "predicted"]), default="tags", show_default=True,
-              help="Whose peaks: the image's tags (a training set) or the classes predicted with probability "
-                   ">= --score-threshold (a test set; at least the top class).")
-@click.option("--score-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Probability above which a class counts as predicted (with --classes-from predicted).")
+@classes_from_options("Whose peaks", "the classifier")
 @click.option("--smooth", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Gaussian smoothing (pixels) of each peak's input-gradient magnitude (our choice for Eq. 2).")
 @click.option("--gradient", "reduce", type=click.Choice(["abs", "positive"]), default="abs", show_default=True,
@@ -90,6 +65,7 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
     """
     from ...cam.augment import normalize, to_gray
     from ...errors import InputError
+    from ...io.checkpoint import load_model
     from ...io.dataset import load_manifest
     from ...io.responses import write_response_group
     from ...prm.response import image_responses
@@ -105,7 +81,7 @@ def peaks(manifest, model_path, output, sigma, eta, window, max_peaks, at_least_
             raise InputError(f"--eta {eta!r} is not a finite number")
     dev = resolve_device(device)
     m = load_manifest(manifest)
-    model, ckpt = load_classifier(model_path, m.classes, dev)
+    model, ckpt = load_model(model_path, "classifier", m.classes, dev)
     gray = bool(ckpt["gray"])
     params = {"model": str(model_path), "arch": ckpt["arch"], "sigma": sigma, "eta": eta, "window": window,
               "max_peaks": max_peaks, "at_least_one": at_least_one, "peak_map": peak_map, "classes_from": classes_from,

@@ -6,8 +6,9 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import command, output_option, parse_floats, progress, resolve_device, warn
-from ..training import TrainingRun, run_training, training_options
+from ..common import command, parse_floats, progress, resolve_device, warn
+from ..training import TrainingRun, run_training
+from ..training_options import checkpoint_output_option, optimizer_options, training_options
 
 
 ARCH_CHOICES = ["tiny", "resnet18", "resnet50", "resnet101", "vgg16"]
@@ -57,8 +58,7 @@ def _training_records(manifest, strict: bool, what: str):
 
 @command("train")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@output_option("Checkpoint to write (.pt). Beside it: NAME.log.jsonl (one JSON line per epoch) and, "
-               "while training, NAME.last.pt (the last epoch, for --resume).")
+@checkpoint_output_option("classifier")
 @click.option("--val", "val_manifest", type=click.Path(dir_okay=False), default=None,
               help="Validation manifest: its classification mAP is logged after every epoch.")
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="irn", show_default=True,
@@ -81,22 +81,13 @@ def _training_records(manifest, strict: bool, what: str):
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True, help="Epochs (IRN: 5).")
 @click.option(
     "--batch-size", type=click.IntRange(1), default=16, show_default=True, help="Images per batch (IRN: 16).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
-              help="Base learning rate of the backbone, poly-decayed (power 0.9) per iteration (IRN: 0.1).")
-@click.option("--head-lr-mult", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Learning-rate multiplier of the 1x1 classifier head (IRN: 10).")
-@click.option("--momentum", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="SGD momentum (IRN: none).")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
-              help="SGD weight decay (IRN: 1e-4).")
+@optimizer_options("IRN", lr=0.1, head_lr_mult=10.0, momentum=0.0, weight_decay=1e-4,
+                   adam_help="for training from scratch, e.g. --arch tiny; both follow the poly schedule")
 @click.option("--crop", type=click.IntRange(16), default=512, show_default=True,
               help="Side of the random square crop, zero-padded when the image is smaller (IRN: 512; "
                    "use ~the image size for small images).")
 @click.option("--scales", "scale_range", default="0.5,1.5", show_default=True,
               help="MIN,MAX of the random rescaling factor (IRN: 0.5,1.5).")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
-              help="SGD (IRN, for ImageNet-initialised backbones) or Adam (for training from scratch, "
-                   "e.g. --arch tiny); both follow the poly schedule.")
 @click.option("--strict", is_flag=True, help="Refuse images without tags instead of skipping them.")
 @training_options()
 def train(manifest, output, val_manifest, recipe, arch, stride, weights, gray, epochs, batch_size, lr,

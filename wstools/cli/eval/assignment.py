@@ -10,21 +10,19 @@ from ...io.dataset import load_instances, load_manifest
 from ...io.proposals import read_proposals_group
 from ...io.store import open_store
 from ...io.tables import format_table, write_csv
-from ..common import Timer, check_provenance, command, emit, force_mismatch_option, force_option, log, progress
-from .options import check_outputs, csv_option, gt_option
+from ..common import (Timer, check_provenance, command, emit, force_mismatch_option, log, path_option,
+                      progress)
+from .options import check_outputs, report_options, scored_file
 
 
 @command("assignment")
-@click.argument("assignment", type=click.Path(dir_okay=False))
-@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
-              help="The proposals store the assignment's (image, proposal) indices refer to.")
-@gt_option
+@scored_file("assignment")
+@path_option("--proposals", help="The proposals store the assignment's (image, proposal) indices refer to.")
 @click.option("--iou", "iou_thr", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="A proposal's true label is the class of the GT instance it overlaps best when the IoU "
                    "reaches this (LIID, Liu et al. TPAMI, Table 7), else noise (0).")
-@csv_option
 @force_mismatch_option
-@force_option
+@report_options(plot=False)
 def assignment(assignment, proposals_path, gt, iou_thr, csv_path, force_mismatch, force):
     """How well a tag assignment (`ws cut`, or your own) labelled the
     proposals, LIID Table 7 style. Each proposal's true label is the class

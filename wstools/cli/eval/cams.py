@@ -9,8 +9,8 @@ from ...errors import InputError
 from ...io.dataset import load_manifest
 from ...io.store import open_store
 from ...io.tables import format_table, write_csv
-from ..common import Timer, command, emit, force_option, log, parse_floats, progress
-from .options import check_outputs, csv_option, gt_option, plot_option
+from ..common import Timer, command, emit, log, parse_floats, progress
+from .options import check_outputs, report_options, scored_file
 
 
 MAX_THRESHOLDS = 1001       # a sweep in steps of 0.001; each threshold costs a pass over every image
@@ -55,14 +55,11 @@ def _check_unit_values(values, name: str, path, image_id) -> None:
 
 
 @command("cams")
-@click.argument("cams", type=click.Path(dir_okay=False))
-@gt_option
+@scored_file("cams")
 @click.option("--thresholds", "thr_text", default="0.05:0.95:0.05", show_default=True,
               help="Background thresholds of the sweep, START:STOP:STEP or a comma list (IRN, Ahn et al. "
                    "CVPR 2019, eval_cam.py: a pixel is foreground where its best CAM exceeds t).")
-@csv_option
-@plot_option
-@force_option
+@report_options()
 def cams(cams, gt, thr_text, csv_path, plot_path, force):
     """CAM quality as IRN measures it: for every background threshold t of
     the sweep, label each pixel with argmax([t, CAM_1..CAM_C]) over the

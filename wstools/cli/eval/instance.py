@@ -8,8 +8,8 @@ from ...errors import InputError
 from ...io.coco import read_results
 from ...io.dataset import load_instances, load_manifest
 from ...io.tables import format_table, write_csv
-from ..common import Timer, command, emit, force_option, log, progress
-from .options import check_outputs, csv_option, gt_option, parse_iou_thresholds, plot_option
+from ..common import Timer, command, emit, log, progress
+from .options import check_outputs, parse_iou_thresholds, report_options, scored_file
 
 
 def _coco_order(ids):
@@ -20,14 +20,11 @@ def _coco_order(ids):
 
 
 @command("instance")
-@click.argument("pred", type=click.Path(dir_okay=False))
-@gt_option
+@scored_file("pred")
 @click.option("--iou-r", "iou_r", default="0.25,0.5,0.75", show_default=True,
               help="IoU thresholds of mAP^r (Hariharan et al. 2014; PRM, LIID and Huang et al. report "
                    "0.25, 0.5 and 0.75).")
-@csv_option
-@plot_option
-@force_option
+@report_options()
 def instance(pred, gt, iou_r, csv_path, plot_path, force):
     """Score instance masks given as a COCO results JSON (a list of
     {image_id, category_id, segmentation (RLE or polygons), score}).

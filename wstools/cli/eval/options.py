@@ -6,12 +6,17 @@ import click
 
 from ...errors import InputError
 from ...io.atomic import check_output
-from ..common import parse_floats
+from ..common import force_option, option_stack, parse_floats
 
 
 def gt_option(f):
     return click.option("--gt", "gt", required=True, type=click.Path(dir_okay=False),
                         help="Dataset manifest with the ground truth (its images are the ones scored).")(f)
+
+
+def scored_file(name: str, dir_okay: bool = False):
+    """The file a mode scores (argument ``name``) and ``--gt``, the manifest it is scored against."""
+    return option_stack([click.argument(name, type=click.Path(dir_okay=dir_okay)), gt_option])
 
 
 def csv_option(f):
@@ -22,6 +27,11 @@ def csv_option(f):
 def plot_option(f):
     return click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
                         help="Write a figure to this PNG file (matplotlib, Agg backend).")(f)
+
+
+def report_options(plot=True):
+    """``--csv``, ``--plot`` (where the mode draws one) and ``--force``: the outputs every mode shares."""
+    return option_stack([csv_option, plot_option, force_option] if plot else [csv_option, force_option])
 
 
 def check_outputs(force, *paths):

@@ -10,8 +10,8 @@ from ...io.dataset import load_instances, load_manifest, load_objects, object_fa
 from ...io.proposals import read_proposals_group
 from ...io.store import open_store
 from ...io.tables import format_table, write_csv
-from ..common import Timer, command, emit, force_option, log, progress
-from .options import check_outputs, csv_option, gt_option, parse_iou_thresholds, plot_option
+from ..common import Timer, command, emit, log, progress
+from .options import check_outputs, parse_iou_thresholds, report_options, scored_file
 
 
 def _parse_top(text: str) -> tuple:
@@ -37,8 +37,7 @@ def _parse_top(text: str) -> tuple:
 
 
 @command("proposals")
-@click.argument("proposals", type=click.Path(dir_okay=False))
-@gt_option
+@scored_file("proposals")
 @click.option("--objects", type=click.Choice(["targets", "all"]), default="targets", show_default=True,
               help="targets = the manifest's instance ground truth (tagged classes); all = every object of "
                    "the `ws toy` 'objects' map, untagged distractors included (the class-agnostic recall "
@@ -47,9 +46,7 @@ def _parse_top(text: str) -> tuple:
               help="IoU thresholds of the recall (Uijlings et al. 2013 report 0.5 and 0.7).")
 @click.option("--top", "top_text", default="1,10,20,50,100,all", show_default=True,
               help="Numbers of proposals kept (the first N in stored, ranked order; 'all' = every one).")
-@csv_option
-@plot_option
-@force_option
+@report_options()
 def proposals(proposals, gt, objects, iou_text, top_text, csv_path, plot_path, force):
     """Class-agnostic quality of a proposals store: for every ground-truth
     object its best overlap with the first N proposals (N = 1, 10, 20, 50,

@@ -9,8 +9,8 @@ from ...errors import InputError
 from ...io.dataset import load_manifest
 from ...io.store import open_store
 from ...io.tables import format_table, write_csv
-from ..common import Timer, command, emit, force_option, log, progress
-from .options import check_outputs, csv_option, gt_option
+from ..common import Timer, command, emit, log, progress
+from .options import check_outputs, report_options, scored_file
 
 
 def _png_predictions(folder, manifest):
@@ -47,14 +47,12 @@ def _open_labels(pred):
 
 
 @command("semantic")
-@click.argument("pred", type=click.Path())
-@gt_option
+@scored_file("pred", dir_okay=True)
 @click.option("--unlabeled", type=click.Choice(["background", "ignore"]), default="background",
               show_default=True,
               help="How prediction pixels equal to 255 (unlabeled, in partial labels such as seed cues) "
                    "count: as background (Sun et al. score their cues this way) or not at all.")
-@csv_option
-@force_option
+@report_options(plot=False)
 def semantic(pred, gt, unlabeled, csv_path, force):
     """Score semantic labels with the PASCAL VOC protocol: one (K+1)x(K+1)
     confusion matrix over the whole set (ground-truth pixels 255 ignored),

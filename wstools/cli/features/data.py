@@ -90,28 +90,3 @@ def true_labels_of(manifest, rec, counts, iou_thr: float = 0.5):
     gt = as_rles([c for c, k in zip(inst.counts, keep) if k], rec.height, rec.width)
     iou = mask_iou(as_rles(list(counts), rec.height, rec.width), gt) if gt else np.zeros((len(counts), 0))
     return true_labels(iou, inst.labels[keep], iou_thr)
-
-
-def build_model(ckpt, num_classes: int, path):
-    """The network of a ``classifier`` or ``mil`` checkpoint, weights loaded (InputError when the
-    state dict does not fit the named architecture)."""
-    from ...cam.model import CamNet
-    from ...features.mil import MilNet
-    from ...nn.backbones import build_backbone
-
-    try:
-        backbone = build_backbone(ckpt["arch"], int(ckpt.get("stride", 16)))
-    except InputError:
-        raise
-    except (KeyError, ValueError) as e:
-        raise InputError(f"unknown architecture {ckpt.get('arch')!r} ({e})", path=path) from None
-    if ckpt["ws_kind"] == "mil":
-        model = MilNet(backbone, num_classes, int(ckpt.get("roi_size", 7)))
-    else:
-        model = CamNet(backbone, num_classes)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise InputError(f"state_dict does not fit arch {ckpt['arch']} ({str(e).splitlines()[0]})",
-                         path=path) from None
-    return model

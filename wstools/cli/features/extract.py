@@ -6,8 +6,8 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import (Timer, batch_size_option, command, device_option, emit, output_option, progress, resolve_device,
-                      threads_option, warn)
+from ..common import (Timer, batch_size_option, command, device_option, emit, output_option, path_option, progress,
+                      resolve_device, threads_option, warn)
 from ..stage import image_batches, output_store, per_image_options, shard_items
 
 
@@ -19,12 +19,11 @@ def proposals_per_image_option(f):
 
 @command("extract")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
-              help="Proposal store of MANIFEST's images (`ws propose`).")
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
+@path_option("--proposals", help="Proposal store of MANIFEST's images (`ws propose`).")
+@path_option("--model",
               help="A classifier checkpoint (`ws cam train`; needs --cams) or a MIL checkpoint "
                    "(`ws features train-mil`; probabilities from its softmax, LIID Eq. 2).")
-@click.option("--cams", "cams_path", type=click.Path(dir_okay=False), default=None,
+@path_option("--cams", required=False,
               help="CAM store of MANIFEST's images (`ws cam infer`); needed with a classifier checkpoint.")
 @output_option("Features store to write (.h5, kind `features`).")
 @proposals_per_image_option
@@ -83,11 +82,11 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
     from ...cam.augment import normalize, to_gray
     from ...features.probabilities import SCORE_MAX, proposal_probabilities
     from ...features.roi import roi_features
-    from ...io.checkpoint import load_checkpoint
+    from ...io.checkpoint import load_model
     from ...io.dataset import load_manifest
     from ...io.flat import append_features, write_image_ids
     from ...io.store import open_store
-    from .data import build_model, check_inputs, read_cams, read_proposals, true_labels_of
+    from .data import check_inputs, read_cams, read_proposals, true_labels_of
 
     if eta > SCORE_MAX[prob_method]:      # R never reaches it: every proposal would be noise
         raise InputError(f"--eta {eta:g}: R of --prob {prob_method} lies in [0, {SCORE_MAX[prob_method]:g}]")
@@ -95,18 +94,14 @@ def extract(manifest, proposals_path, model_path, cams_path, output, top, prob_m
     if noise is None:
         noise = "none" if prob_method == "box-mean" else "threshold"
     m = load_manifest(manifest)
-    ckpt = load_checkpoint(model_path, ("classifier", "mil"))
+    model, ckpt = load_model(model_path, ("classifier", "mil"), m.classes, dev)
     kind = ckpt["ws_kind"]
-    if list(ckpt["classes"]) != m.classes:
-        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from {m.classes} of {m.path}",
-                         path=model_path)
     if kind == "classifier" and cams_path is None:
         raise InputError("a classifier checkpoint needs --cams (its CAMs give the probabilities)", path=model_path)
     if kind == "mil" and cams_path is not None:
         warn("--cams is not used with a MIL checkpoint (probabilities come from the network)")
         cams_path = None
     K = m.num_classes
-    model = build_model(ckpt, K, model_path).to(dev).eval()
     gray = bool(ckpt.get("gray", False))
     with_truth = m.has_instance_gt()
     params = {"model": str(model_path), "model_kind": kind, "arch": ckpt["arch"],

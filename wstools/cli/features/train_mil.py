@@ -8,25 +8,23 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import command, output_option, progress, resolve_device, warn
-from ..training import TrainingRun, run_training, training_options
+from ..common import command, path_option, progress, resolve_device, warn
+from ..training import TrainingRun, run_training
+from ..training_options import checkpoint_output_option, optimizer_options, training_options
 from .extract import proposals_per_image_option
 
 
 @command("train-mil")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
-              help="Proposal store of MANIFEST's images (`ws propose`).")
-@click.option("--cams", "cams_path", required=True, type=click.Path(dir_okay=False),
-              help="CAM store (`ws cam infer`): the pseudo proposal labels of LIID Eq. 3 come from it.")
-@output_option("MIL checkpoint to write (.pt, kind `mil`); beside it NAME.log.jsonl and, while training, "
-               "NAME.last.pt (for --resume).")
+@path_option("--proposals", help="Proposal store of MANIFEST's images (`ws propose`).")
+@path_option("--cams", help="CAM store (`ws cam infer`): the pseudo proposal labels of LIID Eq. 3 come from it.")
+@checkpoint_output_option("mil")
 @proposals_per_image_option
 @click.option("--arch", type=click.Choice(["tiny", "resnet18", "resnet50", "resnet101", "vgg16"]),
               default="resnet50", show_default=True, help="Backbone (LIID: ResNet-50); `tiny` for CPU runs.")
 @click.option("--stride", type=click.Choice(["16", "8"]), default="16", show_default=True,
               help="Output stride of the backbone (as `ws cam train`).")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False), default=None,
+@path_option("--init", required=False,
               help="Start the backbone from a classifier checkpoint (`ws cam train`) or a torchvision state "
                    "dict (LIID starts from the ImageNet ResNet-50).")
 @click.option("--gray", is_flag=True, help="Gray input images (as a gray classifier of `ws cam train --gray`).")
@@ -51,17 +49,10 @@ from .extract import proposals_per_image_option
                    "(README `ws features` benchmarks: AUC by steps).")
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
               help="Images per step (LIID: 1; each image's loss is averaged over the batch).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True,
-              help="Learning rate (LIID: 5e-4).")
+@optimizer_options("LIID", lr=5e-4, momentum=0.9, weight_decay=1e-4, lr_help="Learning rate")
 @click.option("--lr-drop", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Fraction of the run after which the rate is divided by 10 (LIID: after 5 "
                                       "of 10 epochs = 0.5).")
-@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="SGD momentum (LIID: 0.9).")
-@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
-              help="Weight decay (LIID: 1e-4).")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
-              help="SGD (LIID) or Adam (for a backbone trained from scratch, e.g. --arch tiny).")
 @training_options()
 def train_mil(manifest, proposals_path, cams_path, output, top, arch, stride, init_path, gray, eta, lse_r, theta,
               alpha, beta, gamma, epochs, min_steps, batch_size, lr, lr_drop, momentum, weight_decay, optimizer,

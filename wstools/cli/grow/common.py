@@ -6,6 +6,7 @@ import click
 import numpy as np
 
 from ...errors import InputError
+from ..common import option_stack
 
 crf_option = click.option("--crf", "use_crf", is_flag=True,
                           help="Refine with a dense CRF (pydensecrf2; IRN/AffinityNet crf_inference values: "
@@ -14,6 +15,15 @@ crf_option = click.option("--crf", "use_crf", is_flag=True,
 manifest_option = click.option("--manifest", type=click.Path(dir_okay=False), default=None,
                                help="Manifest of the images, read by --snap, --crf, --bg saliency (default: the manifest the input "
                                     "store records, found from any folder).")
+
+
+# DSRG's growing thresholds (Sect. 3.2, Eq. 3), for ``ws grow region`` and ``ws train-seg --grow``
+growing_threshold_options = option_stack([
+    click.option("--theta-fg", type=click.FloatRange(0, 1), default=0.85, show_default=True,
+                 help="Foreground growing threshold theta_f (DSRG Sect. 3.2, Eq. 3)."),
+    click.option("--theta-bg", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+                 help="Background growing threshold theta_b (DSRG Sect. 3.2, Eq. 3)."),
+])
 
 
 def parse_rule(text: str, name: str, modes) -> tuple:

@@ -6,21 +6,18 @@ import click
 import numpy as np
 
 from ...errors import InputError
-from ..common import check_same_manifest_or_warn, command, emit, output_option
+from ..common import check_same_manifest_or_warn, command, emit, output_option, path_option
 from ..stage import per_image_options, run_per_image
-from .common import crf_option, manifest_option, probs_from_group
+from .common import crf_option, growing_threshold_options, manifest_option, probs_from_group
 
 
 @command("region")
 @click.argument("seeds_path", metavar="SEEDS", type=click.Path(dir_okay=False))
-@click.option("--probs", "probs_path", required=True, type=click.Path(dir_okay=False),
+@path_option("--probs",
               help="`probs` store (ws predict --probs) or `cams` store (background = stored `background` map, "
                    "else 1 - max CAM; normalised over the present labels).")
 @output_option("`labels` store to write.")
-@click.option("--theta-fg", type=click.FloatRange(0, 1), default=0.85, show_default=True,
-              help="Foreground growing threshold theta_f (DSRG Sect. 3.2).")
-@click.option("--theta-bg", type=click.FloatRange(0, 1), default=0.99, show_default=True,
-              help="Background growing threshold theta_b (DSRG Sect. 3.2).")
+@growing_threshold_options
 @click.option("--grow-crf", is_flag=True,
               help="Grow on the dense-CRF-refined probabilities (DSRG's released layer refines the softmax with "
                    "a CRF before growing; pydensecrf2, IRN/AffinityNet crf_inference values). Reads the images (--manifest).")

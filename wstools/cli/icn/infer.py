@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ...errors import InputError
-from ..common import command, device_option, emit, output_option, resolve_device, threads_option
+from ..common import command, device_option, emit, output_option, path_option, resolve_device, threads_option
 from ..stage import per_image_options, run_per_image
 
 
 @command("infer")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--responses", "responses_path", required=True, type=click.Path(dir_okay=False),
-              help="Naive PRMs of MANIFEST's images (`ws cam peaks`).")
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
-              help="ICN checkpoint written by `ws icn train`.")
+@path_option("--responses", help="Naive PRMs of MANIFEST's images (`ws cam peaks`).")
+@path_option("--model", help="ICN checkpoint written by `ws icn train`.")
 @output_option("Response store to write (.h5, kind `responses`): the same peaks, enhanced maps.")
 @click.option("--steps", type=click.IntRange(1), default=3, show_default=True,
               help="Times the ICN is applied, its output (re-normalised) being the next input (Huang et al.: 3).")
@@ -37,24 +34,15 @@ def infer(manifest, responses_path, model_path, output, steps, instance_batch, d
       ws icn infer data/toy/val.json --responses prm_val.h5 --model icn.pt -o enhanced_val.h5
       ws match data/toy/val.json --responses enhanced_val.h5 --proposals props_val.h5 -o results.json
     """
-    from ...io.checkpoint import load_checkpoint
+    from ...io.checkpoint import load_model
     from ...io.dataset import load_manifest
     from ...io.responses import read_response_group, write_response_group
     from ...io.store import open_store
-    from ...prm.icn import ICN, enhance_image
+    from ...prm.icn import enhance_image
 
     dev = resolve_device(device)
     m = load_manifest(manifest)
-    ckpt = load_checkpoint(model_path, "icn")
-    try:
-        model = ICN(str(ckpt["arch"]))
-        model.load_state_dict(ckpt["state_dict"])
-    except InputError:
-        raise
-    except (RuntimeError, ValueError) as e:
-        raise InputError(f"state_dict does not fit ICN encoder {ckpt['arch']} ({str(e).splitlines()[0]})",
-                         path=model_path) from None
-    model.to(dev).eval()
+    model, ckpt = load_model(model_path, "icn", device=dev)
     size = int(ckpt.get("size", 320))
     params = {"model": str(model_path), "encoder": ckpt["arch"], "steps": steps, "size": size, "shard": shard}
     n_inst = 0

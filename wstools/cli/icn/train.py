@@ -5,19 +5,17 @@ from __future__ import annotations
 import click
 
 from ...errors import InputError
-from ..common import command, force_mismatch_option, output_option, resolve_device
+from ..common import command, force_mismatch_option, path_option, resolve_device
 from ..match import proposal_masks, responses_with_proposals, score_options
-from ..training import TrainingRun, run_training, training_options
+from ..training import TrainingRun, run_training
+from ..training_options import checkpoint_output_option, training_options
 
 
 @command("train")
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("--responses", "responses_path", required=True, type=click.Path(dir_okay=False),
-              help="Naive PRMs of MANIFEST's images (`ws cam peaks`).")
-@click.option("--proposals", "proposals_path", required=True, type=click.Path(dir_okay=False),
-              help="Proposal store with masks (`ws propose`): the pseudo labels come from it.")
-@output_option("ICN checkpoint to write (.pt, kind `icn`); beside it NAME.log.jsonl and, while training, "
-               "NAME.last.pt (for --resume).")
+@path_option("--responses", help="Naive PRMs of MANIFEST's images (`ws cam peaks`).")
+@path_option("--proposals", help="Proposal store with masks (`ws propose`): the pseudo labels come from it.")
+@checkpoint_output_option("icn")
 @click.option("--encoder", type=click.Choice(["vgg16", "tiny"]), default="vgg16", show_default=True,
               help="Encoder: torchvision VGG-16 (Huang et al.) or a small CNN for CPU runs.")
 @click.option("--top-k", "top_k", type=click.IntRange(1), default=3, show_default=True,
