@@ -120,8 +120,10 @@ DEV=(--device "$DEVICE")
 RUN_SEED=(--seed "$SEED")   # every training command: initialisation, shuffling, augmentation
 # --sam: SAM's automatic masks are both the segment proposals and the salient instances (WeakSAM's swap)
 if [ -n "$SAM" ]; then
-  PROPOSE=(--method sam --checkpoint "$SAM" "${DEV[@]}")
-  SALIENT=(--method sam --checkpoint "$SAM" --nms 0.7 --top 20 "${DEV[@]}")
+  # --smoke: an 8 x 8 grid of point prompts instead of SAM's 32 x 32 (the stage runs; numbers mean little)
+  SAM_GRID=(); [ "$SIZE_PROFILE" = smoke ] && SAM_GRID=(--points-per-side 8)
+  PROPOSE=(--method sam --checkpoint "$SAM" "${SAM_GRID[@]}" "${DEV[@]}")
+  SALIENT=(--method sam --checkpoint "$SAM" "${SAM_GRID[@]}" --nms 0.7 --top 20 "${DEV[@]}")
 else
   PROPOSE=(--workers 2)
   SALIENT=(--method saliency --nms 0.7 --top 20 --workers 2)
