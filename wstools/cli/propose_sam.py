@@ -7,6 +7,8 @@ import functools
 
 import click
 
+from .common import option_stack
+
 SAM_DEFAULTS = "Kirillov et al., Segment Anything, ICCV 2023, App. A; the official SamAutomaticMaskGenerator"
 # the generator's settings, as wstools.proposals.sam.sam_masks names them
 GENERATOR = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_thresh", "stability_offset",
@@ -63,9 +65,7 @@ def sam_options(f):
         sam = {name: kwargs.pop(name) for name in GENERATOR}
         return f(*args, sam=sam, **kwargs)
 
-    for opt in reversed(_OPTIONS):
-        packed = opt(packed)
-    return packed
+    return option_stack(_OPTIONS)(packed)
 
 
 def load_sam_model(checkpoint, model_type: str, device: str):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from ..parallel import worker_map
-from .common import (Timer, force_mismatch_option, force_option, log, progress, resume_option, shard_option,
-                     workers_option)
+from .common import (Timer, force_mismatch_option, force_option, log, option_stack, progress, resume_option,
+                     shard_option, workers_option)
 
 RESUME_HINT = "rerun with --resume to keep what was written"
 
@@ -62,9 +62,7 @@ def per_image_options(*, workers: bool = True, force_mismatch: bool = False, res
             parse_shard(kwargs.get("shard"))
             return f(*args, **kwargs)
 
-        for opt in reversed(opts):      # as if stacked above the function, first on top
-            checked = opt(checked)
-        return checked
+        return option_stack(opts)(checked)
 
     return deco
 
