@@ -150,9 +150,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the other core is shared)")
     ap.add_argument("--init", default=None, help="a `ws cam train` classifier: used for the CAMs and --init of "
                     "every segmentation network instead of training one on the train set")
-    ap.add_argument("--tradeoff", default="", help="comma-separated ARCH:EPOCHS[:IMAGES] whose upper bound "
-                    "(ground-truth labels, trained on the first IMAGES training images; default all) is "
-                    "measured first, e.g. tiny:27:120,tiny:8:2000,tiny_unet:8:2000")
+    ap.add_argument("--tradeoff", default="", help="comma-separated ARCH:EPOCHS[:IMAGES[:AUGMENT]] whose upper "
+                    "bound (ground-truth labels, trained on the first IMAGES training images, default all; AUGMENT: "
+                    "train-seg --augment values joined by +) is measured first, with its mIoU on those training "
+                    "images, e.g. tiny:27:120,tiny:8:2000,tiny:100:120:rot90+channels")
     ap.add_argument("--only-tradeoff", action="store_true", help="stop after the trade-off table")
     ap.add_argument("--out", default=None, help="working folder (default: a temporary one)")
     a = ap.parse_args()
@@ -171,30 +172,34 @@ def main():
     init = ["--init", cls_pt]      # as examples.sh: every segmentation network starts from the classifier
     tradeoff = []
     for spec in filter(None, a.tradeoff.split(",")):
-        arch, epochs, *images = spec.split(":")
-        images = int(images[0]) if images else a.train
+        arch, epochs, *rest = spec.split(":")
+        images = int(rest[0]) if rest and rest[0] else a.train
+        augment = [x for x in (rest[1] if len(rest) > 1 else "").split("+") if x]
         subset = first_images(train, images)
-        flags = list(SEG_FLAGS)
+        flags = list(SEG_FLAGS) + [f for x in augment for f in ("--augment", x)]
         flags[flags.index("--arch") + 1] = arch
-        ckpt = tmp / f"tradeoff_{arch}_{epochs}_{images}.pt"
+        ckpt = tmp / f"tradeoff_{arch}_{epochs}_{images}_{'+'.join(augment) or 'none'}.pt"
         cpu0 = child_cpu_seconds()
         _, t_train = ws("train-seg", subset, "--labels", train.parent / "semantic", *flags, "--crop", a.size,
                         "--epochs", epochs, *init, "--force", *th, "-o", ckpt)
         cpu_train = child_cpu_seconds() - cpu0
-        ws("predict", val, "--model", ckpt, "-o", tmp / "tradeoff.h5", "--force", *th)
-        ev = ws("eval", "semantic", tmp / "tradeoff.h5", "--gt", val)[0]
-        tradeoff.append((arch, int(epochs), images, ev["miou"], t_train, cpu_train))
+        scores = []
+        for manifest in (subset, val):
+            ws("predict", manifest, "--model", ckpt, "-o", tmp / "tradeoff.h5", "--force", *th)
+            scores.append(ws("eval", "semantic", tmp / "tradeoff.h5", "--gt", manifest)[0]["miou"])
+        tradeoff.append((arch, "+".join(augment) or "-", int(epochs), images, *scores, t_train, cpu_train))
     if tradeoff:
         print(f"supervised upper bound (ground-truth labels) by network, epochs and training images: `ws toy` "
               f"{a.val} val images of {a.size} px, {' '.join(map(str, SEG_FLAGS[2:]))} --crop {a.size}"
               f" --init {cls_pt}, CPU {a.threads} threads\n")
-        print("| network | training images | epochs | optimizer steps | val mIoU | train-seg seconds (wall) "
-              "| CPU seconds |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| network | --augment | training images | epochs | optimizer steps | train mIoU (those images) "
+              "| val mIoU | train-seg seconds (wall) | CPU seconds |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         batch = int(SEG_FLAGS[SEG_FLAGS.index("--batch-size") + 1])
-        for arch, epochs, images, miou, t_train, cpu_train in tradeoff:
+        for arch, augment, epochs, images, train_miou, miou, t_train, cpu_train in tradeoff:
             steps = -(-images // batch) * epochs
-            print(f"| {arch} | {images} | {epochs} | {steps} | {miou:.3f} | {t_train:.0f} | {cpu_train:.0f} |")
+            print(f"| {arch} | {augment} | {images} | {epochs} | {steps} | {train_miou:.3f} | {miou:.3f} "
+                  f"| {t_train:.0f} | {cpu_train:.0f} |")
         print()
     if a.only_tradeoff:
         return

@@ -147,6 +147,25 @@ def test_resume_with_other_hyper_parameters_is_refused(toy_dir, tmp_path):
     assert r.json["resumed_from_epoch"] == 1 and (tmp_path / "s.pt").exists()
 
 
+def test_augment_is_recorded_and_refused_for_instances(toy_dir, tmp_path):
+    from wstools.cli.train_seg import train_seg
+    from wstools.seg.data import AUGMENTATIONS
+
+    assert tuple(next(p for p in train_seg.params if p.name == "augment").type.choices) == AUGMENTATIONS
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+               "--augment", "rot90", "--augment", "channels", "-o", tmp_path / "s.pt")
+    ck = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert ck["args"]["augment"] == ["channels", "rot90"] and r.json["epochs"] == 1
+    bad = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--augment", "rot45",
+                 "-o", tmp_path / "t.pt", expect=None)
+    assert_bad_input(bad, "rot45")
+    coco = coco_from_gt(toy_dir / "train.json", tmp_path / "c.json")
+    bad = run_ws("train-seg", toy_dir / "train.json", "--coco", coco, *MRCNN, "--augment", "rot90",
+                 "-o", tmp_path / "m.pt", expect=None)
+    assert_bad_input(bad, "--augment")
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "t.pt").exists()
+
+
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     from wstools.io import checkpoint
 

@@ -243,6 +243,34 @@ def test_joint_crop_keeps_image_and_labels_aligned():
     assert b["image"].shape == (2, 3, 16, 16) and b["labels"].dtype == torch.int64
 
 
+def test_rot90_and_channel_augmentation_keep_labels_on_their_pixels():
+    from wstools.seg.data import AUGMENTATIONS
+
+    # an asymmetric object: label 1 exactly where the red channel is 200, in the top-left corner
+    img = np.zeros((20, 30, 3), np.uint8)
+    img[..., 1] = 50
+    img[2:6, 3:12, 0] = 200
+    lab = (img[..., 0] == 200).astype(np.uint8)
+    corners, channels = set(), set()
+    for seed in range(40):
+        x, y, raw = joint_scale_flip_crop(img, lab, np.random.default_rng(seed), 32, (1.0, 1.0), flip=False,
+                                          augment=AUGMENTATIONS)
+        valid = y != 255
+        bright = raw.max(-1) == 200                       # the object, whichever channel it moved to
+        assert (bright == (y == 1))[valid].all()
+        assert int((y == 1).sum()) == int(lab.sum())      # rotated by multiples of 90 degrees: no pixel lost
+        ys, xs = np.nonzero(y == 1)
+        oy, ox = np.nonzero(valid)
+        corners.add((ys.mean() < oy.mean(), xs.mean() < ox.mean()))
+        channels.add(int(np.argmax(raw[ys[0], xs[0]])))
+    assert len(corners) == 4 and len(channels) == 3       # all four turns and every channel seen
+    with pytest.raises(ValueError, match="unknown augmentation 'rot45'"):
+        joint_scale_flip_crop(img, lab, np.random.default_rng(0), 32, augment=("rot45",))
+    x0, y0, _ = joint_scale_flip_crop(img, lab, np.random.default_rng(3), 32)
+    x1, y1, _ = joint_scale_flip_crop(img, lab, np.random.default_rng(3), 32, augment=())
+    assert np.array_equal(x0, x1) and np.array_equal(y0, y1)   # no augment: the papers' crops, unchanged
+
+
 def test_load_backbone_from_classifier_names():
     from wstools.cam.model import CamNet
     from wstools.nn.backbones import build_backbone

@@ -86,6 +86,10 @@ from .training_options import checkpoint_output_option, optimizer_options, train
               help="Side of the random training crop, padded with ignore (DSRG: 321).")
 @click.option("--scales", "scale_range", default="0.5,1.5", show_default=True,
               help="MIN,MAX of the random rescaling factor of a training image.")
+@click.option("--augment", multiple=True, type=click.Choice(["rot90", "channels"]),  # seg.data.AUGMENTATIONS
+              help="Augmentation beyond the papers' scale, flip and crop (repeat for both; not in DSRG / Sun et "
+                   "al.): rot90 = a random multiple of 90 degrees, for data without an up direction (ws toy; not "
+                   "photographs); channels = a random RGB channel permutation, where colour does not identify a class.")
 @click.option("--min-size", type=click.IntRange(16), default=800, show_default=True,
               help="Instance: Mask R-CNN's short side (torchvision: 800).")
 @click.option("--max-size", type=click.IntRange(16), default=1333, show_default=True,
@@ -93,8 +97,8 @@ from .training_options import checkpoint_output_option, optimizer_options, train
 @training_options()
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
               boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, loss_at, epochs,
-              batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, min_size, max_size,
-              stop_after, device, workers, seed, force, resume):
+              batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment, min_size,
+              max_size, stop_after, device, workers, seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
 
     Semantic (the last step of DSRG and Sun et al.): DeepLabv3 (or a tiny CPU
@@ -136,8 +140,8 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         raise InputError("--task semantic needs --labels (a labels store or a folder of <id>.png)")
     if task == "instance" and not coco_path:
         raise InputError("--task instance needs --coco (a COCO instances JSON, e.g. from `ws export-coco`)")
-    if task == "instance" and (grow or boundary_weight > 0 or loss != "ce"):
-        raise InputError("--grow, --boundary-weight and --loss are semantic options")
+    if task == "instance" and (grow or boundary_weight > 0 or loss != "ce" or augment):
+        raise InputError("--grow, --boundary-weight, --loss and --augment are semantic options")
     dev = resolve_device(device)
     m = load_manifest(manifest)
     records = list(m.images)
@@ -175,6 +179,7 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
             "theta_fg": theta_fg, "theta_bg": theta_bg, "loss_at": loss_at, "epochs": epochs,
             "batch_size": batch_size, "lr": lr, "head_lr_mult": head_lr_mult, "momentum": momentum,
             "weight_decay": weight_decay, "optimizer": optimizer, "crop": crop, "scales": [lo, hi],
+            "augment": sorted(set(augment)),
             "min_size": min_size, "max_size": max_size, "retrain": retrain, "seed": seed}
 
     def stage(out, source, labels_path, losses, extra, quiet=False):
@@ -201,7 +206,8 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
                 return np.random.default_rng([seed, box[0], i])
 
             if task == "semantic":
-                data = SegCrops(len(records), SemanticLoader(m, records, source), rng_of, crop, (lo, hi))
+                data = SegCrops(len(records), SemanticLoader(m, records, source), rng_of, crop, (lo, hi),
+                                 augment=augment)
                 evaluate = semantic_evaluator(semantic_samples(val), val.classes, dev) if val is not None else None
             else:
                 data = InstanceImages(len(records), InstanceLoader(m, records, anns, coco_path), rng_of)

@@ -15,6 +15,9 @@ from ..errors import InputError
 from ..labels import IGNORE
 from ..train.batches import LoadedItems
 
+# training augmentations beyond the papers' scale, flip and crop (``augment`` below)
+AUGMENTATIONS = ("rot90", "channels")
+
 
 def check_label_map(labels: np.ndarray, image_shape, num_classes: int, *, path=None, image_id=None) -> np.ndarray:
     """Refuse a label map whose size differs from the image's or with values outside 0..K and 255
@@ -33,9 +36,15 @@ def check_label_map(labels: np.ndarray, image_shape, num_classes: int, *, path=N
 
 
 def joint_scale_flip_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, crop: int,
-                          scales=(0.5, 1.5), flip: bool = True):
+                          scales=(0.5, 1.5), flip: bool = True, augment=()):
     """Random rescale (image bilinear, labels nearest), left-right flip, and a ``crop`` x ``crop``
-    window padded with 0 (image, after normalisation: the mean colour) and 255 (labels).
+    window padded with 0 (image, after normalisation: the mean colour) and 255 (labels) — DSRG's
+    and Sun et al.'s augmentation (DeepLab's).
+
+    ``augment`` adds any of :data:`AUGMENTATIONS`, for data the papers' photographs are not like:
+    ``"rot90"`` turns image and labels by a random multiple of 90 degrees (data without an up
+    direction, such as ``ws toy``'s randomly rotated shapes), ``"channels"`` permutes the RGB
+    channels at random (data where colour does not identify a class, as in ``ws toy``).
 
     ``image`` (H, W, 3) uint8, ``labels`` (H, W) uint8. Returns ``(x (3, crop, crop) float32
     normalised, y (crop, crop) uint8, raw (crop, crop, 3) uint8)`` where ``raw`` is the crop of the
@@ -49,6 +58,15 @@ def joint_scale_flip_crop(image: np.ndarray, labels: np.ndarray, rng: np.random.
         labels = cv2.resize(labels, (nw, nh), interpolation=cv2.INTER_NEAREST)
     if flip and rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
+    unknown = set(augment) - set(AUGMENTATIONS)
+    if unknown:
+        raise ValueError(f"unknown augmentation {sorted(unknown)[0]!r} (choose from {', '.join(AUGMENTATIONS)})")
+    if "rot90" in augment:
+        k = int(rng.integers(4))
+        image, labels = np.rot90(image, k), np.rot90(labels, k)
+        nh, nw = labels.shape
+    if "channels" in augment:
+        image = image[..., rng.permutation(3)]
 
     def window(n):
         if n >= crop:
@@ -75,12 +93,13 @@ class SegCrops(LoadedItems):
     (raising :class:`~wstools.errors.InputError` for bad files); ``rng_of(i)`` gives its generator.
     """
 
-    def __init__(self, n: int, load, rng_of, crop: int, scales=(0.5, 1.5), flip: bool = True):
+    def __init__(self, n: int, load, rng_of, crop: int, scales=(0.5, 1.5), flip: bool = True, augment=()):
         super().__init__(n, load, rng_of)
-        self.crop, self.scales, self.flip = crop, scales, flip
+        self.crop, self.scales, self.flip, self.augment = crop, scales, flip, tuple(augment)
 
     def item(self, i, image, labels, tags):
-        x, y, raw = joint_scale_flip_crop(image, labels, self.rng_of(i), self.crop, self.scales, self.flip)
+        x, y, raw = joint_scale_flip_crop(image, labels, self.rng_of(i), self.crop, self.scales, self.flip,
+                                         self.augment)
         return {"image": torch.from_numpy(x), "labels": torch.from_numpy(y).long(), "raw": torch.from_numpy(raw),
                 "target": torch.as_tensor(tags, dtype=torch.float32)}
 
