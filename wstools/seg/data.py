@@ -90,7 +90,8 @@ class SegCrops(LoadedItems):
     ignore), "raw" (crop, crop, 3) uint8, "target" (K,) float32 tags, "error"}``.
 
     ``load(i) -> (image (H, W, 3) uint8, labels (H, W) uint8, tags (K,) float32)`` reads item i
-    (raising :class:`~wstools.errors.InputError` for bad files); ``rng_of(i)`` gives its generator.
+    (raising :class:`~wstools.errors.InputError` for bad files); ``rng_of(i)`` gives its generator;
+    ``crop``, ``scales``, ``flip`` and ``augment`` are :func:`joint_scale_flip_crop`'s.
     """
 
     def __init__(self, n: int, load, rng_of, crop: int, scales=(0.5, 1.5), flip: bool = True, augment=()):
