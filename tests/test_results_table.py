@@ -51,7 +51,8 @@ def test_three_runs_mean_std_and_verdicts(tmp_path):
     assert "Mean ± sample standard deviation over 3 runs (seeds: 0, 1, 2)" in text
     assert "0.500 ± 0.020" in text                       # DSRG val: mean 0.5, stdev 0.02
     assert "| level (+0.020," in text
-    assert "above beyond the spread" in text             # 0.91 vs 0.50
+    assert "per seed +0.100, +0.020, -0.060) |" in text # the reversal on seed 2 is shown
+    assert "above every weak row beyond the spread; per seed +0.400, +0.390, +0.440 over DSRG" in text
     # a clear gain is "holds"
     for seed, f in enumerate(folders):
         _run(f, seed, 0.6 + 0.01 * seed, 0.4, 0.9, 0.6 + 0.01 * seed)
@@ -63,3 +64,26 @@ def test_a_broken_metric_is_refused(tmp_path):
     (tmp_path / "dsrg" / "eval_semantic_val.json").write_text(json.dumps({"miou": None}))
     with pytest.raises(SystemExit, match="not a finite number"):
         results.report([tmp_path])
+
+
+def test_ceiling_checks_every_weak_row_not_only_the_best(tmp_path):
+    """Full 0.60 +- 0.01 beats DSRG (0.50 +- 0.01) beyond the spread, but not CAM only, whose
+    lower mean (0.45) has a spread (0.20) wider than its margin (0.15)."""
+    folders = []
+    for seed, (full, dsrg, cam) in enumerate([(0.59, 0.49, 0.25), (0.60, 0.50, 0.45), (0.61, 0.51, 0.65)]):
+        f = tmp_path / f"seed{seed}"
+        _run(f, seed, dsrg, 0.4, full, dsrg)
+        (f / "cam").mkdir()
+        (f / "cam" / "eval_semantic_val.json").write_text(json.dumps({"miou": cam}) + "\n")
+        for recipe, ap in (("full", 0.3 + 0.1 * seed), ("dsrg", 0.1)):
+            (f / recipe / "eval_instance_val.json").write_text(
+                json.dumps({"coco": {"AP50": ap, "AP75": 0.0}, "abo": 0.5}) + "\n")
+        folders.append(f)
+    text = results.report(folders)
+    semantic = next(line for line in text.splitlines() if line.startswith("Semantic ceiling"))
+    assert "vs the best weak row (DSRG (CVPR 2018), 0.500 ± 0.010): margin +0.100" in semantic
+    assert "not above every weak row beyond the spread (CAM only" in semantic
+    assert "+0.150, spread 0.200" in semantic and "DSRG (CVPR 2018) +0.100" not in semantic
+    instance = next(line for line in text.splitlines() if line.startswith("Instance ceiling"))
+    assert "val AP50 0.400 ± 0.100" in instance and "above every weak row beyond the spread" in instance
+    assert "per seed +0.200, +0.300, +0.400 over DSRG" in instance
