@@ -229,7 +229,6 @@ def ceiling(column: str, what: str, table: list[dict], tables: list[list[dict]])
     return f"{head}, {state}; {per_seed(margins)} over {best['recipe']}."
 
 
-
 def ceiling_line(table: list[dict], tables: list[list[dict]] = ()) -> str:
     """The semantic and the instance ceiling lines (see :func:`ceiling`)."""
     lines = [line for line in (ceiling("val_miou", "Semantic ceiling", table, list(tables)),
