@@ -2,8 +2,8 @@
 the seeds are near perfect?
 
 The results table's DSRG ablation (growing + retraining vs the balanced seeding loss alone, val
-mIoU) is level over three seeds. That alone does not say whether the growing and retraining
-steps fail or the classifier's seeds give them nothing to work with. This script trains the
+mIoU) fails over three seeds. That alone does not say whether the growing and retraining steps
+fail or the classifier's seeds give them nothing to work with. This script trains the
 recipe's two networks of each examples.sh work folder once more, from the seeds of *oracle* CAMs
 (``ws oracle cams``: blurred GT masks, through DSRG's own seed rules; examples.sh writes them as
 ``OUT/dsrg/seeds_oracle.h5``), with every other flag exactly as the recipe ran it (read from the
@@ -15,7 +15,8 @@ larger than the spread):
     python benchmarks/dsrg_oracle.py OUT/seed0 OUT/seed1 OUT/seed2 --work /tmp/dsrg_oracle
 
 Per folder it runs two ``ws train-seg``, two ``ws predict --crf`` and three ``ws eval semantic``
-(the val predictions and the stage-1 labels of the training images), a few minutes on 2 cores;
+(the val predictions and the stage-1 labels of the training images; summaries kept as
+``WORK/*/eval_*.json``), a few minutes on 2 cores;
 a network already in ``--work`` that the same command wrote is reused.
 """
 
@@ -43,9 +44,11 @@ def ws(*args) -> str:
     return proc.stdout
 
 
-def miou(summary: str) -> float:
-    value = json.loads(summary.strip().splitlines()[-1])
-    return float(value.get("miou", value.get("best_miou")))
+def evaluate(work: Path, name: str, labels: Path, gt: Path) -> float:
+    """``ws eval semantic LABELS --gt GT``, its summary saved as ``work/NAME.json`` (as examples.sh
+    saves its own); the mIoU."""
+    (work / f"{name}.json").write_text(ws("eval", "semantic", labels, "--gt", gt))
+    return metric(work, name, "miou|best_miou")
 
 
 def recorded_command(checkpoint: Path) -> list[str]:
@@ -75,17 +78,17 @@ def run_folder(folder: Path, work: Path) -> dict:
     out, t0 = {}, time.time()
     for name in NETWORKS:
         argv = recorded_command(dsrg / f"{name}.pt")
-        argv = replace(replace(argv, "--labels", seeds), "-o", work / f"{name}.pt")
-        done = work / f"{name}.pt"
-        if not (done.exists() and recorded_command(done) == argv):   # a finished earlier run is reused
+        model = work / f"{name}.pt"
+        argv = replace(replace(argv, "--labels", seeds), "-o", model)
+        if not (model.exists() and recorded_command(model) == argv):   # a finished earlier run is reused
             ws(*argv)
         device = argv[argv.index("--device") + 1] if "--device" in argv else "cpu"
-        val = Path(argv[1]).with_name("val.json")
-        ws("predict", val, "--model", work / f"{name}.pt", "--device", device, "--crf",
-           "-o", work / f"{name}_val.h5", "--force")
-        out[name] = miou(ws("eval", "semantic", work / f"{name}_val.h5", "--gt", val))
+        train = Path(argv[1])
+        val = train.with_name("val.json")
+        ws("predict", val, "--model", model, "--device", device, "--crf", "-o", work / f"{name}_val.h5", "--force")
+        out[name] = evaluate(work, f"eval_{name}_val", work / f"{name}_val.h5", val)
         if name == "deeplab":
-            out["stage1_labels"] = miou(ws("eval", "semantic", work / "deeplab.stage1_labels.h5", "--gt", argv[1]))
+            out["stage1_labels"] = evaluate(work, "eval_stage1_labels_train", work / "deeplab.stage1_labels.h5", train)
     out["seconds"] = time.time() - t0
     return out
 
