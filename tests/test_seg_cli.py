@@ -266,9 +266,10 @@ def test_retrain_second_stage_on_tag_restricted_labels(toy_dir, tmp_path):
             assert set(np.unique(s.image(rec.id)["labels"][()]).tolist()) <= allowed
 
 
-def test_retrain_second_stage_is_plain_cross_entropy(toy_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("retrain_loss", [None, "balanced-seed"])
+def test_retrain_second_stage_is_plain_supervision(toy_dir, tmp_path, monkeypatch, retrain_loss):
     # DSRG's "+Retrain" trains "in a fully-supervised way": stage 1's loss, boundary loss (and its
-    # CRF) and growing must not reach stage 2's training step
+    # CRF) and growing must not reach stage 2's training step, whose loss is --retrain-loss (ce by default)
     from click.testing import CliRunner
 
     import wstools.seg.semantic as semantic
@@ -287,17 +288,27 @@ def test_retrain_second_stage_is_plain_cross_entropy(toy_dir, tmp_path, monkeypa
     r = CliRunner().invoke(cli, [str(a) for a in ("train-seg", toy_dir / "train.json", "--labels",
                                                   toy_dir / "semantic", *TINY, "--epochs", "1", "--loss",
                                                   "balanced-seed", "--boundary-weight", "1", "--grow", "--retrain",
+                                                  *(["--retrain-loss", retrain_loss] if retrain_loss else []),
                                                   "-o", tmp_path / "d.pt", "-q")])
     assert r.exit_code == 0, (r.output, r.exception)
     assert len(calls) == 2
     first, second = calls
     assert first["loss"] == "balanced-seed" and first["boundary_weight"] == 1 and first["crf"] is not None
     assert first["grow"] is not None
-    assert second["loss"] == "ce" and second["boundary_weight"] == 0 and second["crf"] is None
+    stage2_loss = retrain_loss or "ce"
+    assert second["loss"] == stage2_loss and second["boundary_weight"] == 0 and second["crf"] is None
     assert second["grow"] is None and not second["grow_crf"]
     args = load_checkpoint(tmp_path / "d.pt", "segmentation")["args"]
-    assert args["loss"] == "ce" and args["boundary_weight"] == 0 and args["grow"] is False
-    assert load_checkpoint(tmp_path / "d.stage1.pt", "segmentation")["args"]["boundary_weight"] == 1
+    assert args["loss"] == stage2_loss and args["boundary_weight"] == 0 and args["grow"] is False
+    stage1 = load_checkpoint(tmp_path / "d.stage1.pt", "segmentation")["args"]
+    assert stage1["boundary_weight"] == 1 and stage1["loss"] == "balanced-seed"
+
+
+def test_retrain_loss_without_retrain_is_refused(toy_dir, tmp_path):
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+               "--retrain-loss", "balanced-seed", "-o", tmp_path / "d.pt", expect=None)
+    assert_bad_input(r, "--retrain-loss", "--retrain")
+    assert not (tmp_path / "d.pt").exists()
 
 
 def _crf_available():

@@ -72,9 +72,15 @@ from .training_options import checkpoint_output_option, optimizer_options, train
 @click.option("--retrain", is_flag=True,
               help="DSRG's second stage (Table 2 '+Retrain'): after training, predict labels for the training set "
                    "(restricted to each image's tags; CRF-refined with --grow-crf) into NAME.stage1_labels.h5 and "
-                   "train a fresh network on them with plain cross-entropy (DSRG Sect. 4.4: 'in a fully-supervised "
+                   "train a fresh network on them with --retrain-loss (DSRG Sect. 4.4: 'in a fully-supervised "
                    "way'; --loss, --boundary-weight, --grow apply to stage 1 only). The first network is kept as "
                    "NAME.stage1.pt.")
+@click.option("--retrain-loss", type=click.Choice(["ce", "balanced-seed"]), default="ce", show_default=True,
+              help="The loss of --retrain's second stage. ce: softmax cross-entropy, as DSRG's DeepLab trains "
+                   "'in a fully-supervised way' (Sect. 4.4); balanced-seed: DSRG Eq. 1 on the dense stage-1 "
+                   "labels (foreground and background pixels normalised separately), as examples.sh's fully "
+                   "supervised reference trains on ws toy's GT maps; on DSRG's stage-1 labels it measured below "
+                   "ce (README, Segmentation networks).")
 @click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
               help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
                    "the input crop (logits upsampled; better for small images).")
@@ -96,8 +102,8 @@ from .training_options import checkpoint_output_option, optimizer_options, train
               help="Instance: Mask R-CNN's long-side limit (torchvision: 1333).")
 @training_options()
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
-              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, loss_at, epochs,
-              batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment, min_size,
+              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, retrain_loss, loss_at,
+              epochs, batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment, min_size,
               max_size, stop_after, device, workers, seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
 
@@ -169,6 +175,9 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
                          "labels, train-seg")
     if retrain and stop_after is not None and stop_after < epochs:
         raise InputError("--stop-after with --retrain: stop and resume the stages separately")
+    if retrain_loss != "ce" and not retrain:
+        raise InputError("--retrain-loss is the loss of --retrain's second stage: give --retrain, or --loss for "
+                         "a single stage")
     if retrain:
         from ..io.atomic import check_output
 
@@ -231,15 +240,15 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         return stage(output, source, labels_path, losses, {})
     # DSRG's retraining (Sect. 4.4 "+Retrain"): predict labels for the training set with the
     # first network (restricted to each image's tags, CRF-refined with --grow-crf), then
-    # train a fresh network on them with plain cross-entropy: no boundary loss, no CRF, no growing
-    # (DSRG Sect. 4.4: "in a fully-supervised way").
+    # train a fresh network on them "in a fully-supervised way" (DSRG Sect. 4.4): --retrain-loss,
+    # no boundary loss, no CRF, no growing.
     stem = Path(output).with_suffix("") if Path(output).suffix else Path(output)
     first, first_labels = stem.with_name(stem.name + ".stage1.pt"), stem.with_name(stem.name + ".stage1_labels.h5")
     if not (resume and first.exists()):
         stage(first, source, labels_path, losses, {"stage": 1}, quiet=True)
     if not (resume and first_labels.exists()):
         write_stage1_labels(first, m, records, first_labels, dev, crf_fn if grow_crf else None, progress)
-    plain = {"loss": "ce", "boundary_weight": 0.0, "crf": None, "grow": None, "grow_crf": False}
+    plain = {"loss": retrain_loss, "boundary_weight": 0.0, "crf": None, "grow": None, "grow_crf": False}
     return stage(output, LabelSource(first_labels, m, records), str(first_labels), plain,
                  {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels)})
 
