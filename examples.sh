@@ -108,8 +108,9 @@ if [ -z "$DATA" ] || [ -n "$TINY" ]; then
   ICN=(--encoder tiny --size 64)
   PEAKS=(--max-peaks 3)     # a toy image holds at most a few instances of a class
   # the supervised reference's loss: background is 86 % of a toy image's pixels and cross-entropy leaves the
-  # small classes under-recalled; DSRG's Eq. 1 on the GT maps (fore- and background normalised apart) is the
-  # best supervised training of this network measured (README, Segmentation networks)
+  # small classes under-recalled; DSRG's Eq. 1 on the GT maps (fore- and background normalised apart), tested
+  # with the CRF, has the highest mean and the narrowest spread measured, level with cross-entropy
+  # (benchmarks/supervised_loss.py; README, Results of the recipes)
   SUPERVISED=(--loss balanced-seed)
 else
   CLS=(--weights imagenet)

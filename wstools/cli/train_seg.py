@@ -79,8 +79,8 @@ from .training_options import checkpoint_output_option, optimizer_options, train
               help="The loss of --retrain's second stage. ce: softmax cross-entropy, as DSRG's DeepLab trains "
                    "'in a fully-supervised way' (Sect. 4.4); balanced-seed: DSRG Eq. 1 on the dense stage-1 "
                    "labels (foreground and background pixels normalised separately), as examples.sh's fully "
-                   "supervised reference trains on ws toy's GT maps; on DSRG's stage-1 labels it measured below "
-                   "ce (README, Segmentation networks).")
+                   "supervised reference trains on ws toy's GT maps; on DSRG's stage-1 labels it measured level "
+                   "with ce over three seeds (README, Results of the recipes).")
 @click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
               help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
                    "the input crop (logits upsampled; better for small images).")
@@ -103,8 +103,8 @@ from .training_options import checkpoint_output_option, optimizer_options, train
 @training_options()
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
               boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, retrain_loss, loss_at,
-              epochs, batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment, min_size,
-              max_size, stop_after, device, workers, seed, force, resume):
+              epochs, batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment,
+              min_size, max_size, stop_after, device, workers, seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
 
     Semantic (the last step of DSRG and Sun et al.): DeepLabv3 (or a tiny CPU
