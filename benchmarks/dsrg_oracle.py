@@ -51,6 +51,18 @@ def evaluate(work: Path, name: str, labels: Path, gt: Path) -> float:
     return metric(work, name, "miou|best_miou")
 
 
+def device_of(argv: list[str]) -> str:
+    """The ``--device`` of a recorded command (cpu when it has none)."""
+    return argv[argv.index("--device") + 1] if "--device" in argv else "cpu"
+
+
+def scored(work: Path, name: str, model: Path, val: Path, device: str, crf: bool = True) -> float:
+    """``ws predict VAL --model MODEL [--crf]`` into ``work/NAME_val.h5``, scored (``eval_NAME_val``); the mIoU."""
+    pred = work / f"{name}_val.h5"
+    ws("predict", val, "--model", model, "--device", device, *(["--crf"] if crf else []), "-o", pred, "--force")
+    return evaluate(work, f"eval_{name}_val", pred, val)
+
+
 def recorded_command(checkpoint: Path) -> list[str]:
     """The ``ws train-seg`` argument list that wrote ``checkpoint`` (``ws info --json``)."""
     if not checkpoint.exists():
@@ -82,11 +94,8 @@ def run_folder(folder: Path, work: Path) -> dict:
         argv = replace(replace(argv, "--labels", seeds), "-o", model)
         if not (model.exists() and recorded_command(model) == argv):   # a finished earlier run is reused
             ws(*argv)
-        device = argv[argv.index("--device") + 1] if "--device" in argv else "cpu"
         train = Path(argv[1])
-        val = train.with_name("val.json")
-        ws("predict", val, "--model", model, "--device", device, "--crf", "-o", work / f"{name}_val.h5", "--force")
-        out[name] = evaluate(work, f"eval_{name}_val", work / f"{name}_val.h5", val)
+        out[name] = scored(work, name, model, train.with_name("val.json"), device_of(argv))
         if name == "deeplab":
             out["stage1_labels"] = evaluate(work, "eval_stage1_labels_train", work / "deeplab.stage1_labels.h5", train)
     out["seconds"] = time.time() - t0

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dsrg_oracle import evaluate, recorded_command, replace, ws  # noqa: E402
+from dsrg_oracle import device_of, recorded_command, replace, scored, ws  # noqa: E402
 from results import Stat, metric, verdict  # noqa: E402
 
 LOSSES = ("ce", "balanced-seed")
@@ -69,17 +69,11 @@ def train(argv: list[str], model: Path, reuse: Path | None = None) -> Path:
     return model
 
 
-def scored(work: Path, name: str, model: Path, val: Path, device: str, crf: bool) -> float:
-    pred = work / f"{name}_val.h5"
-    ws("predict", val, "--model", model, "--device", device, *(["--crf"] if crf else []), "-o", pred, "--force")
-    return evaluate(work, f"eval_{name}_val", pred, val)
-
-
 def run_folder(folder: Path, work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     out, t0 = {}, time.time()
     full = recorded_command(folder / "full" / "deeplab.pt")
-    device = full[full.index("--device") + 1] if "--device" in full else "cpu"
+    device = device_of(full)
     val = Path(full[1]).with_name("val.json")
     for loss in LOSSES:
         model = train(with_loss(full, loss), work / f"full_{loss}.pt", reuse=folder / "full" / "deeplab.pt")
