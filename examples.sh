@@ -351,6 +351,8 @@ if want dsrg; then
   # dense pseudo labels: the stage-1 network's labels of the training images, which stage 2 trains on
   evaluate eval_pseudo_train eval semantic "$G/deeplab.stage1_labels.h5" --gt "$TRAIN"
   predict_eval deeplab eval_semantic_val --crf
+  # Table 2's "+DSRG" row apart from "+Retrain": the stage-1 network, tested alike
+  predict_eval deeplab.stage1 eval_stage1_val --crf
   # the paper's ablation: the balanced seeding loss alone (no growing, no retraining)
   seg_on deeplab_seed_only "$G/seeds.h5" --loss balanced-seed --boundary-weight 1
   predict_eval deeplab_seed_only ablation_off --crf

@@ -12,8 +12,9 @@ recipes with every flag as recorded in their checkpoints (``ws info --json``) ex
 - DSRG's second stage on the recipe's stage-1 labels (``OUT/dsrg/deeplab.stage1_labels.h5``)
   with each of the two losses — the flags of ``--retrain``'s stage 2 (the recorded command less
   the stage-1 flags ``--loss --boundary-weight --grow --grow-crf --theta-fg --theta-bg
-  --retrain --retrain-loss``), which is the network examples.sh's DSRG row tests — predicted
-  with ``--crf`` as the recipe does.
+  --retrain --retrain-loss --retrain-init``, with ``--init`` the stage-1 network where the
+  recipe's stage 2 started from it), which is the network examples.sh's DSRG row tests —
+  predicted with ``--crf`` as the recipe does.
 
 It prints val mIoU as mean +- sample standard deviation over the folders and, with results.py's
 rule, whether balanced-seed beats ce beyond the spread:
@@ -29,6 +30,7 @@ the recipe's own included, is reused), six ``ws predict``, six ``ws eval semanti
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +41,15 @@ from results import Stat, metric, verdict  # noqa: E402
 
 LOSSES = ("ce", "balanced-seed")
 STAGE1_FLAGS = {"--loss": 1, "--boundary-weight": 1, "--grow": 0, "--grow-crf": 0, "--theta-fg": 1,
-                "--theta-bg": 1, "--retrain": 0, "--retrain-loss": 1}   # flag -> number of values
+                "--theta-bg": 1, "--retrain": 0, "--retrain-loss": 1, "--retrain-init": 1}   # flag -> number of values
+
+
+def stage2_command(recorded: list[str], start: str | None, labels: Path) -> list[str]:
+    """``--retrain``'s second stage as one ``ws train-seg``: the recorded command less the stage-1
+    flags, on ``labels``, starting (``--init``) from the network stage 2 started from (``start``,
+    the checkpoint's recorded stage-1 network; None: the recorded --init, a fresh network)."""
+    argv = replace(without(recorded, STAGE1_FLAGS), "--labels", labels)
+    return replace(argv, "--init", start) if start else argv
 
 
 def without(argv: list[str], flags: dict) -> list[str]:
@@ -82,7 +92,9 @@ def run_folder(folder: Path, work: Path) -> dict:
     labels = folder / "dsrg" / "deeplab.stage1_labels.h5"
     if not labels.exists():
         raise SystemExit(f"{labels}: missing (examples.sh's dsrg recipe writes it)")
-    stage2 = replace(without(recorded_command(folder / "dsrg" / "deeplab.pt"), STAGE1_FLAGS), "--labels", labels)
+    recipe = folder / "dsrg" / "deeplab.pt"
+    stage2 = stage2_command(recorded_command(recipe), json.loads(ws("info", recipe, "--json"))["params"].get("start"),
+                            labels)
     for loss in LOSSES:
         model = train(with_loss(stage2, loss), work / f"dsrg_stage2_{loss}.pt")
         out[("dsrg", loss, True)] = scored(work, f"dsrg_stage2_{loss}_crf", model, val, device, True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,10 +113,15 @@ def test_train_from_labels_store_and_init(seg_run, cls_pt, toy_dir, tmp_path):
                "--init", cls_pt, "--loss", "balanced-seed", "--loss-at", "output",
                "-o", tmp_path / "seg2.pt")
     assert r.json["images"] == 24 and np.isfinite(r.json["metrics"]["loss"])
-    # a resnet50 classifier does not fit the tiny network
+    # a segmentation checkpoint starts only a network of its own kind (here: another stride)
     bad = run_ws("train-seg", toy_dir / "train.json", "--labels", tmp_path / "pseudo.h5", *TINY, "--epochs", "1",
-                 "--init", out / "seg.pt", "-o", tmp_path / "seg3.pt", expect=None)
-    assert_bad_input(bad, "expected a classifier checkpoint")
+                 "--stride", "16", "--init", out / "seg.pt", "-o", tmp_path / "seg3.pt", expect=None)
+    assert_bad_input(bad, "seg.pt", "--stride 8, this network has --stride 16")
+    assert not (tmp_path / "seg3.pt").exists()
+    # neither a classifier nor a segmentation checkpoint
+    bad = run_ws("train-seg", toy_dir / "train.json", "--labels", tmp_path / "pseudo.h5", *TINY, "--epochs", "1",
+                 "--init", tmp_path / "pseudo.h5", "-o", tmp_path / "seg3.pt", expect=None)
+    assert_bad_input(bad, "pseudo.h5")
     assert not (tmp_path / "seg3.pt").exists()
 
 
@@ -379,3 +385,77 @@ def test_coco_images_are_matched_by_ws_id_before_numeric_ids(toy_dir, tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(coco))
     anns = read_coco_training(tmp_path / "c.json", m)
     assert len(anns[0]) == 1 and anns[1] == [] and anns[2] == []   # record 0 (id "3"), not id "1"
+
+
+@pytest.mark.parametrize("flag", [["--retrain-loss", "ce"], ["--retrain-init", "stage1"], ["--retrain-init", "init"]])
+def test_retrain_options_without_retrain_are_refused(toy_dir, tmp_path, flag):
+    # the default value given explicitly is refused too: it would read as a second stage that never runs
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+               *flag, "-o", tmp_path / "d.pt", expect=None)
+    assert_bad_input(r, flag[0], "--retrain")
+    assert not (tmp_path / "d.pt").exists()
+
+
+@pytest.mark.parametrize("retrain_init", [None, "stage1", "init"])
+def test_retrain_second_stage_starts_where_asked(toy_dir, tmp_path, monkeypatch, retrain_init):
+    # DSRG's released run-s.sh starts step 2 from the stage-1 model (the default); init = a fresh network
+    from click.testing import CliRunner
+
+    import wstools.cli.train_seg as cmd
+    from wstools.cli.main import cli
+    from wstools.io.checkpoint import load_checkpoint
+
+    calls = []
+    real_fresh, real_stage1 = cmd._initialise, cmd.initialise_from_segmentation
+    monkeypatch.setattr(cmd, "_initialise", lambda *a, **k: (calls.append("fresh"), real_fresh(*a, **k)))
+    monkeypatch.setattr(cmd, "initialise_from_segmentation",
+                        lambda model, path, *a: (calls.append(Path(path).name), real_stage1(model, path, *a)))
+    r = CliRunner().invoke(cli, [str(a) for a in ("train-seg", toy_dir / "train.json", "--labels",
+                                                  toy_dir / "semantic", *TINY, "--epochs", "1", "--retrain",
+                                                  *(["--retrain-init", retrain_init] if retrain_init else []),
+                                                  "-o", tmp_path / "d.pt", "-q")])
+    assert r.exit_code == 0, (r.output, r.exception)
+    from_stage1 = retrain_init in (None, "stage1")
+    assert calls == (["fresh", "d.stage1.pt"] if from_stage1 else ["fresh", "fresh"])
+    args = load_checkpoint(tmp_path / "d.pt", "segmentation")["args"]
+    assert args["start"] == (str(tmp_path / "d.stage1.pt") if from_stage1 else None)
+    assert load_checkpoint(tmp_path / "d.stage1.pt", "segmentation")["args"]["start"] is None
+
+
+def test_initialise_from_segmentation_copies_every_weight(toy_dir, tmp_path):
+    from wstools.errors import InputError
+    from wstools.io.checkpoint import load_checkpoint
+    from wstools.io.dataset import load_manifest
+    from wstools.io.seg_training import initialise_from_segmentation
+    from wstools.seg.training import build_network
+
+    run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+           "-o", tmp_path / "s.pt")
+    m = load_manifest(toy_dir / "train.json")
+    model, _ = build_network("semantic", "tiny", 8, m.classes, m.category_ids(), 96, 96)
+    initialise_from_segmentation(model, tmp_path / "s.pt", m.classes)
+    saved = load_checkpoint(tmp_path / "s.pt", "segmentation")["state_dict"]
+    mine = model.state_dict()
+    assert mine.keys() == saved.keys() and all(torch.equal(mine[k], saved[k]) for k in saved)
+    with pytest.raises(InputError, match="differ from the manifest"):
+        initialise_from_segmentation(model, tmp_path / "s.pt", m.classes[::-1])
+    with pytest.raises(InputError, match="--stride 8, this network has --stride 16"):
+        initialise_from_segmentation(model, tmp_path / "s.pt", m.classes, "semantic", "tiny", 16)
+    with pytest.raises(InputError, match="a tiny_unet semantic network starts only from one of its own kind"):
+        initialise_from_segmentation(model, tmp_path / "s.pt", m.classes, "semantic", "tiny_unet")
+
+
+def test_init_from_a_segmentation_checkpoint_continues_it(toy_dir, tmp_path):
+    # --init of a train-seg checkpoint: the whole network, so stage 2 can run apart from --retrain
+    run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "2",
+           "-o", tmp_path / "s.pt")
+    r = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+               "--init", tmp_path / "s.pt", "-o", tmp_path / "c.pt")
+    fresh = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+                   "-o", tmp_path / "f.pt")
+    # one epoch on from two is further along than one epoch from scratch (same seed, same batches)
+    assert r.json["metrics"]["loss"] < fresh.json["metrics"]["loss"]
+    bad = run_ws("train-seg", toy_dir / "train.json", "--labels", toy_dir / "semantic", *TINY, "--epochs", "1",
+                 "--arch", "tiny_unet", "--init", tmp_path / "s.pt", "-o", tmp_path / "u.pt", expect=None)
+    assert_bad_input(bad, "s.pt", "tiny semantic network")
+    assert not (tmp_path / "u.pt").exists()

@@ -30,3 +30,11 @@ def test_with_loss_replaces_or_adds_the_loss():
     assert supervised_loss.with_loss(["train-seg", "--loss", "ce", "-o", "x"], "balanced-seed") == \
         ["train-seg", "--loss", "balanced-seed", "-o", "x"]
     assert supervised_loss.with_loss(["train-seg", "-o", "x"], "ce") == ["train-seg", "-o", "x", "--loss", "ce"]
+
+
+def test_stage2_starts_from_the_stage1_network_when_the_recipe_did():
+    base = ["train-seg", "t.json", "--labels", "l.h5", "--init", "cls.pt", "-o", "d.pt"]
+    assert supervised_loss.stage2_command([*base, "--retrain-init", "stage1"], "/w/d.stage1.pt", Path("s1.h5")) == \
+        ["train-seg", "t.json", "--labels", "s1.h5", "--init", "/w/d.stage1.pt", "-o", "d.pt"]
+    assert supervised_loss.stage2_command([*base, "--retrain-init", "init"], None, Path("s1.h5")) == \
+        ["train-seg", "t.json", "--labels", "s1.h5", "--init", "cls.pt", "-o", "d.pt"]

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..io.seg_training import (InstanceLoader, LabelSource, SemanticLoader, load_val_manifest, read_coco_training,
                                write_stage1_labels)
 from ..io.seg_training import initialise_backbone as _initialise
+from ..io.seg_training import initialise_from_segmentation
 from .common import command, parse_floats, path_option, progress, resolve_device
 from .grow.common import growing_threshold_options
 from .training import TrainingRun, run_training
@@ -49,7 +50,9 @@ from .training_options import checkpoint_output_option, optimizer_options, train
 @path_option("--init", required=False,
               help="Initialise the backbone from a `ws cam train` classifier (Sun et al. Sect. 3.5: the "
                    "segmentation network starts from the colour classifier); its arch must match "
-                   "(tiny <- tiny, deeplabv3_resnet50 / maskrcnn_resnet50_fpn <- resnet50, ...).")
+                   "(tiny <- tiny, deeplabv3_resnet50 / maskrcnn_resnet50_fpn <- resnet50, ...). Or the whole "
+                   "network from a `ws train-seg` checkpoint of the same task, arch, stride and classes (to "
+                   "continue from it: DSRG's stage 2 run apart from --retrain starts from its stage 1).")
 @click.option("--weights", default="none", show_default=True,
               help="Backbone initialisation when --init is not given: none, imagenet (torchvision's enum) or "
                    "a PATH to a torchvision-style state dict.")
@@ -72,15 +75,20 @@ from .training_options import checkpoint_output_option, optimizer_options, train
 @click.option("--retrain", is_flag=True,
               help="DSRG's second stage (Table 2 '+Retrain'): after training, predict labels for the training set "
                    "(restricted to each image's tags; CRF-refined with --grow-crf) into NAME.stage1_labels.h5 and "
-                   "train a fresh network on them with --retrain-loss (DSRG Sect. 4.4: 'in a fully-supervised "
-                   "way'; --loss, --boundary-weight, --grow apply to stage 1 only). The first network is kept as "
-                   "NAME.stage1.pt.")
-@click.option("--retrain-loss", type=click.Choice(["ce", "balanced-seed"]), default="ce", show_default=True,
-              help="The loss of --retrain's second stage. ce: softmax cross-entropy, as DSRG's DeepLab trains "
+                   "train on them for another round with --retrain-loss, from --retrain-init (DSRG Sect. 4.4: 'in "
+                   "a fully-supervised way'; --loss, --boundary-weight, --grow apply to stage 1 only). The first "
+                   "network is kept as NAME.stage1.pt.")
+@click.option("--retrain-loss", type=click.Choice(["ce", "balanced-seed"]),
+              help="The loss of --retrain's second stage [default: ce]. ce: softmax cross-entropy, as DSRG's DeepLab trains "
                    "'in a fully-supervised way' (Sect. 4.4); balanced-seed: DSRG Eq. 1 on the dense stage-1 "
                    "labels (foreground and background pixels normalised separately), as examples.sh's fully "
                    "supervised reference trains on ws toy's GT maps; on DSRG's stage-1 labels it measured level "
                    "with ce over three seeds (README, Results of the recipes).")
+@click.option("--retrain-init", type=click.Choice(["stage1", "init"]),
+              help="Where --retrain's second stage starts [default: stage1]. stage1: the stage-1 network's weights, as DSRG's "
+                   "released code retrains (run-s.sh: train step 2 with --weights model-s, the stage-1 model; the "
+                   "paper's 'training the segmentation network for another round', Sect. 4.4, does not say); "
+                   "init: a fresh network from --init / --weights, as stage 1 started.")
 @click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
               help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
                    "the input crop (logits upsampled; better for small images).")
@@ -102,7 +110,8 @@ from .training_options import checkpoint_output_option, optimizer_options, train
               help="Instance: Mask R-CNN's long-side limit (torchvision: 1333).")
 @training_options()
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
-              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, retrain_loss, loss_at,
+              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, retrain_loss, retrain_init,
+              loss_at,
               epochs, batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment,
               min_size, max_size, stop_after, device, workers, seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
@@ -175,9 +184,13 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
                          "labels, train-seg")
     if retrain and stop_after is not None and stop_after < epochs:
         raise InputError("--stop-after with --retrain: stop and resume the stages separately")
-    if retrain_loss != "ce" and not retrain:
+    if retrain_loss is not None and not retrain:
         raise InputError("--retrain-loss is the loss of --retrain's second stage: give --retrain, or --loss for "
                          "a single stage")
+    if retrain_init is not None and not retrain:
+        raise InputError("--retrain-init is where --retrain's second stage starts: give --retrain, or --init / "
+                         "--weights for a single stage")
+    retrain_loss, retrain_init = retrain_loss or "ce", retrain_init or "stage1"
     if retrain:
         from ..io.atomic import check_output
 
@@ -191,23 +204,27 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
             "augment": sorted(set(augment)),
             "min_size": min_size, "max_size": max_size, "retrain": retrain, "seed": seed}
 
-    def stage(out, source, labels_path, losses, extra, quiet=False):
-        """One training run; ``losses``: :func:`wstools.seg.semantic.semantic_step`'s loss arguments."""
+    def stage(out, source, labels_path, losses, extra, quiet=False, start=None):
+        """One training run; ``losses``: :func:`wstools.seg.semantic.semantic_step`'s loss arguments;
+        ``start``: a segmentation checkpoint whose weights the network starts from (else --init / --weights)."""
         from ..io.seg_training import instance_samples, semantic_samples
         from ..seg.data import SegCrops
         from ..seg.instance import InstanceImages
         from ..seg.training import build_network, instance_evaluator, semantic_evaluator, training_plan
 
         run = TrainingRun(out, {**args, "labels": labels_path, "loss": losses["loss"], "grow_crf": losses["grow_crf"],
-                                "boundary_weight": losses["boundary_weight"], "grow": losses["grow"] is not None},
+                                "boundary_weight": losses["boundary_weight"], "grow": losses["grow"] is not None,
+                                "start": None if start is None else str(start)},
                           kind="segmentation", classes=m.classes, force=force, resume=resume, epochs=epochs)
         box, made = run.epoch_box, {}
 
         def build(fresh):
             model, made["base"] = build_network(task, arch, int(stride), m.classes, m.category_ids(), min_size,
                                                 max_size)
-            if fresh:
-                _initialise(model, task, arch, init_path, weights)
+            if fresh and start is not None:
+                initialise_from_segmentation(model, start, m.classes, task, arch, int(stride))
+            elif fresh:
+                _initialise(model, task, arch, init_path, weights, m.classes, int(stride))
             return model
 
         def setup(model, dev, world):
@@ -240,8 +257,8 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         return stage(output, source, labels_path, losses, {})
     # DSRG's retraining (Sect. 4.4 "+Retrain"): predict labels for the training set with the
     # first network (restricted to each image's tags, CRF-refined with --grow-crf), then
-    # train a fresh network on them "in a fully-supervised way" (DSRG Sect. 4.4): --retrain-loss,
-    # no boundary loss, no CRF, no growing.
+    # train on them "in a fully-supervised way" (DSRG Sect. 4.4): --retrain-loss, no boundary
+    # loss, no CRF, no growing; from the stage-1 weights (the released run-s.sh) or --init.
     stem = Path(output).with_suffix("") if Path(output).suffix else Path(output)
     first, first_labels = stem.with_name(stem.name + ".stage1.pt"), stem.with_name(stem.name + ".stage1_labels.h5")
     if not (resume and first.exists()):
@@ -250,5 +267,6 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         write_stage1_labels(first, m, records, first_labels, dev, crf_fn if grow_crf else None, progress)
     plain = {"loss": retrain_loss, "boundary_weight": 0.0, "crf": None, "grow": None, "grow_crf": False}
     return stage(output, LabelSource(first_labels, m, records), str(first_labels), plain,
-                 {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels)})
+                 {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels), "retrain_init": retrain_init},
+                 start=first if retrain_init == "stage1" else None)
 

@@ -5,7 +5,8 @@ per-image label maps from a ``labels`` store or a folder of ``<id>.png`` (:class
 :class:`wstools.seg.data.SegCrops` and :class:`wstools.seg.instance.InstanceImages`. The
 validation manifest and its ground truth (:func:`load_val_manifest`, :func:`semantic_samples`,
 :func:`instance_samples`); the initial backbone weights (:func:`initialise_backbone`); DSRG's
-stage-1 labels out (:func:`write_stage1_labels`).
+stage-1 labels out (:func:`write_stage1_labels`) and its weights into stage 2
+(:func:`initialise_from_segmentation`).
 """
 
 from __future__ import annotations
@@ -174,10 +175,12 @@ def load_val_manifest(path, manifest, task: str | None = None):
     return val
 
 
-def initialise_backbone(model, task: str, arch: str, init_path=None, weights: str = "none") -> None:
+def initialise_backbone(model, task: str, arch: str, init_path=None, weights: str = "none", classes=None,
+                        stride: int | None = None) -> None:
     """``--init`` (the backbone of a ``ws cam train`` classifier checkpoint, whose arch must be
-    the one ``arch`` is built on) or ``--weights`` (``imagenet`` / a state dict PATH) into a
-    fresh segmentation network; nothing for neither."""
+    the one ``arch`` is built on, or every weight of a ``ws train-seg`` checkpoint of this task,
+    arch, stride and ``classes``: :func:`initialise_from_segmentation`) or ``--weights``
+    (``imagenet`` / a state dict PATH) into a fresh segmentation network; nothing for neither."""
     from ..nn.backbones import imagenet_state_dict
     from ..seg.models import BACKBONE_OF, load_backbone
     from ..seg.training import backbone_holder
@@ -186,7 +189,9 @@ def initialise_backbone(model, task: str, arch: str, init_path=None, weights: st
     want = BACKBONE_OF[arch]
     target = backbone_holder(model, task, arch)
     if init_path:
-        ck = load_checkpoint(init_path, "classifier")
+        ck = load_checkpoint(init_path, ("classifier", "segmentation"))
+        if ck["ws_kind"] == "segmentation":
+            return initialise_from_segmentation(model, init_path, classes, task, arch, stride)
         if ck["arch"] != want:
             raise InputError(f"is a {ck['arch']} classifier; --arch {arch} needs a {want} one", path=init_path)
         state = {k[len("backbone."):]: v for k, v in ck["state_dict"].items() if k.startswith("backbone.")}
@@ -215,3 +220,27 @@ def write_stage1_labels(model_path, manifest, records, out, device: str = "cpu",
             labels = tag_restricted_labels(model, manifest.read_image(rec), manifest.tag_vector(rec), device, crf)
             with store.write_image(rec.id) as g:
                 write_labels_group(g, labels)
+
+
+def initialise_from_segmentation(model, path, classes, task: str = "semantic", arch: str | None = None,
+                                 stride: int | None = None) -> None:
+    """Every weight of the ``ws train-seg`` checkpoint ``path`` into ``model`` (built for
+    ``task``, ``arch``, ``stride`` and ``classes``): a network continues from another, as DSRG's
+    retraining starts from the stage-1 network (its released run-s.sh). InputError naming the
+    file when the checkpoint is of another task, arch, stride or class list."""
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path, "segmentation")
+    if ck["task"] != task or (arch is not None and ck["arch"] != arch):
+        raise InputError(f"is a {ck['arch']} {ck['task']} network; a {arch or ''} {task} network starts only from "
+                         f"one of its own kind".replace("  ", " "), path=path)
+    recorded = (ck.get("args") or {}).get("stride")
+    if stride is not None and recorded is not None and int(recorded) != int(stride):
+        raise InputError(f"was trained with --stride {recorded}, this network has --stride {stride}", path=path)
+    if list(ck["classes"]) != list(classes):
+        raise InputError(f"checkpoint classes {list(ck['classes'])} differ from the manifest's {list(classes)}",
+                         path=path)
+    try:
+        model.load_state_dict(ck["state_dict"])
+    except (RuntimeError, ValueError) as e:
+        raise InputError(f"state_dict does not fit this network ({str(e).splitlines()[0]})", path=path) from None
