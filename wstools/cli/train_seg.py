@@ -79,16 +79,17 @@ from .training_options import checkpoint_output_option, optimizer_options, train
                    "a fully-supervised way'; --loss, --boundary-weight, --grow apply to stage 1 only). The first "
                    "network is kept as NAME.stage1.pt.")
 @click.option("--retrain-loss", type=click.Choice(["ce", "balanced-seed"]),
-              help="The loss of --retrain's second stage [default: ce]. ce: softmax cross-entropy, as DSRG's DeepLab trains "
-                   "'in a fully-supervised way' (Sect. 4.4); balanced-seed: DSRG Eq. 1 on the dense stage-1 "
-                   "labels (foreground and background pixels normalised separately), as examples.sh's fully "
-                   "supervised reference trains on ws toy's GT maps; on DSRG's stage-1 labels it measured level "
-                   "with ce over three seeds (README, Results of the recipes).")
+              help="The loss of --retrain's second stage [default: ce]. ce: softmax cross-entropy, as DSRG's "
+                   "DeepLab trains 'in a fully-supervised way' (Sect. 4.4; the released SoftmaxWithLoss); "
+                   "balanced-seed: DSRG Eq. 1 on the dense stage-1 labels (foreground and background pixels "
+                   "normalised separately), as examples.sh's fully supervised reference trains on ws toy's GT "
+                   "maps, and examples.sh's DSRG stage 2 there: on 400-image toy val sets it beat ce beyond "
+                   "the seeds' spread (README, Results of the recipes).")
 @click.option("--retrain-init", type=click.Choice(["stage1", "init"]),
-              help="Where --retrain's second stage starts [default: stage1]. stage1: the stage-1 network's weights, as DSRG's "
-                   "released code retrains (run-s.sh: train step 2 with --weights model-s, the stage-1 model; the "
-                   "paper's 'training the segmentation network for another round', Sect. 4.4, does not say); "
-                   "init: a fresh network from --init / --weights, as stage 1 started.")
+              help="Where --retrain's second stage starts [default: stage1]. stage1: the stage-1 network's "
+                   "weights, as DSRG's released code retrains (run-s.sh: train step 2 with --weights model-s, the "
+                   "stage-1 model; the paper's 'training the segmentation network for another round', Sect. "
+                   "4.4, does not say); init: a fresh network from --init / --weights, as stage 1 started.")
 @click.option("--loss-at", type=click.Choice(["output", "input"]), default="output", show_default=True,
               help="Resolution of the semantic losses: the network's output (DSRG, SEC: labels subsampled) or "
                    "the input crop (logits upsampled; better for small images).")
@@ -110,10 +111,9 @@ from .training_options import checkpoint_output_option, optimizer_options, train
               help="Instance: Mask R-CNN's long-side limit (torchvision: 1333).")
 @training_options()
 def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch, stride, init_path, weights, loss,
-              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, retrain_loss, retrain_init,
-              loss_at,
-              epochs, batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop, scale_range, augment,
-              min_size, max_size, stop_after, device, workers, seed, force, resume):
+              boundary_weight, boundary_stride, grow, grow_crf, theta_fg, theta_bg, retrain, retrain_loss,
+              retrain_init, loss_at, epochs, batch_size, lr, head_lr_mult, momentum, weight_decay, optimizer, crop,
+              scale_range, augment, min_size, max_size, stop_after, device, workers, seed, force, resume):
     """Train a segmentation network on MANIFEST's images and pseudo labels.
 
     Semantic (the last step of DSRG and Sun et al.): DeepLabv3 (or a tiny CPU
@@ -267,6 +267,6 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         write_stage1_labels(first, m, records, first_labels, dev, crf_fn if grow_crf else None, progress)
     plain = {"loss": retrain_loss, "boundary_weight": 0.0, "crf": None, "grow": None, "grow_crf": False}
     return stage(output, LabelSource(first_labels, m, records), str(first_labels), plain,
-                 {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels), "retrain_init": retrain_init},
-                 start=first if retrain_init == "stage1" else None)
+                 {"stage": 2, "stage1": str(first), "stage1_labels": str(first_labels),
+                  "retrain_init": retrain_init}, start=first if retrain_init == "stage1" else None)
 
