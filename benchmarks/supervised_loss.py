@@ -93,8 +93,9 @@ def run_folder(folder: Path, work: Path) -> dict:
     if not labels.exists():
         raise SystemExit(f"{labels}: missing (examples.sh's dsrg recipe writes it)")
     recipe = folder / "dsrg" / "deeplab.pt"
-    stage2 = stage2_command(recorded_command(recipe), json.loads(ws("info", recipe, "--json"))["params"].get("start"),
-                            labels)
+    recorded = recorded_command(recipe)
+    stage2 = stage2_command(recorded, json.loads(ws("info", recipe, "--json"))["params"].get("start"), labels)
+    out["recipe_loss"] = recorded[recorded.index("--retrain-loss") + 1] if "--retrain-loss" in recorded else "ce"
     for loss in LOSSES:
         model = train(with_loss(stage2, loss), work / f"dsrg_stage2_{loss}.pt")
         out[("dsrg", loss, True)] = scored(work, f"dsrg_stage2_{loss}_crf", model, val, device, True)
@@ -136,7 +137,9 @@ def main():
     full_loss = compare(('full', 'balanced-seed', True), ('full', 'ce', True))
     dsrg_loss = compare(('dsrg', 'balanced-seed', True), ('dsrg', 'ce', True))
     print(f"\nbalanced-seed - ce, with --crf: fully supervised {full_loss}; DSRG stage 2 {dsrg_loss}")
-    print(f"(DSRG's row in examples.sh's table, the same stage 2 with ce inside --retrain: {stat('recipe').fmt()})")
+    recipe_losses = sorted({r["recipe_loss"] for r in runs})
+    print(f"(DSRG's row in examples.sh's table, the same stage 2 inside --retrain, --retrain-loss "
+          f"{' / '.join(recipe_losses)}: {stat('recipe').fmt()})")
     print(f"--crf - argmax, fully supervised: ce {compare(('full', 'ce', True), ('full', 'ce', False))}; "
           f"balanced-seed {compare(('full', 'balanced-seed', True), ('full', 'balanced-seed', False))}")
 

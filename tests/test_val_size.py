@@ -36,3 +36,14 @@ def test_larger_val_of_other_toy_data_is_refused(tmp_path):
     folder = _run_folder(tmp_path, 5, 6)       # run.json names another seed than its toy data's
     with pytest.raises(SystemExit, match="differs from"):
         val_size.larger_val(folder, 7, tmp_path / "work")
+
+
+def test_a_run_without_a_network_figure_prints_a_dash(capsys, monkeypatch, tmp_path):
+    # a run made before examples.sh scored DSRG's stage 1: its 40-image cells are dashes, the rest is judged
+    runs = [{"small": [0.3, 0.5, None, 0.52, 0.6], "large": [0.3, 0.5, 0.52, 0.51, 0.6], "seconds": 1.0}] * 3
+    monkeypatch.setattr(val_size, "run_folder", lambda folder, n, work: runs[0])
+    monkeypatch.setattr(sys, "argv", ["val_size.py", "a", "b", "c", "--work", str(tmp_path)])
+    val_size.main()
+    out = capsys.readouterr().out
+    assert "| DSRG: growing (stage 1) | - | 0.520 ± 0.000 |" in out
+    assert "| DSRG growing (stage 1) vs seeding loss alone | - | " in out
