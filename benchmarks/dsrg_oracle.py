@@ -63,11 +63,17 @@ def scored(work: Path, name: str, model: Path, val: Path, device: str, crf: bool
     return evaluate(work, f"eval_{name}_val", pred, val)
 
 
-def recorded_command(checkpoint: Path) -> list[str]:
-    """The ``ws train-seg`` argument list that wrote ``checkpoint`` (``ws info --json``)."""
+def checkpoint_info(checkpoint: Path) -> dict:
+    """``ws info --json`` of ``checkpoint`` (its command, its recorded arguments as ``params``, ...)."""
     if not checkpoint.exists():
         raise SystemExit(f"{checkpoint}: missing (run examples.sh's dsrg recipe into this folder first)")
-    argv = shlex.split(json.loads(ws("info", checkpoint, "--json"))["command"])
+    return json.loads(ws("info", checkpoint, "--json"))
+
+
+def recorded_command(checkpoint: Path, info: dict | None = None) -> list[str]:
+    """The ``ws train-seg`` argument list that wrote ``checkpoint`` (from ``info``, its
+    :func:`checkpoint_info`, when the caller has it)."""
+    argv = shlex.split((info or checkpoint_info(checkpoint))["command"])
     if argv[:2] != ["ws", "train-seg"]:
         raise SystemExit(f"{checkpoint}: written by {' '.join(argv[:2])!r}, not ws train-seg")
     return argv[1:]

@@ -30,13 +30,12 @@ the recipe's own included, is reused), six ``ws predict``, six ``ws eval semanti
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dsrg_oracle import device_of, recorded_command, replace, scored, ws  # noqa: E402
+from dsrg_oracle import checkpoint_info, device_of, recorded_command, replace, scored, ws  # noqa: E402
 from results import Stat, metric, verdict  # noqa: E402
 
 LOSSES = ("ce", "balanced-seed")
@@ -93,8 +92,9 @@ def run_folder(folder: Path, work: Path) -> dict:
     if not labels.exists():
         raise SystemExit(f"{labels}: missing (examples.sh's dsrg recipe writes it)")
     recipe = folder / "dsrg" / "deeplab.pt"
-    recorded = recorded_command(recipe)
-    stage2 = stage2_command(recorded, json.loads(ws("info", recipe, "--json"))["params"].get("start"), labels)
+    info = checkpoint_info(recipe)
+    recorded = recorded_command(recipe, info)
+    stage2 = stage2_command(recorded, info["params"].get("start"), labels)
     out["recipe_loss"] = recorded[recorded.index("--retrain-loss") + 1] if "--retrain-loss" in recorded else "ce"
     for loss in LOSSES:
         model = train(with_loss(stage2, loss), work / f"dsrg_stage2_{loss}.pt")

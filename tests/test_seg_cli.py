@@ -406,10 +406,13 @@ def test_retrain_second_stage_starts_where_asked(toy_dir, tmp_path, monkeypatch,
     from wstools.io.checkpoint import load_checkpoint
 
     calls = []
-    real_fresh, real_stage1 = cmd._initialise, cmd.initialise_from_segmentation
-    monkeypatch.setattr(cmd, "_initialise", lambda *a, **k: (calls.append("fresh"), real_fresh(*a, **k)))
-    monkeypatch.setattr(cmd, "initialise_from_segmentation",
-                        lambda model, path, *a: (calls.append(Path(path).name), real_stage1(model, path, *a)))
+    real = cmd._initialise
+
+    def recording(model, task, arch, init_path, *a):   # the network each stage starts from
+        calls.append(Path(init_path).name if init_path else "fresh")
+        return real(model, task, arch, init_path, *a)
+
+    monkeypatch.setattr(cmd, "_initialise", recording)
     r = CliRunner().invoke(cli, [str(a) for a in ("train-seg", toy_dir / "train.json", "--labels",
                                                   toy_dir / "semantic", *TINY, "--epochs", "1", "--retrain",
                                                   *(["--retrain-init", retrain_init] if retrain_init else []),

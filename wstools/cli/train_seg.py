@@ -15,7 +15,6 @@ from ..errors import InputError
 from ..io.seg_training import (InstanceLoader, LabelSource, SemanticLoader, load_val_manifest, read_coco_training,
                                write_stage1_labels)
 from ..io.seg_training import initialise_backbone as _initialise
-from ..io.seg_training import initialise_from_segmentation
 from .common import command, parse_floats, path_option, progress, resolve_device
 from .grow.common import growing_threshold_options
 from .training import TrainingRun, run_training
@@ -221,10 +220,8 @@ def train_seg(manifest, output, task, labels_path, coco_path, val_manifest, arch
         def build(fresh):
             model, made["base"] = build_network(task, arch, int(stride), m.classes, m.category_ids(), min_size,
                                                 max_size)
-            if fresh and start is not None:
-                initialise_from_segmentation(model, start, m.classes, task, arch, int(stride))
-            elif fresh:
-                _initialise(model, task, arch, init_path, weights, m.classes, int(stride))
+            if fresh:   # a segmentation checkpoint as the start: every weight (initialise_backbone)
+                _initialise(model, task, arch, start or init_path, weights, m.classes, int(stride))
             return model
 
         def setup(model, dev, world):

@@ -225,6 +225,14 @@ def _network_of(ckpt: dict, num_classes: int | None, path):
         raise InputError(f"unknown architecture {arch!r} ({e})", path=path) from None
 
 
+def check_classes(ckpt: dict, classes, path) -> None:
+    """InputError naming ``path`` when the checkpoint's class list is not ``classes`` (the
+    manifest's foreground names); nothing when either is absent."""
+    if classes is not None and "classes" in ckpt and list(ckpt["classes"]) != list(classes):
+        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from the manifest's {list(classes)}",
+                         path=path)
+
+
 def load_model(path, kind: str | tuple, classes=None, device: str = "cpu"):
     """The network of a ``ws`` checkpoint with its weights, in eval mode on ``device``, and the
     checkpoint dict: ``(model, ckpt)``. The one loader of every command that runs a trained
@@ -232,9 +240,7 @@ def load_model(path, kind: str | tuple, classes=None, device: str = "cpu"):
     name several). ``classes`` (the manifest's foreground names) must equal the checkpoint's;
     InputError naming the file when they differ or the weights do not fit the named arch."""
     ckpt = load_checkpoint(path, kind)
-    if classes is not None and "classes" in ckpt and list(ckpt["classes"]) != list(classes):
-        raise InputError(f"checkpoint classes {list(ckpt['classes'])} differ from the manifest's {list(classes)}",
-                         path=path)
+    check_classes(ckpt, classes, path)
     model = _network_of(ckpt, len(classes) if classes is not None else len(ckpt.get("classes", ())), path)
     try:
         model.load_state_dict(ckpt["state_dict"])

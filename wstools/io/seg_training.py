@@ -191,7 +191,7 @@ def initialise_backbone(model, task: str, arch: str, init_path=None, weights: st
     if init_path:
         ck = load_checkpoint(init_path, ("classifier", "segmentation"))
         if ck["ws_kind"] == "segmentation":
-            return initialise_from_segmentation(model, init_path, classes, task, arch, stride)
+            return _load_segmentation(model, ck, init_path, classes, task, arch, stride)
         if ck["arch"] != want:
             raise InputError(f"is a {ck['arch']} classifier; --arch {arch} needs a {want} one", path=init_path)
         state = {k[len("backbone."):]: v for k, v in ck["state_dict"].items() if k.startswith("backbone.")}
@@ -230,16 +230,20 @@ def initialise_from_segmentation(model, path, classes, task: str = "semantic", a
     file when the checkpoint is of another task, arch, stride or class list."""
     from .checkpoint import load_checkpoint
 
-    ck = load_checkpoint(path, "segmentation")
+    _load_segmentation(model, load_checkpoint(path, "segmentation"), path, classes, task, arch, stride)
+
+
+def _load_segmentation(model, ck: dict, path, classes, task: str, arch: str | None, stride: int | None) -> None:
+    """:func:`initialise_from_segmentation` of the already loaded checkpoint ``ck`` of ``path``."""
+    from .checkpoint import check_classes
+
     if ck["task"] != task or (arch is not None and ck["arch"] != arch):
         raise InputError(f"is a {ck['arch']} {ck['task']} network; a {arch or ''} {task} network starts only from "
                          f"one of its own kind".replace("  ", " "), path=path)
     recorded = (ck.get("args") or {}).get("stride")
     if stride is not None and recorded is not None and int(recorded) != int(stride):
         raise InputError(f"was trained with --stride {recorded}, this network has --stride {stride}", path=path)
-    if list(ck["classes"]) != list(classes):
-        raise InputError(f"checkpoint classes {list(ck['classes'])} differ from the manifest's {list(classes)}",
-                         path=path)
+    check_classes(ck, classes, path)
     try:
         model.load_state_dict(ck["state_dict"])
     except (RuntimeError, ValueError) as e:
